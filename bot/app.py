@@ -1,0 +1,68 @@
+"""The application object: the configured database, X gateway and renderer, wired once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import poller, replies, worker
+from bot.config import Config, XCredentials
+from bot.gateway import XGateway
+from bot.rendering import NeuralRenderer, ProgressFn, Renderer
+from model.settings import RenderSettings
+from storage.db import create_schema, open_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Forger:
+    """One bot: what the poller, the worker, the CLI and the demo all act through."""
+
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    gateway: XGateway
+    renderer: Renderer
+    progress: ProgressFn | None = field(default=None)
+
+    @classmethod
+    def create(
+        cls, config: Config, credentials: XCredentials, *, renderer: Renderer | None = None
+    ) -> Forger:
+        engine = open_engine(config.database.url)
+        create_schema(engine)
+        gateway = XGateway(credentials, base_url=config.x.api_base_url, timeout_s=config.x.timeout_s)
+        if renderer is None:
+            renderer = NeuralRenderer(render_settings(config))
+        return cls(config, engine, session_factory(engine), gateway, renderer)
+
+    def poll(self) -> poller.PollReport:
+        """Read new mentions and queue them, then send the replies owed."""
+        report = poller.poll(self.sessions, self.gateway, page_size=self.config.bot.page_size)
+        self.deliver()
+        return report
+
+    def work(self) -> int:
+        """Do queued jobs until the queue is empty; returns how many were done."""
+        done = 0
+        while worker.work_once(
+            self.sessions, self.gateway, self.renderer,
+            max_attempts=self.config.bot.max_attempts, progress=self.progress,
+        ) is not None:
+            done += 1
+            self.deliver()
+        return done
+
+    def deliver(self) -> replies.DeliveryReport:
+        return replies.deliver(self.sessions, self.gateway, max_attempts=self.config.bot.max_attempts)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def render_settings(config: Config) -> RenderSettings:
+    return RenderSettings(size=config.render.size, iterations=config.render.iterations)

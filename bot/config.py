@@ -1,0 +1,189 @@
+"""Forger's configuration: read once at the edge into a frozen, validated object.
+
+Every key of ``config.yaml`` must be present and of the expected kind; a wrong one stops the
+program with a message naming the key. Secrets come only from the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar, get_type_hints
+
+import yaml
+
+from bot.errors import ConfigError
+
+T = TypeVar("T")
+
+# A check returns None when the value is fine, else what was expected.
+Check = Callable[[Any], str | None]
+
+
+def _between(low: float, high: float) -> Check:
+    return lambda v: None if low <= v <= high else f"a number from {low:g} to {high:g}"
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else "a positive number"
+
+
+def _handle(v: str) -> str | None:
+    return None if re.fullmatch(r"[A-Za-z0-9_]{1,15}", v) else "an X username: 1-15 letters, digits or _, no @"
+
+
+def _http_url(v: str) -> str | None:
+    return None if re.match(r"https?://[^/\s]+", v) else "an http(s) URL such as https://api.x.com"
+
+
+def _db_url(v: str) -> str | None:
+    return None if re.match(r"[a-z0-9+]+://", v) else "an SQLAlchemy URL such as sqlite:///data/forger.sqlite3"
+
+
+def _checked(check: Check) -> Any:
+    return field(metadata={"check": check})
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    handle: str = _checked(_handle)
+    poll_interval_s: float = _checked(_positive)
+    page_size: int = _checked(_between(5, 100))
+    max_attempts: int = _checked(_between(1, 100))
+
+
+@dataclass(frozen=True)
+class XSettings:
+    api_base_url: str = _checked(_http_url)
+    timeout_s: float = _checked(_positive)
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = _checked(_db_url)
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    size: int = _checked(_between(32, 4096))
+    iterations: int = _checked(_between(1, 10000))
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    data_dir: Path
+
+
+@dataclass(frozen=True)
+class XCredentials:
+    """OAuth 1.0a user-context keys of the bot's account (and an optional app bearer token)."""
+
+    api_key: str
+    api_secret: str
+    access_token: str
+    access_token_secret: str
+    bearer_token: str | None = None
+
+    ENV: ClassVar[dict[str, str]] = {
+        "api_key": "X_API_KEY",
+        "api_secret": "X_API_SECRET",
+        "access_token": "X_ACCESS_TOKEN",
+        "access_token_secret": "X_ACCESS_TOKEN_SECRET",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> XCredentials:
+        """Read the keys from the environment; a missing one is named in the error."""
+        missing = [name for name in cls.ENV.values() if not env.get(name)]
+        if missing:
+            raise ConfigError(
+                "X credentials missing from the environment: " + ", ".join(missing)
+                + " (set them to the keys of the bot's X app and account)"
+            )
+        values = {attr: env[name] for attr, name in cls.ENV.items()}
+        return cls(**values, bearer_token=env.get("X_BEARER_TOKEN") or None)
+
+    @classmethod
+    def sandbox(cls) -> XCredentials:
+        """Placeholder keys for the sandbox X, which accepts any."""
+        return cls("sandbox", "sandbox", "sandbox", "sandbox")
+
+    def __repr__(self) -> str:  # never print secrets into logs
+        return "XCredentials(***)"
+
+
+@dataclass(frozen=True)
+class Config:
+    bot: BotSettings
+    x: XSettings
+    database: DatabaseSettings
+    render: RenderConfig
+    paths: PathSettings
+
+    def replace(self, **sections: Any) -> Config:
+        """A copy with some sections replaced (the demo points X and the database elsewhere)."""
+        return dataclasses.replace(self, **sections)
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate ``path``; raise ConfigError naming the file and key on any problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such configuration file") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: Any, *, source: str = "config") -> Config:
+    """Validate an already-parsed mapping (as ``yaml.safe_load`` returns) into a Config."""
+    return _build(Config, raw, source, "")
+
+
+def _build(cls: type[T], raw: Any, source: str, prefix: str) -> T:
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {where} must be a mapping of keys, got: {raw!r}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {prefix}{unknown[0]} (known: {', '.join(fields)})")
+    values: dict[str, Any] = {}
+    for name, spec in fields.items():
+        key = prefix + name
+        if name not in raw:
+            raise ConfigError(f"{source}: missing key {key}")
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, raw[name], source, key + ".")
+        else:
+            values[name] = _coerce(raw[name], kind, spec.metadata.get("check"), source, key)
+    return cls(**values)
+
+
+def _coerce(value: Any, kind: Any, check: Check | None, source: str, key: str) -> Any:
+    expected = {int: "a whole number", float: "a number", str: "a string", Path: "a path"}[kind]
+    ok = (
+        (kind is int and isinstance(value, int) and not isinstance(value, bool))
+        or (kind is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (kind in (str, Path) and isinstance(value, str) and value != "")
+    )
+    if not ok:
+        raise ConfigError(f"{source}: {key} must be {expected}, got: {value!r}")
+    value = kind(value)
+    problem = check(value) if check else None
+    if problem:
+        raise ConfigError(f"{source}: {key} must be {problem}, got: {value!r}")
+    return value
+
+
+def default_config_path(env: Mapping[str, str] = os.environ) -> Path:
+    """$FORGER_CONFIG if set, else ./config.yaml."""
+    return Path(env.get("FORGER_CONFIG", "config.yaml"))

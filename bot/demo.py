@@ -1,0 +1,95 @@
+"""``forger demo``: the whole bot, end to end, against a sandbox X on loopback.
+
+Seeds three mentions (a photo with a painting, a lone photo, no image), runs the real poller and
+worker under the real scheduler on a fresh SQLite database, waits until every mention has been
+answered, then prints the conversation and writes every posted image to the output folder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from bot.app import Forger
+from bot.config import Config, XCredentials
+from bot.errors import ForgerError
+from bot.progress import render_progress
+from bot.rendering import NeuralRenderer, QuickRenderer, Renderer
+from bot.sandbox import SandboxX
+from bot.scheduler import build_scheduler
+from model.settings import RenderSettings
+
+DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+NEEDED = ("tubingen.jpg", "golden_gate.jpg", "starry_night.jpg")
+TIMEOUT_S = 600.0
+
+
+def run_demo(
+    config: Config,
+    *,
+    out: Path | None,
+    images: Path | None,
+    size: int,
+    iterations: int,
+    quick: bool,
+    console: Console,
+) -> Path:
+    """Run the demo; returns the output folder."""
+    images = images or DEFAULT_IMAGES
+    missing = [name for name in NEEDED if not (images / name).is_file()]
+    if missing:
+        raise ForgerError(f"the demo needs {', '.join(missing)} in {images} (pass --images DIR)")
+    out = out or Path("demo-output") / datetime.now().strftime("run-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    database = out / "forger.sqlite3"
+    database.unlink(missing_ok=True)
+
+    renderer: Renderer = QuickRenderer(size=size) if quick else NeuralRenderer(RenderSettings(size=size, iterations=iterations))
+    with SandboxX(bot_username=config.bot.handle) as x:
+        config = config.replace(
+            x=replace(config.x, api_base_url=x.base_url),
+            database=replace(config.database, url=f"sqlite:///{database}"),
+            bot=replace(config.bot, poll_interval_s=1.0),
+        )
+        console.print(f"sandbox X on {x.base_url}, database {database}")
+        photo = lambda name: (images / name).read_bytes()  # noqa: E731
+        asked = {
+            x.post("alice", f"@{config.bot.handle} paint my photo like this, please!",
+                   images=[photo("tubingen.jpg"), photo("starry_night.jpg")]): "alice",
+            x.post("bob", f"@{config.bot.handle} what would this look like?", images=[photo("golden_gate.jpg")]): "bob",
+            x.post("carol", f"@{config.bot.handle} hello! what do you do?"): "carol",
+        }
+
+        forger = Forger.create(config, XCredentials.sandbox(), renderer=renderer)
+        scheduler = build_scheduler(forger)
+        started = time.monotonic()
+        with render_progress("painting", console) as progress:
+            forger.progress = progress
+            scheduler.start()
+            try:
+                while not all(x.replies_to(tweet_id) for tweet_id in asked):
+                    if time.monotonic() - started > TIMEOUT_S:
+                        raise ForgerError(f"the bot did not answer every mention within {TIMEOUT_S:.0f} s")
+                    time.sleep(0.2)
+            finally:
+                scheduler.shutdown(wait=True)
+                forger.close()
+
+        console.print(f"\nevery mention answered in {time.monotonic() - started:.1f} s\n")
+        for tweet_id, author in asked.items():
+            mention = next(t for t in x.tweets_by(author) if t.id == tweet_id)
+            print(f"@{author}: {mention.text}  [{len(mention.media_keys)} image(s)]")
+            for reply in x.replies_to(tweet_id):
+                saved = []
+                for n, key in enumerate(reply.media_keys, start=1):
+                    media = x.media(key)
+                    path = out / f"reply-to-{author}-{n}.{media.content_type.split('/')[-1].replace('jpeg', 'jpg')}"
+                    path.write_bytes(media.data)
+                    saved.append(str(path))
+                print(f"  @{config.bot.handle}: {reply.text}" + (f"  [image: {', '.join(saved)}]" if saved else ""))
+    print(f"\noutput in {out}")
+    return out

@@ -1,0 +1,77 @@
+"""Renderers as the bot sees them: encoded images in, an encoded image out, progress along the way.
+
+``NeuralRenderer`` is the real one (model/, TensorFlow loaded on first use). ``QuickRenderer`` is
+the fast stand-in that bot tests and dry runs use so they never load TensorFlow: it does a real,
+cheap transformation (the painting's colour statistics moved onto the photo, Reinhard et al. 2001),
+so its output depends on both inputs like a real render does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from model.images import decode_image, encode_image, resize_to_longest
+from model.settings import Progress, RenderSettings
+
+if TYPE_CHECKING:
+    from model.render import StyleTransfer
+
+ProgressFn = Callable[[Progress], None]
+
+
+class Renderer(Protocol):
+    def render(self, content: bytes, style: bytes, progress: ProgressFn | None = None) -> bytes:
+        """Paint ``content`` in the style of ``style``; both and the result are encoded images.
+
+        Raises ``model.errors.ImageError`` when either input is not a usable image.
+        """
+        ...
+
+
+class NeuralRenderer:
+    """Gatys et al. style transfer on the bundled VGG16, loaded once on the first render."""
+
+    def __init__(self, settings: RenderSettings) -> None:
+        self.settings = settings
+        self._transfer: StyleTransfer | None = None
+        self._lock = threading.Lock()
+
+    def _network(self) -> StyleTransfer:
+        with self._lock:
+            if self._transfer is None:
+                from model.render import StyleTransfer  # imports TensorFlow: only when needed
+
+                self._transfer = StyleTransfer.bundled()
+            return self._transfer
+
+    def render(self, content: bytes, style: bytes, progress: ProgressFn | None = None) -> bytes:
+        picture, painting = decode_image(content), decode_image(style)
+        painted = self._network().render(picture, painting, self.settings, progress=progress)
+        return encode_image(painted, format="JPEG", quality=92)
+
+
+class QuickRenderer:
+    """The painting's per-channel mean and spread moved onto the photo: instant, no TensorFlow."""
+
+    def __init__(self, size: int = 256, steps: int = 4) -> None:
+        self.size = size
+        self.steps = steps
+
+    def render(self, content: bytes, style: bytes, progress: ProgressFn | None = None) -> bytes:
+        picture = resize_to_longest(decode_image(content), self.size).astype(np.float64)  # (H, W, 3)
+        painting = decode_image(style).astype(np.float64)
+        mean_p, std_p = picture.mean(axis=(0, 1)), picture.std(axis=(0, 1)) + 1e-6
+        mean_s, std_s = painting.mean(axis=(0, 1)), painting.std(axis=(0, 1))
+        out = picture
+        for step in range(1, self.steps + 1):
+            t = step / self.steps  # move towards the painting's statistics in a few steps
+            target_mean = (1 - t) * mean_p + t * mean_s
+            target_std = (1 - t) * std_p + t * std_s
+            out = (picture - mean_p) / std_p * target_std + target_mean
+            if progress:
+                progress(Progress(iteration=step, total=self.steps, loss=float(np.abs(out.mean((0, 1)) - mean_s).sum()), elapsed_s=0.0))
+        return encode_image(np.clip(out, 0, 255).astype(np.uint8), format="JPEG", quality=90)

@@ -1,0 +1,5 @@
+"""Forger's persistence: the job queue, the mentions it has seen, replies to send, cursors.
+
+SQLAlchemy 2.0 only: no TensorFlow, no HTTP. Query functions take a ``Session``; the caller owns
+the transaction (``with Session(engine) as s, s.begin(): ...``).
+"""

@@ -1,0 +1,24 @@
+"""Named cursors: where a stream (the bot's mentions) was last read up to."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from storage.models import Cursor
+
+MENTIONS = "mentions"
+
+
+def get(session: Session, name: str) -> str | None:
+    """The cursor's value, or None if it was never set."""
+    cursor = session.get(Cursor, name)
+    return cursor.value if cursor else None
+
+
+def put(session: Session, name: str, value: str) -> None:
+    """Set the cursor (in the caller's transaction, so it moves only with the work it covers)."""
+    cursor = session.get(Cursor, name)
+    if cursor is None:
+        session.add(Cursor(name=name, value=value))
+    else:
+        cursor.value = value

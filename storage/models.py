@@ -1,0 +1,139 @@
+"""The tables: mentions seen, render jobs, replies to send, and named cursors."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from typing import Any
+
+from sqlalchemy import DateTime, Dialect, Enum, ForeignKey, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; stored as UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A datetime that is always timezone-aware UTC in Python, whatever the database keeps.
+
+    SQLite has no time zones and hands back naive values; comparing those with aware ones raises.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    """Store an enum by its value as a plain string column (portable, readable in SQL)."""
+    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime}
+
+
+class Outcome(str, enum.Enum):
+    """What the bot made of a mention."""
+
+    QUEUED = "queued"  # a render job was created
+    REFUSED = "refused"  # answered with a how-to or a reason, no job
+    IGNORED = "ignored"  # no reply at all (the bot's own tweets, retweets)
+
+
+class JobState(str, enum.Enum):
+    QUEUED = "queued"
+    RENDERING = "rendering"
+    REPLIED = "replied"
+    FAILED = "failed"
+
+
+class Mention(Base):
+    """Every mention the poller has seen, once: the record that makes a re-seen tweet a no-op."""
+
+    __tablename__ = "mentions"
+
+    tweet_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    author_id: Mapped[str] = mapped_column(String(32))
+    author_username: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[Outcome] = mapped_column(_enum(Outcome))
+    reason: Mapped[str | None] = mapped_column(Text)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    """A render request: the picture and the painting, and what became of them.
+
+    The images live in the database so that a worker anywhere needs nothing but its URL; they are
+    deferred so that listing jobs never loads megabytes of pixels.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tweet_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("mentions.tweet_id"), unique=True
+    )
+    author_id: Mapped[str] = mapped_column(String(32))
+    author_username: Mapped[str] = mapped_column(String(64))
+    state: Mapped[JobState] = mapped_column(_enum(JobState), default=JobState.QUEUED, index=True)
+    content_image: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    style_image: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    result_image: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    reply_tweet_id: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    mention: Mapped[Mention] = relationship()
+
+
+class Reply(Base):
+    """A text reply the bot owes someone (a how-to, a failure notice), sent by ``deliver``.
+
+    Written in the same transaction as the decision that calls for it, so that no answer is lost
+    when posting fails; ``reply_tweet_id`` is set once X has accepted it.
+    """
+
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    in_reply_to_tweet_id: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    reply_tweet_id: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class Cursor(Base):
+    """A named position in a stream, e.g. the newest mention id handled."""
+
+    __tablename__ = "cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

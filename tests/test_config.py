@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.config import XCredentials, load_config, parse_config
+from bot.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def raw() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_shipped_config_loads() -> None:
+    config = load_config(ROOT / "config.yaml")
+    assert config.bot.handle == "forgerbot"
+    assert config.render.size == 512
+    assert config.database.url.startswith("sqlite:///")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["bot"].pop("handle"), "missing key bot.handle"),
+        (lambda r: r.pop("render"), "missing key render"),
+        (lambda r: r["render"].update(size="big"), "render.size must be a whole number, got: 'big'"),
+        (lambda r: r["render"].update(size=True), "render.size must be a whole number, got: True"),
+        (lambda r: r["render"].update(size=10), "render.size must be a number from 32 to 4096, got: 10"),
+        (lambda r: r["bot"].update(handle="@forger"), "bot.handle must be an X username"),
+        (lambda r: r["bot"].update(poll_interval_s=0), "bot.poll_interval_s must be a positive number, got: 0"),
+        (lambda r: r["bot"].update(page_size=500), "bot.page_size must be a number from 5 to 100, got: 500"),
+        (lambda r: r["x"].update(api_base_url="api.x.com"), "x.api_base_url must be an http(s) URL"),
+        (lambda r: r["database"].update(url=""), "database.url must be a string, got: ''"),
+        (lambda r: r["render"].update(colour=1), "unknown key render.colour"),
+        (lambda r: r.update(render=[1]), "render must be a mapping of keys"),
+    ],
+)
+def test_config_errors_name_the_key(raw: dict[str, Any], change: Any, message: str) -> None:
+    broken = copy.deepcopy(raw)
+    change(broken)
+    with pytest.raises(ConfigError, match="^config.yaml: " + re.escape(message)):
+        parse_config(broken, source="config.yaml")
+
+
+def test_missing_or_malformed_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bot: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_credentials_come_from_the_environment() -> None:
+    env = {"X_API_KEY": "k", "X_API_SECRET": "s", "X_ACCESS_TOKEN": "t", "X_ACCESS_TOKEN_SECRET": "ts"}
+    creds = XCredentials.from_env(env)
+    assert (creds.api_key, creds.access_token_secret, creds.bearer_token) == ("k", "ts", None)
+    assert "ts" not in repr(creds)
+    with pytest.raises(ConfigError, match="X_ACCESS_TOKEN, X_ACCESS_TOKEN_SECRET"):
+        XCredentials.from_env({"X_API_KEY": "k", "X_API_SECRET": "s"})

@@ -1,0 +1,165 @@
+"""The whole loop over real HTTP: sandbox X -> poller -> SQLite -> worker -> reply in the sandbox.
+
+The renderer is the quick colour-transfer one: these tests are about the bot, not the painting.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from sqlalchemy import text
+
+from bot.app import Forger
+from bot.cli import main
+from bot.config import XCredentials, load_config
+from bot.errors import XRateLimited
+from bot.interpret import HOWTO
+from bot.rendering import QuickRenderer
+from bot.sandbox import SandboxX
+from bot.scheduler import build_scheduler
+from bot.worker import RESULT_TEXT
+from storage import cursors, jobs, replies
+from storage.models import JobState
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def x() -> Iterator[SandboxX]:
+    with SandboxX(bot_username="forgerbot") as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def forger(x: SandboxX, tmp_path: Path) -> Iterator[Forger]:
+    config = load_config(ROOT / "config.yaml")
+    config = config.replace(
+        x=replace(config.x, api_base_url=x.base_url, timeout_s=5.0),
+        database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
+    )
+    bot = Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer(size=96))
+    yield bot
+    bot.close()
+
+
+@pytest.fixture
+def photos(images: Path) -> dict[str, bytes]:
+    return {name: (images / f"{name}.jpg").read_bytes() for name in ("tubingen", "starry_night", "golden_gate")}
+
+
+def _bot_replies(x: SandboxX, tweet_id: str) -> list:  # type: ignore[type-arg]
+    return [t for t in x.replies_to(tweet_id) if t.author_id == x.bot_user_id]
+
+
+def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
+    ask = x.post("alice", "@forgerbot paint me!", images=[photos["tubingen"], photos["starry_night"]])
+    lone = x.post("bob", "@forgerbot hi", images=[photos["golden_gate"]])
+    bare = x.post("carol", "@forgerbot what are you?")
+
+    report = forger.poll()
+    assert (report.seen, report.queued, report.refused) == (3, 1, 2)
+    assert forger.work() == 1
+
+    [painted] = _bot_replies(x, ask)
+    assert painted.text == RESULT_TEXT and painted.in_reply_to_tweet_id == ask
+    [key] = painted.media_keys
+    image = Image.open(io.BytesIO(x.media(key).data))
+    image.load()
+    assert image.format == "JPEG" and max(image.size) == 96
+
+    [how_lone] = _bot_replies(x, lone)
+    assert how_lone.text.startswith("I need a painting too.")
+    [how_bare] = _bot_replies(x, bare)
+    assert how_bare.text == HOWTO
+
+    with forger.sessions() as s:
+        job = jobs.by_tweet(s, ask)
+        assert job is not None and job.state is JobState.REPLIED
+        assert job.reply_tweet_id == painted.id and job.author_username == "alice"
+        assert job.content_image == photos["tubingen"] and job.style_image == photos["starry_night"]
+
+
+def test_a_tweet_seen_twice_is_queued_and_answered_once(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
+    ask = x.post("alice", "@forgerbot", images=[photos["tubingen"], photos["starry_night"]])
+    bare = x.post("carol", "@forgerbot ?")
+    forger.poll()
+    with forger.sessions.begin() as s:  # as if the cursor had been lost: every mention comes back
+        s.execute(text("DELETE FROM cursors"))
+    again = forger.poll()
+    assert again.seen == 0
+    forger.work()
+    forger.poll()
+    assert len(_bot_replies(x, ask)) == 1 and len(_bot_replies(x, bare)) == 1
+    with forger.sessions() as s:
+        assert jobs.counts(s)[JobState.REPLIED] == 1
+        assert cursors.get(s, cursors.MENTIONS) == bare
+
+
+def test_the_cursor_stays_when_queueing_fails(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
+    ask = x.post("alice", "@forgerbot", images=[photos["tubingen"], photos["starry_night"]])
+    with forger.engine.begin() as c:  # a real database failure on insert, e.g. a full disk
+        c.execute(text("CREATE TRIGGER no_jobs BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+    with pytest.raises(Exception, match="disk full"):
+        forger.poll()
+    with forger.sessions() as s:
+        assert cursors.get(s, cursors.MENTIONS) is None
+        assert jobs.by_tweet(s, ask) is None
+    with forger.engine.begin() as c:
+        c.execute(text("DROP TRIGGER no_jobs"))
+    assert forger.poll().queued == 1
+    with forger.sessions() as s:
+        assert cursors.get(s, cursors.MENTIONS) == ask
+
+
+def test_an_unpaintable_job_fails_and_the_user_is_told(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
+    ask = x.post("alice", "@forgerbot", images=[photos["tubingen"], photos["starry_night"]])
+    forger.poll()
+    with forger.sessions.begin() as s:  # the stored picture is damaged
+        s.execute(text("UPDATE jobs SET content_image = :junk"), {"junk": b"this is not an image"})
+    forger.work()
+    with forger.sessions() as s:
+        job = jobs.by_tweet(s, ask)
+        assert job is not None and job.state is JobState.FAILED
+        assert job.error and "not an image" in job.error
+        [owed] = replies.for_tweet(s, ask)
+        assert owed.kind == "failure" and owed.reply_tweet_id is not None
+    [notice] = _bot_replies(x, ask)
+    assert notice.text.startswith("Sorry, I couldn't paint that") and not notice.media_keys
+
+
+def test_a_used_up_rate_limit_is_reported_with_its_reset(tmp_path: Path) -> None:
+    with SandboxX(bot_username="forgerbot", rate_limits={"GET /2/users/:id/mentions": 1}) as x:
+        config = load_config(ROOT / "config.yaml")
+        config = config.replace(
+            x=replace(config.x, api_base_url=x.base_url),
+            database=replace(config.database, url=f"sqlite:///{tmp_path / 'f.sqlite3'}"),
+        )
+        forger = Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer())
+        try:
+            forger.poll()
+            with pytest.raises(XRateLimited) as caught:
+                forger.poll()
+        finally:
+            forger.close()
+    assert caught.value.reset_at is not None
+    assert forger.gateway.rate_limits["GET /2/users/:id/mentions"].remaining == 0
+
+
+def test_the_scheduler_polls_and_works_as_two_jobs(forger: Forger) -> None:
+    scheduler = build_scheduler(forger)
+    jobs_by_id = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs_by_id) == {"poll", "work"}
+    assert jobs_by_id["poll"].trigger.interval.total_seconds() == forger.config.bot.poll_interval_s
+
+
+def test_cli_reports_a_config_error_without_a_traceback(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--config", str(tmp_path / "missing.yaml"), "run"])
+    assert result.exit_code == 1
+    assert "missing.yaml: no such configuration file" in result.output
+    assert "Traceback" not in result.output
