@@ -13,7 +13,10 @@ from bot.config import Config, XCredentials
 from bot.gateway import XGateway
 from bot.rendering import NeuralRenderer, ProgressFn, Renderer
 from model.settings import RenderSettings
-from storage.db import create_schema, open_engine, session_factory
+from bot.worker import Lease, worker_name
+from storage import schema
+from storage.admission import Limits
+from storage.db import open_engine, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -27,35 +30,45 @@ class Forger:
     sessions: sessionmaker[Session]
     gateway: XGateway
     renderer: Renderer
+    lease: Lease
     progress: ProgressFn | None = field(default=None)
 
     @classmethod
     def create(
-        cls, config: Config, credentials: XCredentials, *, renderer: Renderer | None = None
+        cls, config: Config, credentials: XCredentials, *, renderer: Renderer | None = None, upgrade: bool = False
     ) -> Forger:
+        """Wire a bot; the database must be at the current schema (``upgrade`` brings it there)."""
         engine = open_engine(config.database.url)
-        create_schema(engine)
+        try:
+            if upgrade:
+                schema.upgrade(engine)
+            schema.check(engine)
+        except Exception:
+            engine.dispose()
+            raise
         gateway = XGateway(credentials, base_url=config.x.api_base_url, timeout_s=config.x.timeout_s)
         if renderer is None:
             renderer = NeuralRenderer(render_settings(config))
-        return cls(config, engine, session_factory(engine), gateway, renderer)
+        lease = Lease(worker=worker_name(), lease_s=config.queue.lease_s, max_attempts=config.bot.max_attempts)
+        return cls(config, engine, session_factory(engine), gateway, renderer, lease)
 
     def poll(self) -> poller.PollReport:
         """Read new mentions and queue them, then send the replies owed."""
-        report = poller.poll(self.sessions, self.gateway, page_size=self.config.bot.page_size)
+        report = poller.poll(self.sessions, self.gateway, page_size=self.config.bot.page_size, limits=self.limits)
         self.deliver()
         return report
 
     def work(self) -> int:
         """Do queued jobs until the queue is empty; returns how many were done."""
         done = 0
-        while worker.work_once(
-            self.sessions, self.gateway, self.renderer,
-            max_attempts=self.config.bot.max_attempts, progress=self.progress,
-        ) is not None:
+        while worker.work_once(self.sessions, self.gateway, self.renderer, self.lease, progress=self.progress) is not None:
             done += 1
             self.deliver()
         return done
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(per_user_per_day=self.config.queue.per_user_per_day, queue_limit=self.config.queue.queue_limit)
 
     def deliver(self) -> replies.DeliveryReport:
         return replies.deliver(self.sessions, self.gateway, max_attempts=self.config.bot.max_attempts)

@@ -17,6 +17,7 @@ from rich.console import Console
 from bot.config import Config, XCredentials, default_config_path, load_config
 from bot.errors import ForgerError
 from model.errors import ModelError
+from storage.errors import StorageError
 from bot.progress import render_progress
 
 console = Console(stderr=True)
@@ -47,7 +48,7 @@ def _user_errors() -> Iterator[None]:
     """Show the bot's own errors as one clear line, not a traceback."""
     try:
         yield
-    except (ForgerError, ModelError) as exc:
+    except (ForgerError, ModelError, StorageError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -139,3 +140,26 @@ def demo(ctx: click.Context, out: Path | None, images: Path | None, size: int, i
 
     with _user_errors():
         run_demo(_config(ctx), out=out, images=images, size=size, iterations=iterations, quick=quick, console=console)
+
+
+@main.group()
+def db() -> None:
+    """The database: its schema version and migrations."""
+
+
+@db.command()
+@click.pass_context
+def upgrade(ctx: click.Context) -> None:
+    """Apply the migrations the database lacks (safe to run again)."""
+    from storage import schema
+    from storage.db import open_engine
+
+    with _user_errors():
+        engine = open_engine(_config(ctx).database.url)
+        try:
+            before = schema.current(engine)
+            schema.upgrade(engine)
+            after = schema.current(engine)
+        finally:
+            engine.dispose()
+    click.echo(f"database at migration {after}" + (" (already)" if before == after else f" (was {before or 'empty'})"))

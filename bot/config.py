@@ -74,6 +74,37 @@ class RenderConfig:
 
 
 @dataclass(frozen=True)
+class QueueSettings:
+    lease_s: float = _checked(_between(5, 3600))
+    per_user_per_day: int = _checked(_between(0, 10000))
+    queue_limit: int = _checked(_between(1, 1_000_000))
+
+
+def _fraction(v: float) -> str | None:
+    return None if 0 <= v <= 1 else "a fraction from 0 to 1"
+
+
+def _price(v: float) -> str | None:
+    return None if v >= 0 else "a price in USD, 0 or more"
+
+
+@dataclass(frozen=True)
+class Prices:
+    mention_read: float = _checked(_price)
+    post: float = _checked(_price)
+    reply: float = _checked(_price)
+    media_upload: float = _checked(_price)
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    monthly_usd: float = _checked(_price)
+    optional_until: float = _checked(_fraction)
+    new_work_until: float = _checked(_fraction)
+    prices_usd: Prices
+
+
+@dataclass(frozen=True)
 class PathSettings:
     data_dir: Path
 
@@ -121,6 +152,8 @@ class Config:
     bot: BotSettings
     x: XSettings
     database: DatabaseSettings
+    queue: QueueSettings
+    budget: BudgetSettings
     render: RenderConfig
     paths: PathSettings
 

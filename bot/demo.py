@@ -64,7 +64,7 @@ def run_demo(
             x.post("carol", f"@{config.bot.handle} hello! what do you do?"): "carol",
         }
 
-        forger = Forger.create(config, XCredentials.sandbox(), renderer=renderer)
+        forger = Forger.create(config, XCredentials.sandbox(), renderer=renderer, upgrade=True)
         scheduler = build_scheduler(forger)
         started = time.monotonic()
         with render_progress("painting", console) as progress:

@@ -16,11 +16,14 @@ from bot.errors import MediaError
 from bot.gateway import XGateway
 from bot.interpret import Ignore, Refusal, RenderRequest, interpret
 from storage import cursors, jobs, mentions, replies
+from storage.admission import Limits, Refused, admit
 from storage.models import Outcome
 
 log = logging.getLogger(__name__)
 
 MEDIA_FAILED = "I couldn't download your photos from X. Please try again in a moment."
+OVER_QUOTA = "You've had your {quota} pictures for today. Send me more tomorrow!"
+QUEUE_FULL = "My easel is full right now. Please send your photos again in a little while."
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class PollReport:
     ignored: int = 0
 
 
-def poll(sessions: sessionmaker[Session], gateway: XGateway, *, page_size: int = 100) -> PollReport:
+def poll(sessions: sessionmaker[Session], gateway: XGateway, *, limits: Limits, page_size: int = 100) -> PollReport:
     """One poll: fetch mentions since the cursor, record what to do with each, move the cursor."""
     bot_id, _ = gateway.me()
     with sessions() as session:
@@ -64,6 +67,13 @@ def poll(sessions: sessionmaker[Session], gateway: XGateway, *, page_size: int =
             m = decision.mention
             common = dict(tweet_id=m.id, author_id=m.author_id, author_username=m.author_username, text=m.text)
             if isinstance(decision, RenderRequest):
+                admission = admit(session, author_id=m.author_id, author_username=m.author_username, limits=limits)
+                if admission.refused is Refused.BANNED:
+                    decision = Ignore(m, f"{Refused.BANNED.value}: {admission.detail}")
+                elif admission.refused is not None:
+                    text = OVER_QUOTA.format(quota=limits.per_user_per_day) if admission.refused is Refused.OVER_QUOTA else QUEUE_FULL
+                    decision = Refusal(m, f"{admission.refused.value}: {admission.detail}", text)
+            if isinstance(decision, RenderRequest):
                 mentions.record(session, **common, outcome=Outcome.QUEUED)
                 session.flush()  # the job's foreign key needs the mention row first
                 content, style = images[m.id]
@@ -74,6 +84,7 @@ def poll(sessions: sessionmaker[Session], gateway: XGateway, *, page_size: int =
                     author_username=m.author_username,
                     content_image=content,
                     style_image=style,
+                    priority=admission.priority,
                 )
                 queued += 1
             elif isinstance(decision, Refusal):

@@ -1,13 +1,20 @@
-"""The render worker: take the oldest job, paint it, post it as a reply, record the reply.
+"""The render worker: claim the best job, paint it, post it as a reply, record the reply.
 
-A job whose images cannot be painted fails at once and the user is told why; a failure to reach
-X puts the job back in the queue until it has been tried ``max_attempts`` times.
+The worker holds each job under a lease and renews it from the render's progress callback; if
+the lease is lost (the worker stalled past it, or an admin cancelled the job) the render stops.
+A job whose images cannot be painted fails at once and its author is told why; a failure to
+reach X gives the job back to the queue until it has been tried ``max_attempts`` times. A picture
+painted but not posted is kept, so the next attempt only posts it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
+import uuid
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,7 +22,9 @@ from bot.errors import XError
 from bot.gateway import XGateway
 from bot.rendering import ProgressFn, Renderer
 from model.errors import ModelError
+from model.settings import Progress
 from storage import jobs, replies
+from storage.errors import LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -25,57 +34,111 @@ BROKEN = "Sorry, something went wrong while painting your picture. The team has 
 UNDELIVERABLE = "Sorry, I painted your picture but couldn't post it on X. Please try again later."
 
 
+def worker_name() -> str:
+    """A name unique to this worker process, readable in the job history: host:pid:random."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who works and for how long a claim holds without renewal."""
+
+    worker: str
+    lease_s: float
+    max_attempts: int
+
+
+class _Heartbeat:
+    """The render's progress callback: stores progress and renews the lease, a few times a lease."""
+
+    def __init__(self, sessions: sessionmaker[Session], job_id: int, lease: Lease, progress: ProgressFn | None) -> None:
+        self.sessions, self.job_id, self.lease, self.progress = sessions, job_id, lease, progress
+        self.every_s = lease.lease_s / 4
+        self.last = time.monotonic()
+
+    def __call__(self, p: Progress) -> None:
+        if self.progress:
+            self.progress(p)
+        if time.monotonic() - self.last >= self.every_s or p.iteration == p.total:
+            self.beat(p.iteration, p.total)
+
+    def beat(self, iteration: int | None = None, total: int | None = None) -> None:
+        with self.sessions.begin() as session:  # raises LeaseLost, which stops the render
+            jobs.heartbeat(session, self.job_id, worker=self.lease.worker, lease_s=self.lease.lease_s,
+                           iteration=iteration, total=total)
+        self.last = time.monotonic()
+
+
 def work_once(
     sessions: sessionmaker[Session],
     gateway: XGateway,
     renderer: Renderer,
+    lease: Lease,
     *,
-    max_attempts: int,
     progress: ProgressFn | None = None,
 ) -> int | None:
-    """Do the oldest queued job; returns its id, or None when the queue was empty."""
+    """Do the best queued job; returns its id, or None when nothing was due."""
     with sessions.begin() as session:
-        job = jobs.claim_next(session)
+        job = jobs.claim_next(session, worker=lease.worker, lease_s=lease.lease_s, max_attempts=lease.max_attempts)
     if job is None:
         return None
-    log.info("job %d: rendering tweet %s by @%s (attempt %d)", job.id, job.tweet_id, job.author_username, job.attempts)
-
-    started = time.monotonic()
+    log.info("job %d: tweet %s by @%s, attempt %d", job.id, job.tweet_id, job.author_username, job.attempts)
     try:
-        result = renderer.render(job.content_image, job.style_image, progress)
-    except ModelError as exc:
-        _fail(sessions, job.id, job.tweet_id, str(exc), UNREADABLE.format(reason=_clip(str(exc), 120)))
-        return job.id
-    except Exception as exc:  # a crash in the renderer must not take the worker down with it
-        log.exception("job %d: renderer crashed", job.id)
-        _fail(sessions, job.id, job.tweet_id, f"renderer crashed: {exc!r}", BROKEN)
-        return job.id
-    log.info("job %d: rendered in %.1f s", job.id, time.monotonic() - started)
+        _paint_and_post(sessions, gateway, renderer, lease, job, progress)
+    except LeaseLost as exc:
+        log.warning("job %d: stopped, %s", job.id, exc)
+    return job.id
+
+
+def _paint_and_post(
+    sessions: sessionmaker[Session], gateway: XGateway, renderer: Renderer, lease: Lease,
+    job: jobs.ClaimedJob, progress: ProgressFn | None,
+) -> None:
+    result, render_s = job.result_image, job.render_s
+    if result is None:
+        heartbeat = _Heartbeat(sessions, job.id, lease, progress)
+        started = time.monotonic()
+        try:
+            result = renderer.render(job.content_image, job.style_image, heartbeat)
+        except ModelError as exc:
+            _fail(sessions, lease, job, str(exc), UNREADABLE.format(reason=_clip(str(exc), 120)))
+            return
+        except LeaseLost:
+            raise
+        except Exception as exc:  # a crash in the renderer must not take the worker down with it
+            log.exception("job %d: renderer crashed", job.id)
+            _fail(sessions, lease, job, f"renderer crashed: {exc!r}", BROKEN)
+            return
+        render_s = time.monotonic() - started
+        log.info("job %d: rendered in %.1f s", job.id, render_s)
+    with sessions.begin() as session:
+        jobs.mark_uploading(session, job.id, worker=lease.worker, result_image=result, render_s=render_s or 0.0)
 
     try:
         media_id = gateway.upload_image(result, content_type="image/jpeg")
         reply_id = gateway.reply(job.tweet_id, RESULT_TEXT, media_ids=(media_id,))
     except XError as exc:
-        if exc.transient and job.attempts < max_attempts:
-            log.warning("job %d: X failed (%s); back in the queue", job.id, exc)
-            with sessions.begin() as session:
-                jobs.requeue(session, job.id, error=str(exc))
-        else:
-            _fail(sessions, job.id, job.tweet_id, str(exc), UNDELIVERABLE)
-        return job.id
+        if not exc.transient:
+            _fail(sessions, lease, job, str(exc), UNDELIVERABLE)
+            return
+        with sessions.begin() as session:
+            again = jobs.release(session, job.id, worker=lease.worker, error=str(exc), max_attempts=lease.max_attempts)
+            if not again:
+                replies.owe(session, in_reply_to_tweet_id=job.tweet_id, kind="failure", text=UNDELIVERABLE)
+        log.warning("job %d: X failed (%s); %s", job.id, exc, "back in the queue" if again else "given up")
+        return
 
     with sessions.begin() as session:
-        jobs.mark_replied(session, job.id, reply_tweet_id=reply_id, result_image=result)
+        jobs.mark_replied(session, job.id, worker=lease.worker, reply_tweet_id=reply_id)
     log.info("job %d: replied with tweet %s", job.id, reply_id)
-    return job.id
 
 
-def _fail(sessions: sessionmaker[Session], job_id: int, tweet_id: str, error: str, notice: str) -> None:
+def _fail(sessions: sessionmaker[Session], lease: Lease, job: jobs.ClaimedJob, error: str, notice: str) -> None:
     """Mark the job failed and owe its author one short reply saying so, in one transaction."""
-    log.warning("job %d failed: %s", job_id, error)
+    log.warning("job %d failed: %s", job.id, error)
     with sessions.begin() as session:
-        jobs.mark_failed(session, job_id, error=error)
-        replies.owe(session, in_reply_to_tweet_id=tweet_id, kind="failure", text=notice)
+        jobs.mark_failed(session, job.id, worker=lease.worker, error=error)
+        replies.owe(session, in_reply_to_tweet_id=job.tweet_id, kind="failure", text=notice)
 
 
 def _clip(text: str, limit: int) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.models import Base
+# Execution option asking for BEGIN IMMEDIATE on SQLite.
+IMMEDIATE = "forger_sqlite_immediate"
 
 
 def open_engine(url: str) -> Engine:
@@ -27,18 +28,33 @@ def open_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy, not the driver, begins transactions (below), so that a claim can ask for
+        # BEGIN IMMEDIATE: the write lock taken up front, never upgraded half-way (which fails).
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
     return engine
 
 
-def create_schema(engine: Engine) -> None:
-    """Create every table that does not exist yet."""
-    Base.metadata.create_all(engine)
+def begin_immediate(session: Session) -> None:
+    """Make the session's transaction take the write lock at once (SQLite; a no-op elsewhere).
+
+    Call it first thing in a transaction that reads and then writes what it read, like a claim.
+    """
+    session.connection(execution_options={IMMEDIATE: True})
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -15,3 +15,13 @@ class IllegalTransition(StorageError):
         self.job_id = job_id
         self.current = current
         self.wanted = wanted
+
+
+class LeaseLost(StorageError):
+    """A worker acted on a job it no longer holds: its lease lapsed, or an admin stepped in."""
+
+    def __init__(self, job_id: int, worker: str, state: str) -> None:
+        super().__init__(f"job {job_id} is no longer held by {worker} (it is {state})")
+        self.job_id = job_id
+        self.worker = worker
+        self.state = state

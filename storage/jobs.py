@@ -1,22 +1,38 @@
-"""The render queue: enqueue a request, claim the oldest, finish it one way or the other."""
+"""The render queue: jobs, their legal transitions and history, claims under a lease, progress.
+
+A worker claims the best job (highest priority, then oldest) with one locking statement and holds
+it under a lease that it renews while it paints. A worker that dies stops renewing; once the
+lease has lapsed the job is claimed again, until it has been tried ``max_attempts`` times.
+
+On PostgreSQL the claim is ``SELECT ... FOR UPDATE SKIP LOCKED`` then ``UPDATE``: concurrent
+workers skip each other's rows instead of queueing on them. SQLite has no row locks (it drops
+``FOR UPDATE`` silently), so there the claim runs in a ``BEGIN IMMEDIATE`` transaction, which
+takes the database's single write lock before reading.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from storage.errors import IllegalTransition
-from storage.models import Job, JobState, utcnow
+from storage.db import begin_immediate, is_postgres
+from storage.errors import IllegalTransition, LeaseLost
+from storage.models import Job, JobEvent, JobState, utcnow
 
 # Where a job may go from each state; anything else is a bug worth raising on.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.RENDERING, JobState.FAILED}),
-    JobState.RENDERING: frozenset({JobState.REPLIED, JobState.FAILED, JobState.QUEUED}),
+    JobState.QUEUED: frozenset({JobState.RENDERING, JobState.FAILED, JobState.CANCELLED}),
+    JobState.RENDERING: frozenset({JobState.UPLOADING, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED}),
+    JobState.UPLOADING: frozenset({JobState.REPLIED, JobState.QUEUED, JobState.FAILED}),
     JobState.REPLIED: frozenset(),
-    JobState.FAILED: frozenset(),
+    JobState.FAILED: frozenset({JobState.QUEUED}),  # an admin's retry
+    JobState.CANCELLED: frozenset(),
 }
+ACTIVE = (JobState.RENDERING, JobState.UPLOADING)  # states that hold a lease
+WAITING = (JobState.QUEUED, *ACTIVE)  # not finished yet
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,10 @@ class ClaimedJob:
     content_image: bytes
     style_image: bytes
     attempts: int
+    lease_owner: str
+    # Set when an earlier attempt painted the picture but could not post it: no need to paint again.
+    result_image: bytes | None
+    render_s: float | None
 
 
 def enqueue(
@@ -39,8 +59,9 @@ def enqueue(
     author_username: str,
     content_image: bytes,
     style_image: bytes,
+    priority: int = 0,
 ) -> Job:
-    """Add a render request to the back of the queue."""
+    """Add a render request to the queue (its mention must be recorded in the same transaction)."""
     job = Job(
         tweet_id=tweet_id,
         author_id=author_id,
@@ -48,70 +69,167 @@ def enqueue(
         content_image=content_image,
         style_image=style_image,
         state=JobState.QUEUED,
+        priority=priority,
     )
     session.add(job)
     session.flush()
+    _record(session, job, None, JobState.QUEUED, "queued from a mention")
     return job
 
 
-def claim_next(session: Session) -> ClaimedJob | None:
-    """Move the oldest queued job to rendering and return it, or None when the queue is empty.
+def claim_next(
+    session: Session,
+    *,
+    worker: str,
+    lease_s: float,
+    max_attempts: int,
+    now: datetime | None = None,
+) -> ClaimedJob | None:
+    """Claim the best job for ``worker`` under a lease of ``lease_s``; None when nothing is due.
 
-    The conditional UPDATE is the claim: if another worker took the job between our SELECT and
-    our UPDATE, no row matches and we try the next one.
+    Must be the first thing in its transaction (SQLite takes its write lock with it). Jobs whose
+    lease lapsed go back to the queue first, or fail for good after ``max_attempts``.
     """
-    while True:
-        job_id = session.scalar(
-            select(Job.id).where(Job.state == JobState.QUEUED).order_by(Job.id).limit(1)
-        )
-        if job_id is None:
-            return None
-        claimed = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.state == JobState.QUEUED)
-            .values(state=JobState.RENDERING, attempts=Job.attempts + 1, started_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount == 1:
-            job = session.get_one(Job, job_id, populate_existing=True)
-            return ClaimedJob(
-                id=job.id,
-                tweet_id=job.tweet_id,
-                author_username=job.author_username,
-                content_image=job.content_image,
-                style_image=job.style_image,
-                attempts=job.attempts,
-            )
+    now = now or utcnow()
+    begin_immediate(session)
+    lock = is_postgres(session)
+
+    lapsed = select(Job).where(Job.state.in_(ACTIVE), Job.lease_expires_at < now).order_by(Job.id)
+    for job in session.scalars(lapsed.with_for_update(skip_locked=True) if lock else lapsed):
+        reason = f"lease of {job.lease_owner} lapsed (worker gone?)"
+        if job.attempts >= max_attempts:
+            _move(session, job, JobState.FAILED, f"{reason}; gave up after {job.attempts} attempts")
+            job.error = f"gave up after {job.attempts} attempts; last: {job.error or reason}"
+            job.finished_at = now
+        else:
+            _move(session, job, JobState.QUEUED, reason)
+        job.lease_owner = job.lease_expires_at = None
+
+    best = (
+        select(Job)
+        .where(Job.state == JobState.QUEUED)
+        .order_by(Job.priority.desc(), Job.id)
+        .limit(1)
+    )
+    job = session.scalar(best.with_for_update(skip_locked=True) if lock else best)
+    if job is None:
+        return None
+    _move(session, job, JobState.RENDERING, f"claimed by {worker}", worker=worker)
+    job.attempts += 1
+    job.lease_owner = worker
+    job.lease_expires_at = now + timedelta(seconds=lease_s)
+    job.started_at = now
+    job.progress_iteration = job.progress_total = 0
+    return ClaimedJob(
+        id=job.id,
+        tweet_id=job.tweet_id,
+        author_username=job.author_username,
+        content_image=job.content_image,
+        style_image=job.style_image,
+        attempts=job.attempts,
+        lease_owner=worker,
+        result_image=job.result_image,
+        render_s=job.render_s,
+    )
 
 
-def _move(session: Session, job_id: int, wanted: JobState) -> Job:
-    job = session.get_one(Job, job_id)
-    if wanted not in TRANSITIONS[job.state]:
-        raise IllegalTransition(job_id, job.state.value, wanted.value)
-    job.state = wanted
+def _held(session: Session, job_id: int, worker: str) -> Job:
+    """The job, if ``worker`` still holds its lease; else LeaseLost (it lapsed, or an admin acted)."""
+    job = session.get_one(Job, job_id, with_for_update=is_postgres(session))
+    if job.state not in ACTIVE or job.lease_owner != worker:
+        raise LeaseLost(job_id, worker, job.state.value)
     return job
 
 
-def mark_replied(session: Session, job_id: int, *, reply_tweet_id: str, result_image: bytes) -> None:
-    """The result is posted: record the reply so it is never posted again."""
-    job = _move(session, job_id, JobState.REPLIED)
-    job.reply_tweet_id = reply_tweet_id
+def heartbeat(
+    session: Session, job_id: int, *, worker: str, lease_s: float,
+    iteration: int | None = None, total: int | None = None, now: datetime | None = None,
+) -> None:
+    """Renew the lease (and store progress); raises LeaseLost if the job is no longer ours."""
+    job = _held(session, job_id, worker)
+    job.lease_expires_at = (now or utcnow()) + timedelta(seconds=lease_s)
+    if iteration is not None:
+        job.progress_iteration = iteration
+    if total is not None:
+        job.progress_total = total
+
+
+def mark_uploading(session: Session, job_id: int, *, worker: str, result_image: bytes, render_s: float) -> None:
+    """The picture is painted: keep it (a retry need not paint it again) and start posting."""
+    job = _held(session, job_id, worker)
+    _move(session, job, JobState.UPLOADING, f"rendered in {render_s:.1f} s", worker=worker)
     job.result_image = result_image
+    job.render_s = render_s
+    job.progress_iteration = job.progress_total
+
+
+def mark_replied(session: Session, job_id: int, *, worker: str, reply_tweet_id: str) -> None:
+    """The result is posted: record the reply so that it is never posted again."""
+    job = _held(session, job_id, worker)
+    _move(session, job, JobState.REPLIED, f"replied with tweet {reply_tweet_id}", worker=worker)
+    job.reply_tweet_id = reply_tweet_id
     job.error = None
     job.finished_at = utcnow()
+    job.lease_owner = job.lease_expires_at = None
 
 
-def mark_failed(session: Session, job_id: int, *, error: str) -> None:
+def mark_failed(session: Session, job_id: int, *, worker: str | None, error: str) -> None:
     """The job will not be done; ``error`` says why (it is shown to admins)."""
-    job = _move(session, job_id, JobState.FAILED)
+    job = _held(session, job_id, worker) if worker else session.get_one(Job, job_id)
+    _move(session, job, JobState.FAILED, error, worker=worker)
     job.error = error
     job.finished_at = utcnow()
+    job.lease_owner = job.lease_expires_at = None
 
 
-def requeue(session: Session, job_id: int, *, error: str) -> None:
-    """Put a job back in the queue after a transient failure, keeping the error for the record."""
-    job = _move(session, job_id, JobState.QUEUED)
+def release(session: Session, job_id: int, *, worker: str, error: str, max_attempts: int) -> bool:
+    """Give a job back after a transient failure: queued again, or failed once out of attempts.
+
+    Returns True if it will be tried again.
+    """
+    job = _held(session, job_id, worker)
+    job.lease_owner = job.lease_expires_at = None
+    if job.attempts >= max_attempts:
+        _move(session, job, JobState.FAILED, f"{error}; gave up after {job.attempts} attempts", worker=worker)
+        job.error = f"gave up after {job.attempts} attempts; last: {error}"
+        job.finished_at = utcnow()
+        return False
+    _move(session, job, JobState.QUEUED, error, worker=worker)
     job.error = error
+    return True
+
+
+def cancel(session: Session, job_id: int, *, reason: str) -> None:
+    """Stop a job that has not been replied to; a worker painting it loses its lease."""
+    job = session.get_one(Job, job_id, with_for_update=is_postgres(session))
+    _move(session, job, JobState.CANCELLED, reason)
+    job.finished_at = utcnow()
+    job.lease_owner = job.lease_expires_at = None
+
+
+def retry(session: Session, job_id: int, *, reason: str) -> None:
+    """Put a failed job back in the queue with a fresh set of attempts."""
+    job = session.get_one(Job, job_id, with_for_update=is_postgres(session))
+    _move(session, job, JobState.QUEUED, reason)
+    job.attempts = 0
+    job.error = None
+    job.finished_at = None
+
+
+def _move(session: Session, job: Job, wanted: JobState, reason: str, *, worker: str | None = None) -> None:
+    if wanted not in TRANSITIONS[job.state]:
+        raise IllegalTransition(job.id, job.state.value, wanted.value)
+    _record(session, job, job.state, wanted, reason, worker=worker)
+    job.state = wanted
+
+
+def _record(
+    session: Session, job: Job, old: JobState | None, new: JobState, reason: str, *, worker: str | None = None
+) -> None:
+    session.add(JobEvent(job_id=job.id, from_state=old, to_state=new, reason=reason, worker=worker))
+
+
+# -- reading ------------------------------------------------------------------------------------
 
 
 def get(session: Session, job_id: int) -> Job:
@@ -122,9 +240,59 @@ def by_tweet(session: Session, tweet_id: str) -> Job | None:
     return session.scalar(select(Job).where(Job.tweet_id == tweet_id))
 
 
+def history(session: Session, job_id: int) -> list[JobEvent]:
+    """Every transition of the job, oldest first."""
+    return list(session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
+
+
 def counts(session: Session) -> dict[JobState, int]:
     """How many jobs are in each state (every state present, zero where none)."""
     found: dict[JobState, int] = {state: 0 for state in JobState}
     for job_state, count in session.execute(select(Job.state, func.count()).group_by(Job.state)):
         found[job_state] = count
     return found
+
+
+def waiting(session: Session) -> int:
+    """Jobs not finished yet (queued or in a worker's hands): what the global queue limit counts."""
+    return session.scalar(select(func.count()).select_from(Job).where(Job.state.in_(WAITING))) or 0
+
+
+def position(session: Session, job_id: int) -> int | None:
+    """1 for the next job a worker will take; None if the job is not queued."""
+    job = session.get_one(Job, job_id)
+    if job.state is not JobState.QUEUED:
+        return None
+    ahead = select(func.count()).select_from(Job).where(
+        Job.state == JobState.QUEUED,
+        or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.id < job.id)),
+    )
+    return (session.scalar(ahead) or 0) + 1
+
+
+def median_render_s(session: Session, *, last: int = 50) -> float | None:
+    """The median render time of the last ``last`` renders, or None before the first."""
+    times = sorted(
+        session.scalars(
+            select(Job.render_s).where(Job.render_s.is_not(None)).order_by(Job.id.desc()).limit(last)
+        )
+    )
+    if not times:
+        return None
+    middle = len(times) // 2
+    return times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) / 2
+
+
+def eta_s(session: Session, job_id: int, *, workers: int = 1) -> float | None:
+    """Seconds until the job is likely done, from measured render times; None if unknown."""
+    per_job = median_render_s(session)
+    place = position(session, job_id)
+    if per_job is None or place is None:
+        return None
+    return per_job * (1 + (place - 1) / max(1, workers))
+
+
+def submitted_since(session: Session, author_id: str, since: datetime) -> int:
+    """Jobs ``author_id`` has had queued since ``since`` (cancelled ones too: they cost a slot)."""
+    query = select(func.count()).select_from(Job).where(Job.author_id == author_id, Job.created_at >= since)
+    return session.scalar(query) or 0

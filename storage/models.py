@@ -1,13 +1,12 @@
-"""The tables: mentions seen, render jobs, replies to send, and named cursors."""
+"""The tables: users, mentions seen, render jobs and their history, replies owed, cursors, the X API ledger."""
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime, timezone
-
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Enum, ForeignKey, LargeBinary, String, Text
+from sqlalchemy import Boolean, DateTime, Dialect, Enum, Float, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -59,10 +58,28 @@ class Outcome(str, enum.Enum):
 
 
 class JobState(str, enum.Enum):
-    QUEUED = "queued"
-    RENDERING = "rendering"
-    REPLIED = "replied"
-    FAILED = "failed"
+    """Where a job is in its life; ``storage.jobs.TRANSITIONS`` says where it may go next."""
+
+    QUEUED = "queued"  # waiting for a worker
+    RENDERING = "rendering"  # a worker holds its lease and paints
+    UPLOADING = "uploading"  # painted; the worker is posting the reply
+    REPLIED = "replied"  # the reply is on X and recorded
+    FAILED = "failed"  # given up on, with the reason in ``error``
+    CANCELLED = "cancelled"  # stopped by an admin
+
+
+class User(Base):
+    """Someone who has written to the bot: bans and priority are set by admins."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # X user id
+    username: Mapped[str] = mapped_column(String(64))
+    banned: Mapped[bool] = mapped_column(Boolean, default=False)
+    ban_reason: Mapped[str | None] = mapped_column(Text)
+    # Jobs of users with a higher priority are claimed first; 0 is everyone else.
+    priority: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Mention(Base):
@@ -94,19 +111,46 @@ class Job(Base):
     )
     author_id: Mapped[str] = mapped_column(String(32))
     author_username: Mapped[str] = mapped_column(String(64))
-    state: Mapped[JobState] = mapped_column(_enum(JobState), default=JobState.QUEUED, index=True)
+    state: Mapped[JobState] = mapped_column(_enum(JobState), default=JobState.QUEUED)
+    priority: Mapped[int] = mapped_column(default=0)
     content_image: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     style_image: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     result_image: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     reply_tweet_id: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
+    # The worker holding the job and until when; a lapsed lease means the worker died.
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    progress_iteration: Mapped[int] = mapped_column(default=0)
+    progress_total: Mapped[int] = mapped_column(default=0)
+    render_s: Mapped[float | None] = mapped_column(Float)  # seconds the last render took
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    started_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]  # last claimed
     finished_at: Mapped[datetime | None]
 
     mention: Mapped[Mention] = relationship()
+
+    __table_args__ = (
+        # The claim query: the best queued job, and leases to reclaim.
+        Index("ix_jobs_claim", "state", "priority", "id"),
+        Index("ix_jobs_author_created", "author_id", "created_at"),
+    )
+
+
+class JobEvent(Base):
+    """One transition of a job, with when and why: a job's history, read back in order."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    from_state: Mapped[JobState | None] = mapped_column(_enum(JobState))
+    to_state: Mapped[JobState] = mapped_column(_enum(JobState))
+    reason: Mapped[str] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Reply(Base):
@@ -121,6 +165,8 @@ class Reply(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     in_reply_to_tweet_id: Mapped[str] = mapped_column(String(32), index=True)
     kind: Mapped[str] = mapped_column(String(32))
+    # Optional replies (acknowledgements) are the first thing dropped when the budget runs low.
+    optional: Mapped[bool] = mapped_column(Boolean, default=False)
     text: Mapped[str] = mapped_column(Text)
     reply_tweet_id: Mapped[str | None] = mapped_column(String(32))
     attempts: Mapped[int] = mapped_column(default=0)
@@ -136,4 +182,30 @@ class Cursor(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ApiCall(Base):
+    """One request made to X, with its estimated cost: the ledger the budget is kept by."""
+
+    __tablename__ = "api_calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(64))  # e.g. "POST /2/tweets"
+    status: Mapped[int | None]  # HTTP status; None when X could not be reached
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class RateWindow(Base):
+    """An endpoint's rate-limit window as X last reported it (``x-rate-limit-*`` headers)."""
+
+    __tablename__ = "rate_windows"
+
+    endpoint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    limit: Mapped[int]
+    remaining: Mapped[int]
+    reset_at: Mapped[datetime]
+    # Set when X said a usage cap (not a window) was hit: no such call until then.
+    capped_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

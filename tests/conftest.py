@@ -1,20 +1,29 @@
-"""Shared fixtures: the network is off, databases are real, X is the sandbox over real HTTP."""
+"""Shared fixtures: the network is off, databases are real, X is the sandbox over real HTTP.
+
+Tests that take ``engine`` or ``sessions`` run once on SQLite and once on PostgreSQL (marked
+``postgres``). PostgreSQL comes from ``FORGER_TEST_POSTGRES_URL`` (``.ci/run`` starts one); without
+it those runs skip, except in CI, where they must run.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.db import create_schema, open_engine, session_factory
+from storage import schema
+from storage.db import open_engine, session_factory
 
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+POSTGRES_URL = os.environ.get("FORGER_TEST_POSTGRES_URL")
 
 
 def _is_loopback(host: Any) -> bool:
@@ -37,13 +46,57 @@ def network_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    """A fresh SQLite database file with the schema."""
-    engine = open_engine(f"sqlite:///{tmp_path / 'forger.sqlite3'}")
-    create_schema(engine)
-    yield engine
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[tuple[Engine, str]]:
+    """A PostgreSQL database at the current schema, cloned for each test (fast, isolated)."""
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("FORGER_TEST_POSTGRES_URL is not set: in CI the PostgreSQL tests must run (see .ci/run)")
+        pytest.skip("FORGER_TEST_POSTGRES_URL is not set (run .ci/run, or see .ci/postgres)")
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"forger_template_{os.getpid()}"
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = open_engine(make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False))
+    schema.upgrade(engine)
     engine.dispose()
+    yield admin, name
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_template: tuple[Engine, str]) -> Iterator[str]:
+    admin, template = postgres_template
+    name = f"forger_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield make_url(POSTGRES_URL or "").set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database at the current schema, on each backend in turn."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    url = f"sqlite:///{tmp_path / 'forger.sqlite3'}"
+    engine = open_engine(url)
+    schema.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = open_engine(db_url)
+    yield engine
+    leaked = engine.pool.checkedout()  # type: ignore[attr-defined]
+    engine.dispose()
+    assert leaked == 0, f"{leaked} database connection(s) left checked out"
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def forger(x: SandboxX, tmp_path: Path) -> Iterator[Forger]:
         x=replace(config.x, api_base_url=x.base_url, timeout_s=5.0),
         database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
     )
-    bot = Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer(size=96))
+    bot = Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer(size=96), upgrade=True)
     yield bot
     bot.close()
 
@@ -140,7 +140,7 @@ def test_a_used_up_rate_limit_is_reported_with_its_reset(tmp_path: Path) -> None
             x=replace(config.x, api_base_url=x.base_url),
             database=replace(config.database, url=f"sqlite:///{tmp_path / 'f.sqlite3'}"),
         )
-        forger = Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer())
+        forger = Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer(), upgrade=True)
         try:
             forger.poll()
             with pytest.raises(XRateLimited) as caught:

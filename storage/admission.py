@@ -1,0 +1,63 @@
+"""Whether a new render request gets into the queue: bans, per-user quotas, the queue limit.
+
+One decision over the database's state, made inside the transaction that then queues the job or
+records the refusal, so the counts it reads are the ones it acts on.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from storage import jobs, users
+from storage.models import utcnow
+
+
+class Refused(str, enum.Enum):
+    """Why a request was not queued (stored as the mention's reason; the bot words the reply)."""
+
+    BANNED = "banned"
+    OVER_QUOTA = "over_quota"
+    QUEUE_FULL = "queue_full"
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_user_per_day: int  # renders one user may have queued in any 24 hours
+    queue_limit: int  # jobs waiting or in progress, all users together
+
+
+@dataclass(frozen=True)
+class Admission:
+    refused: Refused | None  # None: admitted
+    priority: int = 0
+    detail: str = ""
+
+    @property
+    def admitted(self) -> bool:
+        return self.refused is None
+
+
+DAY = timedelta(days=1)
+
+
+def admit(
+    session: Session, *, author_id: str, author_username: str, limits: Limits, now: datetime | None = None
+) -> Admission:
+    """Decide on one request. Priority users skip the quota and the queue limit, not a ban."""
+    now = now or utcnow()
+    user = users.seen(session, author_id, author_username)
+    if user.banned:
+        return Admission(Refused.BANNED, detail=user.ban_reason or "banned")
+    if user.priority > 0:
+        return Admission(None, priority=user.priority)
+    used = jobs.submitted_since(session, author_id, now - DAY)
+    if used >= limits.per_user_per_day:
+        return Admission(Refused.OVER_QUOTA, detail=f"{used} of {limits.per_user_per_day} renders in 24 h")
+    waiting = jobs.waiting(session)
+    if waiting >= limits.queue_limit:
+        return Admission(Refused.QUEUE_FULL, detail=f"{waiting} jobs waiting, limit {limits.queue_limit}")
+    return Admission(None)

@@ -1,0 +1,118 @@
+"""The X API ledger: every call and its estimated cost, each endpoint's rate-limit window, caps.
+
+Before each call the bot asks ``decide``; after it, it records what X said. Spend is estimated
+from the prices in config (X's pay-per-use) and kept per calendar month (UTC).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from storage.models import ApiCall, RateWindow, utcnow
+
+
+class Need(int, enum.Enum):
+    """How much a call matters; the budget stops the least needed first."""
+
+    OPTIONAL = 0  # acknowledgements: nice, not owed
+    NEW_WORK = 1  # reading new mentions, which leads to new renders and replies
+    OWED = 2  # replies to work already accepted: results, refusals, failure notices
+
+
+@dataclass(frozen=True)
+class Budget:
+    monthly_usd: float
+    optional_until: float  # fraction of the month's budget after which optional calls stop
+    new_work_until: float  # ... after which no new work is taken; owed calls stop at 1.0
+
+
+@dataclass(frozen=True)
+class Go:
+    pass
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Not now: the window or a usage cap frees up at ``until``."""
+
+    until: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Not this month: the budget forbids it."""
+
+    reason: str
+
+
+Decision = Go | Wait | Stop
+
+
+def month_start(now: datetime) -> datetime:
+    return now.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def spent(session: Session, *, now: datetime | None = None) -> float:
+    """Estimated spend this calendar month, in USD."""
+    since = month_start(now or utcnow())
+    return float(session.scalar(select(func.coalesce(func.sum(ApiCall.cost_usd), 0.0)).where(ApiCall.at >= since)) or 0.0)
+
+
+def decide(session: Session, endpoint: str, need: Need, budget: Budget, *, now: datetime | None = None) -> Decision:
+    """May the bot call ``endpoint`` now, for a call of this ``need``?"""
+    now = now or utcnow()
+    window = session.get(RateWindow, endpoint)
+    if window is not None:
+        if window.capped_until is not None and window.capped_until > now:
+            return Wait(window.capped_until, f"{endpoint}: X's usage cap reached")
+        if window.remaining <= 0 and window.reset_at > now:
+            return Wait(window.reset_at, f"{endpoint}: rate-limit window used up ({window.limit} calls)")
+    used = spent(session, now=now) / budget.monthly_usd if budget.monthly_usd > 0 else float("inf")
+    if used >= 1.0:
+        return Stop(f"the month's X budget of ${budget.monthly_usd:.2f} is spent")
+    if need is Need.NEW_WORK and used >= budget.new_work_until:
+        return Stop(f"{used:.0%} of the month's X budget spent: taking no new work")
+    if need is Need.OPTIONAL and used >= budget.optional_until:
+        return Stop(f"{used:.0%} of the month's X budget spent: optional posts are off")
+    return Go()
+
+
+def record_call(session: Session, endpoint: str, *, status: int | None, cost_usd: float, now: datetime | None = None) -> None:
+    session.add(ApiCall(endpoint=endpoint, status=status, cost_usd=cost_usd, at=now or utcnow()))
+
+
+def record_window(session: Session, endpoint: str, *, limit: int, remaining: int, reset_at: datetime) -> None:
+    """Keep the window X reported in its ``x-rate-limit-*`` headers."""
+    window = session.get(RateWindow, endpoint)
+    if window is None:
+        session.add(RateWindow(endpoint=endpoint, limit=limit, remaining=remaining, reset_at=reset_at))
+    else:
+        window.limit, window.remaining, window.reset_at = limit, remaining, reset_at
+
+
+def record_cap(session: Session, endpoint: str, *, until: datetime) -> None:
+    """X said a usage cap is hit: no such call until ``until``."""
+    window = session.get(RateWindow, endpoint)
+    if window is None:
+        session.add(RateWindow(endpoint=endpoint, limit=0, remaining=0, reset_at=until, capped_until=until))
+    else:
+        window.capped_until = until
+
+
+def windows(session: Session) -> list[RateWindow]:
+    return list(session.scalars(select(RateWindow).order_by(RateWindow.endpoint)))
+
+
+def calls_by_day(session: Session, *, since: datetime) -> list[tuple[str, int, float]]:
+    """(day, calls, cost) since ``since``, for the admin's chart."""
+    day = func.date(ApiCall.at)
+    rows = session.execute(
+        select(day, func.count(), func.sum(ApiCall.cost_usd)).where(ApiCall.at >= since).group_by(day).order_by(day)
+    )
+    return [(str(d), int(n), float(c or 0.0)) for d, n, c in rows]

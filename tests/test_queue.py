@@ -1,0 +1,313 @@
+"""The queue's contract, run on SQLite and on PostgreSQL: lifecycle, leases, admission, ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage import cursors, jobs, ledger, mentions, replies, schema, users
+from storage.admission import Limits, Refused, admit
+from storage.db import open_engine
+from storage.errors import IllegalTransition, LeaseLost
+from storage.ledger import Budget, Go, Need, Stop, Wait
+from storage.models import JobState, Outcome
+from storage.schema import SchemaOutOfDate
+
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+LEASE = 60.0
+Sessions = sessionmaker[Session]
+
+
+def _queue(session: Session, tweet_id: str, author: str = "alice", priority: int = 0) -> int:
+    mentions.record(session, tweet_id=tweet_id, author_id=f"id-{author}", author_username=author, text="@bot",
+                    outcome=Outcome.QUEUED)
+    session.flush()
+    job = jobs.enqueue(
+        session, tweet_id=tweet_id, author_id=f"id-{author}", author_username=author,
+        content_image=b"picture-" + tweet_id.encode(), style_image=b"painting", priority=priority,
+    )
+    return job.id
+
+
+def _claim(sessions: Sessions, worker: str = "w1", now: datetime = T0, max_attempts: int = 3) -> jobs.ClaimedJob | None:
+    with sessions.begin() as s:
+        return jobs.claim_next(s, worker=worker, lease_s=LEASE, max_attempts=max_attempts, now=now)
+
+
+# -- lifecycle ------------------------------------------------------------------------------------
+
+
+def test_claims_by_priority_then_oldest_each_once(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        old, new, vip = _queue(s, "100"), _queue(s, "101"), _queue(s, "102", "vip", priority=5)
+    claimed = [_claim(sessions, f"w{n}") for n in range(4)]
+    assert [c.id if c else None for c in claimed] == [vip, old, new, None]
+    first = claimed[0]
+    assert first is not None and first.attempts == 1 and first.lease_owner == "w0"
+    with sessions() as s:
+        job = jobs.get(s, vip)
+        assert job.state is JobState.RENDERING and job.lease_expires_at == T0 + timedelta(seconds=LEASE)
+
+
+def test_a_tweet_is_queued_once(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        _queue(s, "100")
+    with pytest.raises(IntegrityError), sessions.begin() as s:
+        jobs.enqueue(s, tweet_id="100", author_id="x", author_username="x", content_image=b"", style_image=b"")
+    with sessions() as s:
+        assert jobs.counts(s)[JobState.QUEUED] == 1
+
+
+def test_a_jobs_history_reads_back_in_order(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        job_id = _queue(s, "100")
+    _claim(sessions)
+    with sessions.begin() as s:
+        jobs.heartbeat(s, job_id, worker="w1", lease_s=LEASE, iteration=5, total=10)
+        jobs.mark_uploading(s, job_id, worker="w1", result_image=b"jpeg", render_s=12.5)
+        jobs.mark_replied(s, job_id, worker="w1", reply_tweet_id="900")
+    with sessions() as s:
+        job = jobs.get(s, job_id)
+        assert (job.state, job.reply_tweet_id, job.result_image, job.render_s) == (JobState.REPLIED, "900", b"jpeg", 12.5)
+        assert job.lease_owner is None and job.finished_at is not None
+        events = jobs.history(s, job_id)
+        assert [(e.from_state, e.to_state) for e in events] == [
+            (None, JobState.QUEUED),
+            (JobState.QUEUED, JobState.RENDERING),
+            (JobState.RENDERING, JobState.UPLOADING),
+            (JobState.UPLOADING, JobState.REPLIED),
+        ]
+        assert events[1].reason == "claimed by w1" and events[1].worker == "w1"
+        assert events[2].reason == "rendered in 12.5 s"
+        assert all(a.at <= b.at for a, b in zip(events, events[1:]))
+
+
+def test_illegal_transitions_raise(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        job_id = _queue(s, "100")
+    with pytest.raises(IllegalTransition, match="cannot go from queued to uploading"), sessions.begin() as s:
+        jobs._move(s, jobs.get(s, job_id), JobState.UPLOADING, "skipping the render")
+    _claim(sessions)
+    with sessions.begin() as s:
+        jobs.mark_failed(s, job_id, worker="w1", error="not an image")
+    with pytest.raises(IllegalTransition, match="cannot go from failed to cancelled"), sessions.begin() as s:
+        jobs.cancel(s, job_id, reason="admin")
+
+
+# -- leases -----------------------------------------------------------------------------------------
+
+
+def test_a_lapsed_lease_is_claimed_again_and_the_old_worker_is_stopped(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        job_id = _queue(s, "100")
+    assert _claim(sessions, "dead") is not None
+    assert _claim(sessions, "w2", now=T0 + timedelta(seconds=LEASE - 1)) is None  # still held
+    again = _claim(sessions, "w2", now=T0 + timedelta(seconds=LEASE + 1))
+    assert again is not None and again.id == job_id and again.attempts == 2
+    with pytest.raises(LeaseLost, match="no longer held by dead"), sessions.begin() as s:
+        jobs.heartbeat(s, job_id, worker="dead", lease_s=LEASE)
+    with sessions() as s:
+        reasons = [e.reason for e in jobs.history(s, job_id)]
+    assert "lease of dead lapsed (worker gone?)" in reasons
+
+
+def test_heartbeats_keep_the_lease(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        _queue(s, "100")
+    job = _claim(sessions)
+    assert job is not None
+    with sessions.begin() as s:
+        jobs.heartbeat(s, job.id, worker="w1", lease_s=LEASE, now=T0 + timedelta(seconds=50))
+    assert _claim(sessions, "w2", now=T0 + timedelta(seconds=LEASE + 1)) is None
+
+
+def test_after_max_attempts_a_lapsed_job_fails_with_its_last_error(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        job_id = _queue(s, "100")
+    now = T0
+    for attempt in range(2):
+        job = _claim(sessions, f"w{attempt}", now=now, max_attempts=2)
+        assert job is not None and job.attempts == attempt + 1
+        now += timedelta(seconds=LEASE + 1)
+    assert _claim(sessions, "w9", now=now, max_attempts=2) is None
+    with sessions() as s:
+        job_row = jobs.get(s, job_id)
+        assert job_row.state is JobState.FAILED
+        assert job_row.error == "gave up after 2 attempts; last: lease of w1 lapsed (worker gone?)"
+
+
+def test_release_requeues_until_out_of_attempts(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        job_id = _queue(s, "100")
+    _claim(sessions, max_attempts=2)
+    with sessions.begin() as s:
+        assert jobs.release(s, job_id, worker="w1", error="X 503", max_attempts=2) is True
+    _claim(sessions, max_attempts=2)
+    with sessions.begin() as s:
+        assert jobs.release(s, job_id, worker="w1", error="X 503", max_attempts=2) is False
+    with sessions() as s:
+        assert jobs.get(s, job_id).state is JobState.FAILED
+
+
+def test_cancel_stops_the_worker_and_retry_starts_afresh(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        job_id = _queue(s, "100")
+    _claim(sessions)
+    with sessions.begin() as s:
+        jobs.cancel(s, job_id, reason="admin: spam")
+    with pytest.raises(LeaseLost), sessions.begin() as s:
+        jobs.heartbeat(s, job_id, worker="w1", lease_s=LEASE)
+    with sessions.begin() as s:
+        _queue(s, "101")
+    _claim(sessions)
+    with sessions.begin() as s:
+        jobs.mark_failed(s, 2, worker="w1", error="boom")
+        jobs.retry(s, 2, reason="admin retry")
+    with sessions() as s:
+        job = jobs.get(s, 2)
+        assert (job.state, job.attempts, job.error) == (JobState.QUEUED, 0, None)
+
+
+def test_position_progress_and_eta(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        ids = [_queue(s, str(100 + n)) for n in range(4)]
+        assert jobs.eta_s(s, ids[3]) is None  # no render measured yet
+    done = _claim(sessions)
+    assert done is not None
+    with sessions.begin() as s:
+        jobs.mark_uploading(s, done.id, worker="w1", result_image=b"", render_s=20.0)
+        jobs.mark_replied(s, done.id, worker="w1", reply_tweet_id="1")
+    working = _claim(sessions)
+    assert working is not None
+    with sessions.begin() as s:
+        jobs.heartbeat(s, working.id, worker="w1", lease_s=LEASE, iteration=30, total=100)
+    with sessions() as s:
+        assert (jobs.get(s, working.id).progress_iteration, jobs.get(s, working.id).progress_total) == (30, 100)
+        assert [jobs.position(s, i) for i in ids] == [None, None, 1, 2]
+        assert jobs.eta_s(s, ids[3]) == 40.0
+        assert jobs.eta_s(s, ids[3], workers=2) == 30.0
+        assert jobs.waiting(s) == 3
+
+
+# -- admission ---------------------------------------------------------------------------------------
+
+
+LIMITS = Limits(per_user_per_day=2, queue_limit=3)
+
+
+def _admit(session: Session, author: str, now: datetime = T0) -> Refused | None:
+    return admit(session, author_id=f"id-{author}", author_username=author, limits=LIMITS, now=now).refused
+
+
+def test_per_user_quota_counts_a_rolling_day(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        _queue(s, "100")
+        _queue(s, "101")
+        s.execute(text("UPDATE jobs SET created_at = :t"), {"t": T0 - timedelta(hours=23)})
+    with sessions.begin() as s:
+        assert _admit(s, "alice") is Refused.OVER_QUOTA
+        assert _admit(s, "alice", now=T0 + timedelta(hours=2)) is None  # a day after the first
+        assert _admit(s, "bob") is None
+
+
+def test_queue_limit_bans_and_priority(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        for n, author in enumerate(["a", "b", "c"]):
+            _queue(s, str(100 + n), author)
+        assert _admit(s, "dave") is Refused.QUEUE_FULL
+        vip = users.seen(s, "id-vip", "vip")
+        users.set_priority(s, vip, 3)
+        decision = admit(s, author_id="id-vip", author_username="vip", limits=LIMITS, now=T0)
+        assert decision.admitted and decision.priority == 3
+        users.ban(s, vip, "spam")
+        banned = admit(s, author_id="id-vip", author_username="vip", limits=LIMITS, now=T0)
+        assert (banned.refused, banned.detail) == (Refused.BANNED, "spam")
+        assert users.by_name(s, "@VIP") is vip
+
+
+# -- the X API ledger ----------------------------------------------------------------------------------
+
+
+BUDGET = Budget(monthly_usd=1.0, optional_until=0.5, new_work_until=0.8)
+
+
+def test_a_used_up_window_waits_until_its_reset_and_a_cap_until_its_end(sessions: Sessions) -> None:
+    endpoint = "POST /2/tweets"
+    with sessions.begin() as s:
+        assert ledger.decide(s, endpoint, Need.OWED, BUDGET, now=T0) == Go()
+        ledger.record_window(s, endpoint, limit=100, remaining=0, reset_at=T0 + timedelta(minutes=5))
+        decision = ledger.decide(s, endpoint, Need.OWED, BUDGET, now=T0)
+        assert isinstance(decision, Wait) and decision.until == T0 + timedelta(minutes=5)
+        assert ledger.decide(s, endpoint, Need.OWED, BUDGET, now=T0 + timedelta(minutes=6)) == Go()
+        ledger.record_cap(s, endpoint, until=T0 + timedelta(days=3))
+        capped = ledger.decide(s, endpoint, Need.OWED, BUDGET, now=T0 + timedelta(minutes=6))
+        assert isinstance(capped, Wait) and "usage cap" in capped.reason
+
+
+def test_the_budget_stops_optional_posts_first_and_new_work_last(sessions: Sessions) -> None:
+    def decisions(s: Session) -> list[type]:
+        return [type(ledger.decide(s, "POST /2/tweets", need, BUDGET, now=T0)) for need in Need]
+
+    with sessions.begin() as s:
+        ledger.record_call(s, "GET /2/users/:id/mentions", status=200, cost_usd=0.10,
+                           now=T0 - timedelta(days=40))  # last month: not counted
+        ledger.record_call(s, "POST /2/tweets", status=201, cost_usd=0.55, now=T0)
+        assert ledger.spent(s, now=T0) == pytest.approx(0.55)
+        assert decisions(s) == [Stop, Go, Go]  # optional, new work, owed
+        ledger.record_call(s, "POST /2/tweets", status=201, cost_usd=0.30, now=T0)
+        assert decisions(s) == [Stop, Stop, Go]
+        ledger.record_call(s, "POST /2/tweets", status=201, cost_usd=0.20, now=T0)
+        assert decisions(s) == [Stop, Stop, Stop]
+        stop = ledger.decide(s, "POST /2/tweets", Need.OWED, BUDGET, now=T0)
+        assert isinstance(stop, Stop) and "$1.00 is spent" in stop.reason
+
+
+# -- cursors, replies, SQLite settings -----------------------------------------------------------------------
+
+
+def test_cursor_round_trip(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        assert cursors.get(s, cursors.MENTIONS) is None
+        cursors.put(s, cursors.MENTIONS, "5")
+    with sessions.begin() as s:
+        cursors.put(s, cursors.MENTIONS, "7")
+    with sessions() as s:
+        assert cursors.get(s, cursors.MENTIONS) == "7"
+
+
+def test_replies_owed_until_sent_or_given_up(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        a = replies.owe(s, in_reply_to_tweet_id="1", kind="refusal", text="how to").id
+        b = replies.owe(s, in_reply_to_tweet_id="2", kind="failure", text="sorry").id
+    with sessions.begin() as s:
+        replies.mark_sent(s, a, "10")
+        replies.mark_attempt_failed(s, b, "503")
+        replies.mark_attempt_failed(s, b, "503")
+    with sessions() as s:
+        assert [r.id for r in replies.unsent(s, max_attempts=3)] == [b]
+        assert replies.unsent(s, max_attempts=2) == []
+        assert replies.for_tweet(s, "1")[0].reply_tweet_id == "10"
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'f.sqlite3'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_the_schema_is_checked_at_start(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'f.sqlite3'}")
+    with pytest.raises(SchemaOutOfDate, match="is empty; this Forger needs migration 0001: run `forger db upgrade`"):
+        schema.check(engine)
+    schema.upgrade(engine)
+    schema.check(engine)
+    schema.upgrade(engine)  # a second upgrade is a no-op
+    assert schema.current(engine) == schema.head()
+    engine.dispose()
