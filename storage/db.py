@@ -8,15 +8,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-# Execution option asking for BEGIN IMMEDIATE on SQLite.
-IMMEDIATE = "forger_sqlite_immediate"
-
 
 def open_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL, a busy timeout and foreign keys.
+    """An engine for ``url``; SQLite files get WAL, a busy timeout, foreign keys, immediate locks.
 
-    WAL lets the dashboard read while the worker writes; the busy timeout makes a second writer
-    wait for the lock instead of failing at once.
+    The busy timeout makes a second process wait for the lock instead of failing at once; WAL
+    keeps commits cheap and lets a crashed process leave the file intact.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -28,8 +25,7 @@ def open_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-        # SQLAlchemy, not the driver, begins transactions (below), so that a claim can ask for
-        # BEGIN IMMEDIATE: the write lock taken up front, never upgraded half-way (which fails).
+        # SQLAlchemy, not the driver, begins transactions (below), as BEGIN IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -39,18 +35,14 @@ def open_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(connection: Connection) -> None:
-        immediate = connection.get_execution_options().get(IMMEDIATE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Every transaction takes SQLite's single write lock up front. A deferred transaction that
+        # reads and then writes must upgrade its lock, and in WAL mode that upgrade fails at once
+        # ("database is locked", no busy wait) whenever another process committed in between.
+        # So transactions queue for the lock instead; they are short (milliseconds), which is
+        # what one SQLite file can offer. Many workers belong on PostgreSQL.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
-
-
-def begin_immediate(session: Session) -> None:
-    """Make the session's transaction take the write lock at once (SQLite; a no-op elsewhere).
-
-    Call it first thing in a transaction that reads and then writes what it read, like a claim.
-    """
-    session.connection(execution_options={IMMEDIATE: True})
 
 
 def is_postgres(session: Session) -> bool:

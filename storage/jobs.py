@@ -6,8 +6,8 @@ lease has lapsed the job is claimed again, until it has been tried ``max_attempt
 
 On PostgreSQL the claim is ``SELECT ... FOR UPDATE SKIP LOCKED`` then ``UPDATE``: concurrent
 workers skip each other's rows instead of queueing on them. SQLite has no row locks (it drops
-``FOR UPDATE`` silently), so there the claim runs in a ``BEGIN IMMEDIATE`` transaction, which
-takes the database's single write lock before reading.
+``FOR UPDATE`` silently), so there every transaction is ``BEGIN IMMEDIATE`` (``storage.db``),
+which takes the database's single write lock before reading.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from storage.db import begin_immediate, is_postgres
+from storage.db import is_postgres
 from storage.errors import IllegalTransition, LeaseLost
 from storage.models import Job, JobEvent, JobState, utcnow
 
@@ -87,11 +87,10 @@ def claim_next(
 ) -> ClaimedJob | None:
     """Claim the best job for ``worker`` under a lease of ``lease_s``; None when nothing is due.
 
-    Must be the first thing in its transaction (SQLite takes its write lock with it). Jobs whose
-    lease lapsed go back to the queue first, or fail for good after ``max_attempts``.
+    Jobs whose lease lapsed go back to the queue first, or fail for good after ``max_attempts``.
+    On SQLite the transaction already holds the write lock (``storage.db``: BEGIN IMMEDIATE).
     """
     now = now or utcnow()
-    begin_immediate(session)
     lock = is_postgres(session)
 
     lapsed = select(Job).where(Job.state.in_(ACTIVE), Job.lease_expires_at < now).order_by(Job.id)
