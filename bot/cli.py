@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 from rich.console import Console
+from sqlalchemy.orm import Session
 
 from bot.config import Config, XCredentials, default_config_path, load_config
 from bot.errors import ForgerError
+from bot.progress import render_progress
 from model.errors import ModelError
 from storage.errors import StorageError
-from bot.progress import render_progress
 
 console = Console(stderr=True)
 
@@ -80,13 +82,20 @@ def render(ctx: click.Context, content: Path, style: Path, out: Path, size: int 
         click.echo(f"wrote {out} ({painted.shape[1]}×{painted.shape[0]}) in {time.monotonic() - started:.1f} s")
 
 
-def _serve(ctx: click.Context, *, poll: bool, work: bool) -> None:
+RENDERERS = click.Choice(["neural", "quick"])
+RENDERER_HELP = "neural: the real painting (default); quick: an instant colour transfer, to try the plumbing."
+
+
+def _serve(ctx: click.Context, *, poll: bool, work: bool, renderer: str = "neural") -> None:
     from bot.app import Forger
+    from bot.rendering import QuickRenderer
     from bot.scheduler import build_scheduler
 
     with _user_errors():
         config = _config(ctx)
-        forger = Forger.create(config, XCredentials.from_env(os.environ))
+        forger = Forger.create(
+            config, XCredentials.from_env(os.environ), renderer=QuickRenderer() if renderer == "quick" else None
+        )
         handle = forger.gateway.me()[1]
         if handle.lower() != config.bot.handle.lower():
             raise ForgerError(f"the credentials are for @{handle}, but config bot.handle is {config.bot.handle}")
@@ -105,10 +114,11 @@ def _serve(ctx: click.Context, *, poll: bool, work: bool) -> None:
 
 
 @main.command()
+@click.option("--renderer", type=RENDERERS, default="neural", help=RENDERER_HELP)
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, renderer: str) -> None:
     """Poll the mentions and render in one process (a small deployment)."""
-    _serve(ctx, poll=True, work=True)
+    _serve(ctx, poll=True, work=True, renderer=renderer)
 
 
 @main.command()
@@ -119,10 +129,11 @@ def poll(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.option("--renderer", type=RENDERERS, default="neural", help=RENDERER_HELP)
 @click.pass_context
-def work(ctx: click.Context) -> None:
+def work(ctx: click.Context, renderer: str) -> None:
     """Only render queued jobs and reply (the Procfile's `worker`)."""
-    _serve(ctx, poll=False, work=True)
+    _serve(ctx, poll=False, work=True, renderer=renderer)
 
 
 @main.command()
@@ -163,3 +174,200 @@ def upgrade(ctx: click.Context) -> None:
         finally:
             engine.dispose()
     click.echo(f"database at migration {after}" + (" (already)" if before == after else f" (was {before or 'empty'})"))
+
+
+# -- admin: thin shells over bot.admin ---------------------------------------------------------------
+
+
+@contextmanager
+def _admin_session(ctx: click.Context) -> Iterator[Session]:
+    """A transaction on the configured database (checked to be at the current schema)."""
+    from storage import schema
+    from storage.db import open_engine, session_factory
+
+    with _user_errors():
+        engine = open_engine(_config(ctx).database.url)
+        try:
+            schema.check(engine)
+            with session_factory(engine).begin() as session:
+                yield session
+        finally:
+            engine.dispose()
+
+
+def _emit(data: object, as_json: bool, table: Callable[[], None]) -> None:
+    from bot.admin import to_json
+
+    if as_json:
+        click.echo(json.dumps(to_json(data), indent=2))
+    else:
+        table()
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@main.command("queue")
+@click.option("--state", "states", multiple=True, help="Only jobs in this state (repeatable).")
+@click.option("--user", default=None, help="Only jobs of this X username.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@JSON_OPTION
+@click.pass_context
+def queue_command(ctx: click.Context, states: tuple[str, ...], user: str | None, limit: int, as_json: bool) -> None:
+    """The jobs, newest first: state, age, position, progress, attempts."""
+    from rich.table import Table
+
+    from bot import admin
+
+    with _admin_session(ctx) as session, _user_errors():
+        rows = admin.queue(session, states=states, user=user, limit=limit)
+
+    def table() -> None:
+        out = Table("id", "user", "state", "age", "position", "progress", "attempts", "error")
+        for r in rows:
+            progress = f"{r.progress:.0%}" if r.progress is not None else "-"
+            out.add_row(str(r.id), "@" + r.user, r.state, _age(r.age_s), str(r.position or "-"), progress,
+                        str(r.attempts), (r.error or "")[:60])
+        Console().print(out)
+
+    _emit(rows, as_json, table)
+
+
+@main.command("job")
+@click.argument("job_id", type=int)
+@JSON_OPTION
+@click.pass_context
+def job_command(ctx: click.Context, job_id: int, as_json: bool) -> None:
+    """Everything about one job: request, history, timings, images."""
+    from bot import admin
+
+    with _admin_session(ctx) as session, _user_errors():
+        detail = admin.job(session, job_id)
+
+    def table() -> None:
+        r = detail.row
+        click.echo(f"job {r.id}: @{r.user}, {r.state}, attempt {r.attempts}, priority {r.priority}")
+        click.echo(f"  tweet {detail.tweet_id}: {detail.text}")
+        if detail.reply_tweet_id:
+            click.echo(f"  replied with tweet {detail.reply_tweet_id}")
+        if r.error:
+            click.echo(f"  error: {r.error}")
+        click.echo(f"  render {_age(detail.render_s)}, eta {_age(detail.eta_s)}, lease {detail.lease_owner or '-'}")
+        for role, size in detail.images.items():
+            click.echo(f"  {role} image: {f'{size} bytes, `forger job-image {r.id} {role}`' if size else 'none'}")
+        click.echo("  history:")
+        for e in detail.history:
+            click.echo(f"    {e.at:%Y-%m-%d %H:%M:%S} {e.from_state or '-':>9} -> {e.to_state:<9} {e.reason}")
+
+    _emit(detail, as_json, table)
+
+
+@main.command("job-image")
+@click.argument("job_id", type=int)
+@click.argument("role", type=click.Choice(["content", "style", "result"]))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.pass_context
+def job_image_command(ctx: click.Context, job_id: int, role: str, out: Path) -> None:
+    """Save one of a job's images (the picture, the painting or the result) to a file."""
+    from bot import admin
+
+    with _admin_session(ctx) as session, _user_errors():
+        data = admin.image(session, job_id, role)  # type: ignore[arg-type]
+        if data is None:
+            raise ForgerError(f"job {job_id} has no {role} image yet")
+    out.write_bytes(data)
+    click.echo(f"wrote {out} ({len(data)} bytes)")
+
+
+@main.command("retry")
+@click.argument("job_id", type=int)
+@click.pass_context
+def retry_command(ctx: click.Context, job_id: int) -> None:
+    """Put a failed job back in the queue."""
+    from bot import admin
+
+    with _admin_session(ctx) as session, _user_errors():
+        admin.retry(session, job_id, by="cli")
+    click.echo(f"job {job_id} queued again")
+
+
+@main.command("cancel")
+@click.argument("job_id", type=int)
+@click.pass_context
+def cancel_command(ctx: click.Context, job_id: int) -> None:
+    """Stop a job that has not been replied to."""
+    from bot import admin
+
+    with _admin_session(ctx) as session, _user_errors():
+        admin.cancel(session, job_id, by="cli")
+    click.echo(f"job {job_id} cancelled")
+
+
+@main.command("user")
+@click.argument("name")
+@click.option("--ban", "ban_reason", default=None, metavar="REASON", help="Ban the user (no replies, no renders).")
+@click.option("--unban", is_flag=True, help="Lift a ban.")
+@click.option("--priority", type=click.IntRange(0, 100), default=None, help="Higher goes first; 0 is everyone.")
+@JSON_OPTION
+@click.pass_context
+def user_command(
+    ctx: click.Context, name: str, ban_reason: str | None, unban: bool, priority: int | None, as_json: bool
+) -> None:
+    """Show a user, and ban, unban or prioritise them."""
+    from bot import admin
+
+    if ban_reason is not None and unban:
+        raise click.UsageError("--ban and --unban together make no sense")
+    with _admin_session(ctx) as session, _user_errors():
+        if ban_reason is not None:
+            admin.ban(session, name, reason=ban_reason)
+        if unban:
+            admin.unban(session, name)
+        if priority is not None:
+            admin.set_priority(session, name, priority)
+        info = admin.user(session, name)
+
+    def table() -> None:
+        ban = f"banned ({info.ban_reason})" if info.banned else "not banned"
+        click.echo(f"@{info.username} (id {info.id}): {ban}, priority {info.priority}, "
+                   f"{info.renders_last_day} renders in 24 h, {info.jobs_total} jobs in all")
+
+    _emit(info, as_json, table)
+
+
+@main.command("stats")
+@JSON_OPTION
+@click.pass_context
+def stats_command(ctx: click.Context, as_json: bool) -> None:
+    """Jobs by state, renders per hour, render and wait times, X API calls and spend."""
+    from bot import admin
+
+    budget = _config(ctx).budget.monthly_usd
+    with _admin_session(ctx) as session, _user_errors():
+        found = admin.stats(session, budget_usd=budget)
+
+    def table() -> None:
+        click.echo("jobs: " + ", ".join(f"{n} {state}" for state, n in found.jobs_by_state.items()))
+        click.echo(f"renders: {found.renders_last_hour} in the last hour, {found.renders_last_day} in 24 h; "
+                   f"median render {_age(found.median_render_s)}, median wait {_age(found.median_wait_s)}")
+        click.echo(f"X API: {found.api_calls_this_month} calls this month, "
+                   f"${found.spent_usd:.2f} of ${found.budget_usd:.2f} ({found.spent_usd / found.budget_usd:.0%})"
+                   if found.budget_usd else f"X API: {found.api_calls_this_month} calls this month")
+        for w in found.windows:
+            click.echo(f"  {w.endpoint}: {w.remaining}/{w.limit} left, resets {w.reset_at:%H:%M:%S} UTC"
+                       + (f", capped until {w.capped_until:%Y-%m-%d %H:%M}" if w.capped_until else ""))
+
+    _emit(found, as_json, table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Crash safety: worker processes drain a queue while one of them is killed mid-job.
+
+Three real ``forger work`` processes (quick renderer, sandbox X over HTTP) share one database;
+one is sent SIGKILL while it holds a job. Its lease lapses, another worker takes the job over,
+and every mention ends with exactly one reply: none lost, none twice.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+from sqlalchemy import select
+
+from bot.sandbox import SandboxX
+from storage import jobs, mentions
+from storage.db import open_engine, session_factory
+from storage.models import Job, JobState, Outcome
+
+ROOT = Path(__file__).resolve().parents[1]
+JOBS = 300
+WORKERS = 3
+LEASE_S = 5
+
+
+def _png(colour: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (48, 32), colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_no_job_and_doubles_no_reply(db_url: str, tmp_path: Path) -> None:
+    engine = open_engine(db_url)
+    sessions = session_factory(engine)
+    picture, painting = _png((220, 140, 60)), _png((30, 60, 170))
+    with SandboxX(bot_username="forgerbot") as x:
+        tweets = [x.post(f"user{n % 40}", f"@forgerbot paint #{n}") for n in range(JOBS)]
+        with sessions.begin() as s:
+            for n, tweet in enumerate(tweets):
+                mentions.record(s, tweet_id=tweet, author_id=str(n % 40), author_username=f"user{n % 40}",
+                                text="", outcome=Outcome.QUEUED)
+                s.flush()
+                jobs.enqueue(s, tweet_id=tweet, author_id=str(n % 40), author_username=f"user{n % 40}",
+                             content_image=picture, style_image=painting)
+
+        config = yaml.safe_load((ROOT / "config.yaml").read_text())
+        config["x"]["api_base_url"] = x.base_url
+        config["database"]["url"] = db_url
+        config["queue"]["lease_s"] = LEASE_S
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+        env = {**os.environ, "X_API_KEY": "k", "X_API_SECRET": "s", "X_ACCESS_TOKEN": "t", "X_ACCESS_TOKEN_SECRET": "ts"}
+        command = [sys.executable, "-m", "bot.cli", "--config", str(tmp_path / "config.yaml"), "work", "--renderer", "quick"]
+        workers = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                   for _ in range(WORKERS)]
+        try:
+            def replied() -> int:
+                with sessions() as s:
+                    return jobs.counts(s)[JobState.REPLIED]
+
+            def held_by_victim() -> bool:
+                with sessions() as s:
+                    owners = s.scalars(select(Job.lease_owner).where(Job.state.in_(jobs.ACTIVE)))
+                    return any(f":{workers[0].pid}:" in (owner or "") for owner in owners)
+
+            _wait_for(lambda: replied() >= JOBS // 10, 60, "the workers to get going")
+            _wait_for(held_by_victim, 30, "the first worker to hold a job")
+            workers[0].send_signal(signal.SIGKILL)
+            workers[0].wait(timeout=10)
+
+            _wait_for(lambda: replied() == JOBS, 120, f"all {JOBS} jobs to be replied")
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.terminate()
+            errors = [worker.communicate(timeout=20)[1].decode() for worker in workers]
+
+        for tweet in tweets:
+            assert len([r for r in x.replies_to(tweet) if r.author_id == x.bot_user_id]) == 1, f"tweet {tweet}"
+        with sessions() as s:
+            taken_over = [
+                job_id for job_id in s.scalars(select(Job.id))
+                if any("lapsed" in e.reason for e in jobs.history(s, job_id))
+            ]
+        assert taken_over, "the killed worker's job was not taken over"
+        assert all("Traceback" not in e for e in errors[1:]), errors
+    engine.dispose()
