@@ -46,7 +46,10 @@ class Forger:
         except Exception:
             engine.dispose()
             raise
-        gateway = XGateway(credentials, base_url=config.x.api_base_url, timeout_s=config.x.timeout_s)
+        gateway = XGateway(
+            credentials, base_url=config.x.api_base_url, timeout_s=config.x.timeout_s,
+            upload_chunk_bytes=config.x.upload_chunk_bytes, made_with_ai=config.x.made_with_ai,
+        )
         if renderer is None:
             renderer = NeuralRenderer(render_settings(config))
         lease = Lease(worker=worker_name(), lease_s=config.queue.lease_s, max_attempts=config.bot.max_attempts)
@@ -54,7 +57,10 @@ class Forger:
 
     def poll(self) -> poller.PollReport:
         """Read new mentions and queue them, then send the replies owed."""
-        report = poller.poll(self.sessions, self.gateway, page_size=self.config.bot.page_size, limits=self.limits)
+        report = poller.poll(
+            self.sessions, self.gateway, page_size=self.config.bot.page_size, limits=self.limits,
+            policy=poller.policy_for(self.config),
+        )
         self.deliver()
         return report
 

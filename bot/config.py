@@ -48,18 +48,47 @@ def _checked(check: Check) -> Any:
     return field(metadata={"check": check})
 
 
+def _anything(v: Any) -> str | None:
+    return None  # the type check is all there is (a flag, a list of folders)
+
+
 @dataclass(frozen=True)
 class BotSettings:
     handle: str = _checked(_handle)
     poll_interval_s: float = _checked(_positive)
     page_size: int = _checked(_between(5, 100))
     max_attempts: int = _checked(_between(1, 100))
+    poll_overlap_s: float = _checked(_between(0, 86400))
+    first_start_max_age_s: float = _checked(_between(0, 30 * 86400))
+    refusal_period_s: float = _checked(_between(0, 30 * 86400))
+    min_photo_side: int = _checked(_between(1, 4096))
+    acknowledge: bool = _checked(_anything)
 
 
 @dataclass(frozen=True)
 class XSettings:
     api_base_url: str = _checked(_http_url)
     timeout_s: float = _checked(_positive)
+    upload_chunk_bytes: int = _checked(_between(64 * 1024, 5 * 1024 * 1024))
+    made_with_ai: bool = _checked(_anything)
+
+
+def _host_names(v: tuple[str, ...]) -> str | None:
+    ok = v and all(re.fullmatch(r"[A-Za-z0-9.-]+", h) for h in v)
+    return None if ok else "a list of host names such as [pbs.twimg.com]"
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    hosts: tuple[str, ...] = _checked(_host_names)
+    max_bytes: int = _checked(_between(1024, 100 * 1024 * 1024))
+    time_limit_s: float = _checked(_positive)
+    max_pixels: int = _checked(_between(1, 178_956_970))
+
+
+@dataclass(frozen=True)
+class GallerySettings:
+    extra_dirs: tuple[str, ...] = _checked(_anything)
 
 
 @dataclass(frozen=True)
@@ -154,6 +183,8 @@ class Config:
     database: DatabaseSettings
     queue: QueueSettings
     budget: BudgetSettings
+    media: MediaSettings
+    gallery: GallerySettings
     render: RenderConfig
     paths: PathSettings
 
@@ -202,6 +233,18 @@ def _build(cls: type[T], raw: Any, source: str, prefix: str) -> T:
 
 
 def _coerce(value: Any, kind: Any, check: Check | None, source: str, key: str) -> Any:
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key} must be true or false, got: {value!r}")
+        return value
+    if kind == tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{source}: {key} must be a list of strings, got: {value!r}")
+        value = tuple(value)
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError(f"{source}: {key} must be {problem}, got: {list(value)!r}")
+        return value
     expected = {int: "a whole number", float: "a number", str: "a string", Path: "a path"}[kind]
     ok = (
         (kind is int and isinstance(value, int) and not isinstance(value, bool))

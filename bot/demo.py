@@ -54,6 +54,7 @@ def run_demo(
             x=replace(config.x, api_base_url=x.base_url),
             database=replace(config.database, url=f"sqlite:///{database}"),
             bot=replace(config.bot, poll_interval_s=1.0),
+            media=replace(config.media, hosts=(x.media_host,)),  # the sandbox serves the photos
         )
         console.print(f"sandbox X on {x.base_url}, database {database}")
         photo = lambda name: (images / name).read_bytes()  # noqa: E731

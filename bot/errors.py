@@ -12,11 +12,15 @@ class ConfigError(ForgerError):
 
 
 class XError(ForgerError):
-    """X answered with an error, or could not be reached."""
+    """X answered with an error, or could not be reached.
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    ``parameters`` names the request parameters X's invalid-request problem blamed, if any.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, parameters: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.status = status
+        self.parameters = parameters
 
     @property
     def transient(self) -> bool:
@@ -27,9 +31,43 @@ class XError(ForgerError):
 class XRateLimited(XError):
     """A rate-limit window is used up until ``reset_at`` (epoch seconds, when X said)."""
 
-    def __init__(self, message: str, *, reset_at: int | None) -> None:
+    def __init__(self, message: str, *, reset_at: float | None) -> None:
         super().__init__(message, status=429)
         self.reset_at = reset_at
+
+
+class XUsageCapped(XError):
+    """X's usage cap for this kind of call (reads or writes) is spent until ``until`` (epoch s).
+
+    Not a rate-limit window: waiting for the window's reset does not help, the period must end.
+    """
+
+    def __init__(self, message: str, *, kind: str, period: str, until: float) -> None:
+        super().__init__(message, status=429)
+        self.kind = kind
+        self.period = period
+        self.until = until
+
+
+class XTweetGone(XError):
+    """The tweet asked about or replied to is deleted or not visible to the bot: nothing to retry."""
+
+    def __init__(self, message: str, *, tweet_id: str, status: int | None = 403) -> None:
+        super().__init__(message, status=status)
+        self.tweet_id = tweet_id
+
+    @property
+    def transient(self) -> bool:
+        return False
+
+
+class XMediaPending(XError):
+    """An upload is still being processed by X; ask again at ``check_at`` (epoch seconds)."""
+
+    def __init__(self, message: str, *, media_id: str, check_at: float) -> None:
+        super().__init__(message, status=None)
+        self.media_id = media_id
+        self.check_at = check_at
 
 
 class XAuthError(XError):
@@ -37,4 +75,22 @@ class XAuthError(XError):
 
 
 class MediaError(ForgerError):
-    """A user's photo could not be fetched or is not a usable image."""
+    """A user's photo could not be fetched or is not a usable image.
+
+    ``transient`` is True when trying again later may work (a timeout, X's server failing), and
+    False when the photo itself is the problem (wrong type, too large, too small, a foreign host).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class PhotoTooSmall(MediaError):
+    """A photo smaller than the bot can paint: its short side is below ``min_side`` pixels."""
+
+    def __init__(self, message: str, *, width: int, height: int, min_side: int) -> None:
+        super().__init__(message)
+        self.width = width
+        self.height = height
+        self.min_side = min_side

@@ -1,36 +1,69 @@
 """The X gateway: everything Forger says to and hears from the X API v2, behind one small class.
 
-tweepy's ``Client`` does mentions and posts; tweepy has no v2 media upload, so that one call is
-made here, signed with tweepy's OAuth 1.0a handler. tweepy hard-codes its API host: the session
-below rewrites it, which is the seam that points the bot at the sandbox X in the demo and tests.
-tweepy's ``wait_on_rate_limit`` stays off: a 429 is raised as ``XRateLimited`` with its reset
-time, and the caller decides when to come back, never sleeping inside the client.
+Every call goes through one place (``_call``), signed with OAuth 1.0a by tweepy's handler, so
+that X's answers are read the same way everywhere: the ``x-rate-limit-*`` headers are noted per
+endpoint, and X's problem objects become the bot's own errors:
+
+- 429 with the ``usage-capped`` problem type: ``XUsageCapped``; that kind of call (reads or
+  writes) is paused until the cap's period ends and the admin is told, once;
+- 429 otherwise: ``XRateLimited`` with the window's reset (a minute from now when X sent no
+  ``x-rate-limit-reset``); the endpoint is paused until then;
+- 401 and 403: ``XAuthError``, a configuration error stated plainly, except a 403 for a tweet that
+  is deleted or not visible, which is ``XTweetGone``;
+- 5xx, timeouts and unreachable: ``XError`` with ``transient`` set.
+
+A paused call is refused here, without a request, so nothing spins against X. The gateway never
+sleeps: when to come back is the caller's decision (``bot.retry``). Time comes from ``clock``.
+
+tweepy's ``Client`` is not used: it has no v2 media endpoints, no ``made_with_ai`` and no
+``post.fields``. Field names drift (``tweet.fields``/``post.fields``, ``includes.tweets``/
+``includes.posts``): both are read, and a 400 that blames one field parameter switches to the other.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import logging
+import math
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
 import tweepy
 
 from bot.config import XCredentials
-from bot.errors import MediaError, XAuthError, XError, XRateLimited
+from bot.errors import XAuthError, XError, XMediaPending, XRateLimited, XTweetGone, XUsageCapped
 
 log = logging.getLogger(__name__)
 
-TWEEPY_HOST = "https://api.twitter.com"
+ME = "GET /2/users/me"
+MENTIONS = "GET /2/users/:id/mentions"
+USER_TWEETS = "GET /2/users/:id/tweets"
+TWEET = "GET /2/tweets/:id"
+CREATE_TWEET = "POST /2/tweets"
+UPLOAD = "POST /2/media/upload"
+UPLOAD_INIT = "POST /2/media/upload/initialize"
+UPLOAD_APPEND = "POST /2/media/upload/:id/append"
+UPLOAD_FINALIZE = "POST /2/media/upload/:id/finalize"
+UPLOAD_STATUS = "GET /2/media/upload"
+MEDIA_METADATA = "POST /2/media/metadata"
 
-MENTION_EXPANSIONS = ["attachments.media_keys", "author_id", "referenced_tweets.id"]
-MENTION_TWEET_FIELDS = ["created_at", "author_id", "attachments", "conversation_id", "referenced_tweets"]
-MENTION_MEDIA_FIELDS = ["media_key", "type", "url", "width", "height"]
-MENTION_USER_FIELDS = ["username", "name"]
+EXPANSIONS = ("attachments.media_keys", "author_id", "referenced_tweets.id")
+TWEET_FIELDS = ("created_at", "author_id", "attachments", "conversation_id", "referenced_tweets")
+MEDIA_FIELDS = ("media_key", "type", "url", "preview_image_url", "width", "height")
+USER_FIELDS = ("username", "name")
+FIELD_PARAMS = ("tweet.fields", "post.fields")  # the 2024 name, the 2026 name
+
+MENTION_REACH = 800  # X serves only the newest 800 mentions: older ones cannot be paged to
+MISSING_RESET_WAIT_S = 60.0  # a 429 without x-rate-limit-reset: come back after this, never at once
+CHUNK_RESENDS = 2  # a failed chunk is sent again at once this many times (X: chunks retry alone)
+ONE_SHOT_MAX_BYTES = 1024 * 1024  # larger uploads go chunked
+_USAGE_CAPPED = "https://api.twitter.com/2/problems/usage-capped"
+_GONE = re.compile(r"deleted or not visible|not found|does not exist", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -46,7 +79,7 @@ class Media:
 
 @dataclass(frozen=True)
 class Mention:
-    """A tweet that mentions the bot, with what the bot needs to answer it."""
+    """A tweet as the bot reads it: a mention, its parent, or one of the bot's own replies."""
 
     id: str
     text: str
@@ -55,10 +88,20 @@ class Mention:
     created_at: datetime | None
     media: tuple[Media, ...]
     is_retweet: bool
+    in_reply_to_id: str | None = None
+    parent_media_keys: tuple[str, ...] = ()  # the parent's attachments, when X included the parent
 
     @property
     def photos(self) -> tuple[Media, ...]:
         return tuple(m for m in self.media if m.type == "photo" and m.url)
+
+
+@dataclass(frozen=True)
+class MentionBatch:
+    """Mentions read in one walk, oldest first; ``maybe_gap`` when X's 800 cut some off."""
+
+    mentions: list[Mention]
+    maybe_gap: bool
 
 
 @dataclass(frozen=True)
@@ -67,43 +110,62 @@ class RateLimit:
 
     limit: int
     remaining: int
-    reset_at: int  # epoch seconds
+    reset_at: float  # epoch seconds
 
 
-class _HostSession(requests.Session):
-    """A requests session that sends tweepy's calls to ``base_url`` instead of api.twitter.com."""
+def call_kind(route: str) -> str:
+    """"read" or "write": what a usage cap stops (X caps reads of posts and writes apart)."""
+    return "read" if route.startswith("GET ") else "write"
 
-    def __init__(self, base_url: str, timeout_s: float) -> None:
-        super().__init__()
-        self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if isinstance(url, str) and url.startswith(TWEEPY_HOST):
-            url = self.base_url + url[len(TWEEPY_HOST):]
-        kwargs.setdefault("timeout", self.timeout_s)
-        return super().request(method, url, *args, **kwargs)
+def period_end(period: str, now: float) -> float:
+    """When a usage cap of ``period`` ("Daily", "Monthly") runs out: the next UTC day or month."""
+    moment = datetime.fromtimestamp(now, UTC)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period.lower() == "daily":
+        return (day + timedelta(days=1)).timestamp()
+    if period.lower() == "monthly":
+        first = day.replace(day=1)
+        return first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1).timestamp()
+    return now + 86_400.0  # a period X has not named before: look again in a day
+
+
+def _log_alert(message: str) -> None:
+    log.error("ADMIN: %s", message)
 
 
 class XGateway:
-    """The bot's account on X: read its mentions, fetch photos, upload images, reply."""
+    """The bot's account on X: read mentions and tweets, upload images, describe them, reply."""
 
-    def __init__(self, credentials: XCredentials, *, base_url: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        credentials: XCredentials,
+        *,
+        base_url: str,
+        timeout_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        upload_chunk_bytes: int = ONE_SHOT_MAX_BYTES,
+        made_with_ai: bool = True,
+        alert: Callable[[str], None] = _log_alert,
+        mention_reach: int = MENTION_REACH,
+    ) -> None:
+        """``alert`` is how the admin is told of usage caps; ``made_with_ai`` asks X to label posts."""
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self._credentials = credentials
-        self._client = tweepy.Client(
-            bearer_token=credentials.bearer_token,
-            consumer_key=credentials.api_key,
-            consumer_secret=credentials.api_secret,
-            access_token=credentials.access_token,
-            access_token_secret=credentials.access_token_secret,
-            return_type=requests.Response,
-            wait_on_rate_limit=False,
-        )
-        self._client.session = _HostSession(self.base_url, timeout_s)
-        self._media_session = requests.Session()
-        self.rate_limits: dict[str, RateLimit] = {}
+        self.upload_chunk_bytes = upload_chunk_bytes
+        self.mention_reach = mention_reach
+        self._clock = clock
+        self._alert = alert
+        self._made_with_ai = made_with_ai
+        self._auth = tweepy.OAuth1UserHandler(
+            credentials.api_key, credentials.api_secret, credentials.access_token, credentials.access_token_secret
+        ).apply_auth()
+        self._session = requests.Session()
+        self._fields_param = FIELD_PARAMS[0]
+        self.rate_limits: dict[str, RateLimit] = {}  # by endpoint, as X last reported it
+        self.paused: dict[str, XUsageCapped] = {}  # by kind of call, while a usage cap lasts
+        self._uploaded: dict[str, tuple[str, float]] = {}  # sha256 -> (media id, usable until)
+        self._processing: dict[str, str] = {}  # sha256 -> media id X is still processing
         self._me: tuple[str, str] | None = None
 
     # -- reading -------------------------------------------------------------------------------
@@ -111,93 +173,197 @@ class XGateway:
     def me(self) -> tuple[str, str]:
         """The bot's (user id, username); asked once, then remembered."""
         if self._me is None:
-            with self._translate("GET /2/users/me"):
-                response = self._client.get_me(user_auth=True)
-            data = self._json(response, "GET /2/users/me")["data"]
+            data = self._call(ME, "/2/users/me")["data"]
             self._me = (str(data["id"]), str(data["username"]))
         return self._me
 
-    def mentions(self, user_id: str, *, since_id: str | None, page_size: int = 100) -> list[Mention]:
-        """Every mention of ``user_id`` newer than ``since_id``, oldest first (follows pagination)."""
-        found: list[Mention] = []
+    def mentions(
+        self, user_id: str, *, since_id: str | None, start_time: float | None = None, page_size: int = 100
+    ) -> MentionBatch:
+        """Every reachable mention of ``user_id`` newer than ``since_id`` (and ``start_time``).
+
+        Follows ``meta.next_token`` to the end; a tweet served twice is kept once.
+        """
+        params: dict[str, Any] = {"max_results": page_size}
+        if since_id:
+            params["since_id"] = since_id
+        if start_time is not None:
+            params["start_time"] = datetime.fromtimestamp(start_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        found = self._walk(MENTIONS, f"/2/users/{user_id}/mentions", params)
+        return MentionBatch(found, maybe_gap=len(found) >= self.mention_reach)
+
+    def tweet(self, tweet_id: str) -> Mention | None:
+        """The tweet ``tweet_id`` with its media, or None if it is deleted or not visible."""
+        body = self._read(TWEET, f"/2/tweets/{tweet_id}", {})
+        if "data" not in body:
+            return None  # X answers 200 with a resource-not-found error
+        return parse_tweets(body)[0]
+
+    def replies_by_me(self, tweet_id: str) -> list[Mention]:
+        """The bot's own replies to ``tweet_id`` (they are newer than it, so they are reachable)."""
+        bot_id, _ = self.me()
+        mine = self._walk(USER_TWEETS, f"/2/users/{bot_id}/tweets", {"since_id": tweet_id, "max_results": 100})
+        return [t for t in mine if t.in_reply_to_id == tweet_id]
+
+    def _walk(self, route: str, path: str, params: dict[str, Any]) -> list[Mention]:
+        """All pages of a timeline, oldest first, each tweet once."""
+        found: dict[str, Mention] = {}
         token: str | None = None
         while True:
-            params: dict[str, Any] = dict(
-                since_id=since_id,
-                max_results=page_size,
-                pagination_token=token,
-                expansions=MENTION_EXPANSIONS,
-                tweet_fields=MENTION_TWEET_FIELDS,
-                media_fields=MENTION_MEDIA_FIELDS,
-                user_fields=MENTION_USER_FIELDS,
-                user_auth=True,
-            )
-            params = {k: v for k, v in params.items() if v is not None}
-            with self._translate("GET /2/users/:id/mentions"):
-                response = self._client.get_users_mentions(user_id, **params)
-            body = self._json(response, "GET /2/users/:id/mentions")
-            found.extend(parse_mentions(body))
+            body = self._read(route, path, {**params, "pagination_token": token} if token else params)
+            found.update((t.id, t) for t in parse_tweets(body))
             token = body.get("meta", {}).get("next_token")
             if not token:
-                break
-        found.sort(key=lambda m: int(m.id))
-        return found
+                return sorted(found.values(), key=lambda t: int(t.id))
 
-    def download(self, url: str, *, max_bytes: int = 20 * 1024 * 1024) -> bytes:
-        """The bytes at a media URL, refusing anything larger than ``max_bytes``."""
-        try:
-            with self._media_session.get(url, stream=True, timeout=self.timeout_s) as response:
-                if response.status_code != 200:
-                    raise MediaError(f"could not fetch {url}: HTTP {response.status_code}")
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_content(64 * 1024):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise MediaError(f"{url} is larger than {max_bytes // (1024 * 1024)} MB")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except requests.RequestException as exc:
-            raise XError(f"could not fetch {url}: {exc}") from exc
+    def _read(self, route: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A GET of tweets with the bot's fields; a 400 blaming the field parameter's name swaps it."""
+        common = {
+            "expansions": ",".join(EXPANSIONS),
+            "media.fields": ",".join(MEDIA_FIELDS),
+            "user.fields": ",".join(USER_FIELDS),
+        }
+        for _ in FIELD_PARAMS:
+            try:
+                return self._call(route, path, params={**params, **common, self._fields_param: ",".join(TWEET_FIELDS)})
+            except XError as exc:
+                if exc.parameters != (self._fields_param,):
+                    raise
+                other = FIELD_PARAMS[1 - FIELD_PARAMS.index(self._fields_param)]
+                log.warning("X refused %s; asking with %s from now on", self._fields_param, other)
+                self._fields_param = other
+        raise XError(f"{route}: X refused both {' and '.join(FIELD_PARAMS)}", status=400)
 
     # -- writing -------------------------------------------------------------------------------
 
     def upload_image(self, data: bytes, *, content_type: str = "image/jpeg") -> str:
-        """Upload one image with the v2 one-shot upload; returns its media id."""
-        route = "POST /2/media/upload"
-        auth = tweepy.OAuth1UserHandler(
-            self._credentials.api_key,
-            self._credentials.api_secret,
-            self._credentials.access_token,
-            self._credentials.access_token_secret,
-        ).apply_auth()
-        extension = content_type.split("/")[-1]
-        with self._translate(route):
-            response = self._client.session.post(
-                f"{self.base_url}/2/media/upload",
-                files={"media": (f"forger.{extension}", data, content_type)},
-                data={"media_category": "tweet_image", "media_type": content_type},
-                auth=auth,
-            )
-            self._raise_for_status(response, route)
-        return str(self._json(response, route)["data"]["id"])
+        """Upload one image and return its media id, ready to attach.
 
-    def reply(self, in_reply_to: str, text: str, *, media_ids: tuple[str, ...] = ()) -> str:
-        """Post ``text`` (and media) as a reply to tweet ``in_reply_to``; returns the new tweet's id."""
-        route = "POST /2/tweets"
-        with self._translate(route):
-            response = self._client.create_tweet(
-                text=text,
-                in_reply_to_tweet_id=in_reply_to,
-                media_ids=list(media_ids) or None,
-                user_auth=True,
-            )
-        return str(self._json(response, route)["data"]["id"])
+        Up to ``upload_chunk_bytes`` it is one request; larger images take the chunked
+        initialize/append/finalize flow, each chunk sent again at once if X fails it. The same
+        bytes are not uploaded twice while X keeps the first upload. If X is still processing
+        it, ``XMediaPending`` says when to ask again; the next call with the same bytes asks
+        for its status instead of uploading again.
+        """
+        digest = hashlib.sha256(data).hexdigest()
+        uploaded = self._uploaded.get(digest)
+        if uploaded and uploaded[1] > self._clock():
+            return uploaded[0]
+        if digest in self._processing:
+            params = {"command": "STATUS", "media_id": self._processing[digest]}
+            info = self._call(UPLOAD_STATUS, "/2/media/upload", params=params)["data"]
+        elif len(data) <= self.upload_chunk_bytes:
+            info = self._call(
+                UPLOAD,
+                "/2/media/upload",
+                files={"media": (f"forger.{content_type.split('/')[-1]}", data, content_type)},
+                data={"media_category": "tweet_image", "media_type": content_type},
+            )["data"]
+        else:
+            info = self._upload_chunked(data, content_type)
+        return self._settle(digest, info)
+
+    def _upload_chunked(self, data: bytes, content_type: str) -> dict[str, Any]:
+        started = {"media_type": content_type, "total_bytes": len(data), "media_category": "tweet_image"}
+        media_id = str(self._call(UPLOAD_INIT, "/2/media/upload/initialize", json=started)["data"]["id"])
+        for index, start in enumerate(range(0, len(data), self.upload_chunk_bytes)):
+            chunk = data[start : start + self.upload_chunk_bytes]
+            for resend in range(CHUNK_RESENDS + 1):
+                try:
+                    self._call(
+                        UPLOAD_APPEND,
+                        f"/2/media/upload/{media_id}/append",
+                        files={"media": ("chunk", chunk, "application/octet-stream")},
+                        data={"segment_index": str(index)},
+                    )
+                    break
+                except (XRateLimited, XUsageCapped):
+                    raise  # waiting is the caller's to schedule, not a chunk's to retry
+                except XError as exc:
+                    if not exc.transient or resend == CHUNK_RESENDS:
+                        raise
+                    log.warning("upload %s: chunk %d failed (%s); sending it again", media_id, index, exc)
+        return dict(self._call(UPLOAD_FINALIZE, f"/2/media/upload/{media_id}/finalize")["data"])
+
+    def _settle(self, digest: str, info: dict[str, Any]) -> str:
+        """Remember an upload by its bytes; ready, or still processing (XMediaPending), or failed."""
+        media_id = str(info["id"])
+        processing = info.get("processing_info") or {}
+        state = processing.get("state", "succeeded")
+        if state in ("pending", "in_progress"):
+            self._processing[digest] = media_id
+            check_at = self._clock() + float(processing.get("check_after_secs", 1))
+            raise XMediaPending(f"X is still processing media {media_id}", media_id=media_id, check_at=check_at)
+        self._processing.pop(digest, None)
+        if state != "succeeded":
+            reason = (processing.get("error") or {}).get("message", state)
+            raise XError(f"X could not process media {media_id}: {reason}", status=400)
+        # Keep the id a minute less than X keeps the media, so it never expires in our hands.
+        self._uploaded[digest] = (media_id, self._clock() + float(info.get("expires_after_secs", 0)) - 60)
+        return media_id
+
+    def describe_media(self, media_id: str, alt_text: str) -> None:
+        """Give an uploaded image its alt text (what screen readers say), before it is posted."""
+        body = {"id": media_id, "metadata": {"alt_text": {"text": alt_text}}}
+        self._call(MEDIA_METADATA, "/2/media/metadata", json=body)
+
+    def reply(
+        self, in_reply_to: str, text: str, *, media_ids: tuple[str, ...] = (), made_with_ai: bool = False
+    ) -> str:
+        """Post ``text`` (and media) as a reply to tweet ``in_reply_to``; returns the new tweet's id.
+
+        ``made_with_ai`` asks X to label the post as AI-made; if X refuses the field, the post
+        goes out without it and later ones do not ask.
+        """
+        body: dict[str, Any] = {"text": text, "reply": {"in_reply_to_tweet_id": in_reply_to}}
+        if media_ids:
+            body["media"] = {"media_ids": list(media_ids)}
+        if made_with_ai and self._made_with_ai:
+            body["made_with_ai"] = True
+        try:
+            data = self._call(CREATE_TWEET, "/2/tweets", json=body, about=in_reply_to)["data"]
+        except XError as exc:
+            if exc.parameters != ("made_with_ai",):
+                raise
+            log.warning("X does not take made_with_ai here; posting without the label from now on")
+            self._made_with_ai = False
+            return self.reply(in_reply_to, text, media_ids=media_ids)
+        return str(data["id"])
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def blocked_until(self, kind: str) -> float | None:
+        """Until when calls of ``kind`` ("read", "write") are refused here (a cap, a spent window)."""
+        now = self._clock()
+        times = [cap.until for cap in self.paused.values() if cap.kind == kind and cap.until > now]
+        times += [
+            w.reset_at for route, w in self.rate_limits.items()
+            if call_kind(route) == kind and w.remaining <= 0 and w.reset_at > now
+        ]
+        return max(times, default=None)
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _json(self, response: requests.Response, route: str) -> dict[str, Any]:
+    def _call(self, route: str, path: str, *, about: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """One request to X: refused here if ``route`` is paused, else sent, checked, parsed.
+
+        ``about`` is the tweet the call concerns, named in ``XTweetGone``.
+        """
+        self._refuse_if_paused(route)
+        method = route.partition(" ")[0]
+        try:
+            response = self._session.request(
+                method, self.base_url + path, auth=self._auth, timeout=self.timeout_s, **kwargs
+            )
+        except requests.Timeout as exc:
+            raise XError(f"{route}: X did not answer within {self.timeout_s:g} s") from exc
+        except requests.RequestException as exc:
+            raise XError(f"{route}: X could not be reached: {exc}") from exc
         self._note_rate_limit(route, response)
+        if response.status_code >= 400:
+            raise self._error(route, response, about)
+        if not response.content:
+            return {}
         try:
             body = response.json()
         except ValueError as exc:
@@ -205,6 +371,20 @@ class XGateway:
         if not isinstance(body, dict):
             raise XError(f"{route}: unexpected answer {body!r}", status=response.status_code)
         return body
+
+    def _refuse_if_paused(self, route: str) -> None:
+        now = self._clock()
+        kind = call_kind(route)
+        cap = self.paused.get(kind)
+        if cap is not None:
+            if now < cap.until:
+                raise XUsageCapped(str(cap), kind=cap.kind, period=cap.period, until=cap.until)
+            del self.paused[kind]
+            log.warning("X's usage cap for %ss should have ended; trying again", kind)
+        window = self.rate_limits.get(route)
+        if window is not None and window.remaining <= 0 and now < window.reset_at:
+            wait = math.ceil(window.reset_at - now)
+            raise XRateLimited(f"{route}: rate limit reached, resets in {wait} s (not asked again)", reset_at=window.reset_at)
 
     def _note_rate_limit(self, route: str, response: requests.Response) -> None:
         headers = response.headers
@@ -217,60 +397,70 @@ class XGateway:
         except (KeyError, ValueError):
             pass  # not every answer carries the headers; keep what we knew
 
-    def _raise_for_status(self, response: requests.Response, route: str) -> None:
-        """Raise the same errors for our own calls as tweepy raises for its own."""
-        if response.status_code == 429:
+    def _error(self, route: str, response: requests.Response, about: str | None) -> XError:
+        """The bot's error for an X error answer (see the module doc)."""
+        status = response.status_code
+        problem = _problem(response)
+        reason = _reason(problem, response)
+        now = self._clock()
+        if status == 429 and (problem.get("type") == _USAGE_CAPPED or problem.get("title") == "UsageCapExceeded"):
+            kind, period = call_kind(route), str(problem.get("period") or "Monthly")
+            until = period_end(period, now)
+            ends = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            capped = XUsageCapped(
+                f"{route}: X's {period.lower()} usage cap is spent ({reason}); no {kind} calls to X until {ends}. "
+                "Raise the cap in the X developer console or wait for the new period.",
+                kind=kind, period=period, until=until,
+            )
+            if kind not in self.paused:
+                self._alert(str(capped))
+            self.paused[kind] = capped
+            return capped
+        if status == 429:
+            window = self.rate_limits.get(route)
             reset = response.headers.get("x-rate-limit-reset")
-            raise tweepy.TooManyRequests(response, reset_time=int(reset) if reset else None)
-        errors = {400: tweepy.BadRequest, 401: tweepy.Unauthorized, 403: tweepy.Forbidden, 404: tweepy.NotFound}
-        if response.status_code in errors:
-            raise errors[response.status_code](response)
-        if response.status_code >= 500:
-            raise tweepy.TwitterServerError(response)
-        if not 200 <= response.status_code < 300:
-            raise tweepy.HTTPException(response)
-
-    @contextlib.contextmanager
-    def _translate(self, route: str) -> Iterator[None]:
-        """Turn tweepy's and requests' exceptions into the bot's own, with X's reason."""
-        try:
-            yield
-        except tweepy.TooManyRequests as exc:
-            self._note_rate_limit(route, exc.response)
-            reset = getattr(exc, "reset_time", None)
-            wait = f", resets in {max(0, reset - int(time.time()))} s" if reset else ""
-            raise XRateLimited(f"{route}: rate limit reached{wait}", reset_at=reset) from exc
-        except (tweepy.Unauthorized, tweepy.Forbidden) as exc:
-            raise XAuthError(
-                f"{route}: X refused the bot's credentials or this action "
-                f"({exc.response.status_code}: {_reason(exc)}); check X_API_KEY, X_API_SECRET, "
-                "X_ACCESS_TOKEN and X_ACCESS_TOKEN_SECRET and the app's permissions",
-                status=exc.response.status_code,
-            ) from exc
-        except tweepy.HTTPException as exc:
-            raise XError(f"{route}: {exc.response.status_code} {_reason(exc)}", status=exc.response.status_code) from exc
-        except requests.RequestException as exc:
-            raise XError(f"{route}: X could not be reached: {exc}") from exc
+            reset_at = float(reset) if reset and reset.isdigit() else now + MISSING_RESET_WAIT_S
+            self.rate_limits[route] = RateLimit(window.limit if window else 0, 0, reset_at)
+            said = "" if reset else " (X sent no reset time)"
+            return XRateLimited(f"{route}: rate limit reached, resets in {math.ceil(reset_at - now)} s{said}", reset_at=reset_at)
+        if status == 403 and about is not None and _GONE.search(reason):
+            return XTweetGone(f"{route}: tweet {about} is gone ({reason})", tweet_id=about)
+        if status in (401, 403):
+            return XAuthError(
+                f"{route}: X refused the bot's credentials or this action ({status}: {reason}); check "
+                "X_API_KEY, X_API_SECRET, X_ACCESS_TOKEN and X_ACCESS_TOKEN_SECRET, and that the app has "
+                "Read and Write permission (regenerate the access token after changing it)",
+                status=status,
+            )
+        blamed = tuple(p for e in problem.get("errors", []) if isinstance(e, dict) for p in e.get("parameters", {}))
+        return XError(f"{route}: {status} {reason}", status=status, parameters=blamed)
 
 
-def _reason(exc: tweepy.HTTPException) -> str:
-    """X's own words for an error: the problem's detail or title, else the HTTP reason."""
+def _problem(response: requests.Response) -> dict[str, Any]:
+    """X's problem object of an error answer, or {} when the body is not one."""
     try:
-        body = exc.response.json()
+        body = response.json()
     except ValueError:
-        return exc.response.reason or "error"
-    if isinstance(body, dict):
-        for key in ("detail", "title"):
-            if body.get(key):
-                return str(body[key])
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            return str(errors[0].get("detail") or errors[0].get("message") or errors[0])
-    return exc.response.reason or "error"
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
-def parse_mentions(body: dict[str, Any]) -> list[Mention]:
-    """Turn one page of ``GET /2/users/:id/mentions`` into Mentions (``data`` absent when empty)."""
+def _reason(problem: dict[str, Any], response: requests.Response) -> str:
+    """X's own words for an error: the first error's message, the problem's detail or title."""
+    errors = problem.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict) and errors[0].get("message"):
+        return str(errors[0]["message"])
+    for key in ("detail", "title"):
+        if problem.get(key):
+            return str(problem[key])
+    return response.reason or "error"
+
+
+def parse_tweets(body: dict[str, Any]) -> list[Mention]:
+    """The tweets of one answer (``data`` a list, an object, or absent when empty), as Mentions.
+
+    Referenced tweets are read from ``includes.tweets`` or, with the 2026 names, ``includes.posts``.
+    """
     includes = body.get("includes", {})
     media_by_key = {
         m["media_key"]: Media(
@@ -283,13 +473,16 @@ def parse_mentions(body: dict[str, Any]) -> list[Mention]:
         for m in includes.get("media", [])
     }
     users = {u["id"]: u.get("username", u["id"]) for u in includes.get("users", [])}
-    mentions = []
-    for tweet in body.get("data", []):
+    referenced = {t["id"]: t for t in [*includes.get("tweets", []), *includes.get("posts", [])]}
+    data = body.get("data", [])
+    tweets = []
+    for tweet in [data] if isinstance(data, dict) else data:
         keys = tweet.get("attachments", {}).get("media_keys", [])
-        referenced = tweet.get("referenced_tweets", [])
+        links = {r.get("type"): str(r.get("id")) for r in tweet.get("referenced_tweets", [])}
+        parent = links.get("replied_to")
         created = tweet.get("created_at")
         author_id = str(tweet.get("author_id", ""))
-        mentions.append(
+        tweets.append(
             Mention(
                 id=str(tweet["id"]),
                 text=tweet.get("text", ""),
@@ -297,7 +490,9 @@ def parse_mentions(body: dict[str, Any]) -> list[Mention]:
                 author_username=users.get(author_id, author_id),
                 created_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
                 media=tuple(media_by_key[k] for k in keys if k in media_by_key),
-                is_retweet=any(r.get("type") == "retweeted" for r in referenced),
+                is_retweet="retweeted" in links,
+                in_reply_to_id=parent,
+                parent_media_keys=tuple(referenced.get(parent, {}).get("attachments", {}).get("media_keys", [])),
             )
         )
-    return mentions
+    return tweets

@@ -1,29 +1,78 @@
 """The poller: read new mentions, queue the render requests, owe the others a reply.
 
 Everything one poll decides is committed in one transaction together with the cursor, so the
-cursor never moves past a mention whose job or reply was not saved; a mention seen again (an
-overlap, a retry after a crash) is recognised by its id and not queued twice.
+cursor never moves past a mention whose job or reply was not saved; a mention seen again is
+recognised by its id and not queued twice. That makes overlap safe, and X needs it: a mention
+can show up in the timeline after newer ones were already served, so each poll reads from
+``overlap_s`` before the newest mention seen (ids are timestamps, ``bot.snowflake``).
+
+X serves only the newest 800 mentions; a walk that reaches that many may have lost older ones,
+and says so in the log. On the very first poll, mentions older than ``first_start_max_age_s``
+are ignored: a new bot does not answer last year's tweets.
+
+Photos are downloaded before the transaction (no database lock is held while X is slow). A
+download that fails for a passing reason (a timeout, X's 5xx) loses nothing: the mention is
+not recorded and the cursor stays below it, so the next poll tries it again.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.errors import MediaError
-from bot.gateway import XGateway
-from bot.interpret import Ignore, Refusal, RenderRequest, interpret
+from bot import compose, refusals
+from bot.config import Config
+from bot.errors import MediaError, PhotoTooSmall
+from bot.gallery import Gallery
+from bot.gateway import Media, Mention, XGateway
+from bot.interpret import Decision, Help, Ignore, Refusal, RenderRequest, interpret, needs_parent, small_refusal
+from bot.media import Downloader
+from bot.refusals import RefusalKind
+from bot.snowflake import shifted
 from storage import cursors, jobs, mentions, replies
 from storage.admission import Limits, Refused, admit
 from storage.models import Outcome
+from storage.refusals import last_told
 
 log = logging.getLogger(__name__)
 
-MEDIA_FAILED = "I couldn't download your photos from X. Please try again in a moment."
-OVER_QUOTA = "You've had your {quota} pictures for today. Send me more tomorrow!"
-QUEUE_FULL = "My easel is full right now. Please send your photos again in a little while."
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How the poller reads and answers; ``policy_for(config)`` builds it from the settings."""
+
+    overlap_s: float = 120.0
+    first_start_max_age_s: float = 3600.0
+    refusal_period_s: float = 86_400.0
+    acknowledge: bool = False
+    gallery: Gallery = field(default_factory=Gallery.load)
+    downloader: Downloader = field(default_factory=Downloader)
+
+
+@functools.cache
+def policy_for(config: Config) -> PollPolicy:
+    """The policy of ``config`` (built once per config: the gallery is read, a session opened)."""
+    bot, media = config.bot, config.media
+    return PollPolicy(
+        overlap_s=bot.poll_overlap_s,
+        first_start_max_age_s=bot.first_start_max_age_s,
+        refusal_period_s=bot.refusal_period_s,
+        acknowledge=bot.acknowledge,
+        gallery=Gallery.load(config.gallery.extra_dirs),
+        downloader=Downloader(
+            hosts=media.hosts,
+            max_bytes=media.max_bytes,
+            time_limit_s=media.time_limit_s,
+            max_pixels=media.max_pixels,
+            min_side=bot.min_photo_side,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -32,70 +81,183 @@ class PollReport:
     queued: int = 0
     refused: int = 0
     ignored: int = 0
+    held: int = 0  # left for the next poll after a passing download failure
 
 
-def poll(sessions: sessionmaker[Session], gateway: XGateway, *, limits: Limits, page_size: int = 100) -> PollReport:
+@dataclass(frozen=True)
+class _Images:
+    content: bytes
+    style: bytes
+
+
+def poll(
+    sessions: sessionmaker[Session],
+    gateway: XGateway,
+    *,
+    limits: Limits,
+    page_size: int = 100,
+    policy: PollPolicy | None = None,
+    clock: Callable[[], float] = time.time,
+) -> PollReport:
     """One poll: fetch mentions since the cursor, record what to do with each, move the cursor."""
+    policy = policy or PollPolicy()
+    now = clock()
     bot_id, _ = gateway.me()
     with sessions() as session:
-        since_id = cursors.get(session, cursors.MENTIONS)
-    found = gateway.mentions(bot_id, since_id=since_id, page_size=page_size)
+        cursor = cursors.get(session, cursors.MENTIONS)
+    if cursor is None:
+        batch = gateway.mentions(bot_id, since_id=None, start_time=now - policy.first_start_max_age_s, page_size=page_size)
+    else:
+        since_id = str(shifted(cursor, -policy.overlap_s))
+        batch = gateway.mentions(bot_id, since_id=since_id, page_size=page_size)
+    found = batch.mentions
+    if batch.maybe_gap:
+        log.warning(
+            "X served %d mentions, the most it serves: mentions older than tweet %s may have been missed",
+            len(found), found[0].id if found else "?",
+        )
     if not found:
         return PollReport()
     with sessions() as session:
         known = mentions.seen(session, [m.id for m in found])
     fresh = [m for m in found if m.id not in known]
 
-    # Downloads happen before the transaction: no database lock is held while X is slow.
-    decisions = []
-    images: dict[str, tuple[bytes, bytes]] = {}
+    decisions: list[Decision] = []
+    images: dict[str, _Images] = {}
+    held: list[Mention] = []
     for mention in fresh:
-        decision = interpret(mention, bot_user_id=bot_id)
+        if cursor is None and _older(mention, now - policy.first_start_max_age_s):
+            decisions.append(Ignore(mention, "older than the first start's limit"))
+            continue
+        decision = _decide(mention, bot_id, gateway, policy)
         if isinstance(decision, RenderRequest):
             try:
-                images[mention.id] = (
-                    gateway.download(decision.content.url or ""),
-                    gateway.download(decision.style.url or ""),
-                )
-            except MediaError as exc:
-                decision = Refusal(mention, f"download failed: {exc}", MEDIA_FAILED)
+                images[mention.id] = _download(decision, policy)
+            except _PhotoFailed as failed:
+                if failed.error.transient:
+                    log.warning("mention %s: %s not fetched (%s); trying again next poll", mention.id, failed.which, failed.error)
+                    held.append(mention)
+                    continue
+                decision = _media_refusal(decision, failed.which, failed.error)
         decisions.append(decision)
 
-    queued = refused = ignored = 0
+    # Stay below a held mention so that the next poll reads it again, however long the overlap.
+    cursor_to = min([max(int(m.id) for m in found), *(int(m.id) - 1 for m in held)])
     with sessions.begin() as session:
-        for decision in decisions:
-            m = decision.mention
-            common = dict(tweet_id=m.id, author_id=m.author_id, author_username=m.author_username, text=m.text)
-            if isinstance(decision, RenderRequest):
-                admission = admit(session, author_id=m.author_id, author_username=m.author_username, limits=limits)
-                if admission.refused is Refused.BANNED:
-                    decision = Ignore(m, f"{Refused.BANNED.value}: {admission.detail}")
-                elif admission.refused is not None:
-                    text = OVER_QUOTA.format(quota=limits.per_user_per_day) if admission.refused is Refused.OVER_QUOTA else QUEUE_FULL
-                    decision = Refusal(m, f"{admission.refused.value}: {admission.detail}", text)
-            if isinstance(decision, RenderRequest):
-                mentions.record(session, **common, outcome=Outcome.QUEUED)
-                session.flush()  # the job's foreign key needs the mention row first
-                content, style = images[m.id]
-                jobs.enqueue(
-                    session,
-                    tweet_id=m.id,
-                    author_id=m.author_id,
-                    author_username=m.author_username,
-                    content_image=content,
-                    style_image=style,
-                    priority=admission.priority,
-                )
-                queued += 1
-            elif isinstance(decision, Refusal):
-                mentions.record(session, **common, outcome=Outcome.REFUSED, reason=decision.reason)
-                replies.owe(session, in_reply_to_tweet_id=m.id, kind="refusal", text=decision.reply)
-                refused += 1
-            else:
-                assert isinstance(decision, Ignore)
-                mentions.record(session, **common, outcome=Outcome.IGNORED, reason=decision.reason)
-                ignored += 1
-        newest = max(found, key=lambda m: int(m.id)).id
-        cursors.put(session, cursors.MENTIONS, newest)
-    log.info("poll: %d new mentions, %d queued, %d refused, %d ignored", len(fresh), queued, refused, ignored)
-    return PollReport(seen=len(fresh), queued=queued, refused=refused, ignored=ignored)
+        report = replace(_record(session, decisions, images, limits=limits, policy=policy, now=now), held=len(held))
+        cursors.put(session, cursors.MENTIONS, str(cursor_to))
+    log.info("poll: %d new mentions, %d queued, %d refused, %d ignored, %d held",
+             report.seen, report.queued, report.refused, report.ignored, report.held)
+    return report
+
+
+def _decide(mention: Mention, bot_id: str, gateway: XGateway, policy: PollPolicy) -> Decision:
+    parent = None
+    if needs_parent(mention, policy.gallery) and mention.in_reply_to_id is not None:
+        parent = gateway.tweet(mention.in_reply_to_id)  # None: the parent is gone, rule 9 applies
+    return interpret(
+        mention, bot_user_id=bot_id, gallery=policy.gallery, parent=parent, min_side=policy.downloader.min_side
+    )
+
+
+class _PhotoFailed(Exception):
+    """A download failed: which image ("photo" or "painting") and why."""
+
+    def __init__(self, which: str, error: MediaError) -> None:
+        super().__init__(f"{which}: {error}")
+        self.which = which
+        self.error = error
+
+
+def _download(request: RenderRequest, policy: PollPolicy) -> _Images:
+    """The request's two images: the picture from X, the style from X or the gallery."""
+    images = []
+    for which, source in (("photo", request.content), ("painting", request.style)):
+        if isinstance(source, Media):
+            try:
+                images.append(policy.downloader.fetch(source.url or "", name=f"the {which}").data)
+            except MediaError as exc:
+                raise _PhotoFailed(which, exc) from exc
+        else:
+            images.append(source.image())
+    return _Images(*images)
+
+
+def _media_refusal(request: RenderRequest, which: str, error: MediaError) -> Refusal:
+    mention = request.mention
+    if isinstance(error, PhotoTooSmall):
+        return small_refusal(mention, which, error.width, error.height, error.min_side)
+    reason = str(error).removeprefix(f"the {which} ")
+    return Refusal(mention, RefusalKind.BAD_PHOTO, f"{which} refused: {error}", refusals.bad_photo(which, reason))
+
+
+def _older(mention: Mention, limit: float) -> bool:
+    return mention.created_at is not None and mention.created_at.timestamp() < limit
+
+
+def _record(
+    session: Session,
+    decisions: list[Decision],
+    images: dict[str, _Images],
+    *,
+    limits: Limits,
+    policy: PollPolicy,
+    now: float,
+) -> PollReport:
+    """Write every decision in the caller's transaction: mentions, jobs and the replies owed."""
+    moment = datetime.fromtimestamp(now, UTC)
+    period = timedelta(seconds=policy.refusal_period_s)
+    queued = refused = ignored = 0
+    for decision in decisions:
+        m = decision.mention
+        common = dict(tweet_id=m.id, author_id=m.author_id, author_username=m.author_username, text=m.text)
+        priority = 0
+        if isinstance(decision, RenderRequest):
+            admission = admit(session, author_id=m.author_id, author_username=m.author_username, limits=limits)
+            priority = admission.priority
+            if admission.refused is Refused.BANNED:
+                decision = Ignore(m, f"{Refused.BANNED.value}: {admission.detail}")
+            elif admission.refused is Refused.OVER_QUOTA:
+                reply = refusals.over_quota(limits.per_user_per_day)
+                decision = Refusal(m, RefusalKind.OVER_QUOTA, f"over_quota: {admission.detail}", reply)
+            elif admission.refused is Refused.QUEUE_FULL:
+                reply = refusals.queue_full()
+                decision = Refusal(m, RefusalKind.QUEUE_FULL, f"queue_full: {admission.detail}", reply)
+        if isinstance(decision, RenderRequest):
+            mentions.record(session, **common, outcome=Outcome.QUEUED)
+            session.flush()  # the job's foreign key needs the mention row first
+            job = jobs.enqueue(
+                session,
+                tweet_id=m.id,
+                author_id=m.author_id,
+                author_username=m.author_username,
+                content_image=images[m.id].content,
+                style_image=images[m.id].style,
+                priority=priority,
+            )
+            if policy.acknowledge:
+                text = compose.acknowledgement(jobs.position(session, job.id), jobs.eta_s(session, job.id))
+                _owe(session, m, "ack", text, moment, optional=True)
+            queued += 1
+        elif isinstance(decision, (Refusal, Help)):
+            kind = decision.kind.reply_kind if isinstance(decision, Refusal) else refusals.HELP_KIND
+            reason = decision.reason if isinstance(decision, Refusal) else "asked for help"
+            answer = refusals.may_reply(last_told(session, author_id=m.author_id, kind=kind), moment, period)
+            if not answer:
+                reason += " (not answered: told within the period)"
+            mentions.record(session, **common, outcome=Outcome.REFUSED, reason=reason)
+            if answer:
+                names = [p.nickname for p in policy.gallery.paintings]
+                text = decision.reply if isinstance(decision, Refusal) else compose.help_text(names)
+                _owe(session, m, kind, text, moment)
+            refused += 1
+        else:
+            mentions.record(session, **common, outcome=Outcome.IGNORED, reason=decision.reason)
+            ignored += 1
+    return PollReport(seen=len(decisions), queued=queued, refused=refused, ignored=ignored)
+
+
+def _owe(session: Session, mention: Mention, kind: str, text: str, moment: datetime, *, optional: bool = False) -> None:
+    reply = replies.owe(session, in_reply_to_tweet_id=mention.id, kind=kind, text=text)
+    reply.created_at = moment  # the poll's clock: what the one-reply-per-period rule compares
+    reply.optional = optional

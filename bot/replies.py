@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.errors import XError
+from bot import retry
+from bot.errors import XError, XTweetGone
 from bot.gateway import XGateway
 from storage import replies
+from storage.models import Reply
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +24,16 @@ class DeliveryReport:
     failed: int
 
 
-def deliver(sessions: sessionmaker[Session], gateway: XGateway, *, max_attempts: int) -> DeliveryReport:
-    """Post every reply still owed; a failed post is counted and tried again next time."""
+def deliver(
+    sessions: sessionmaker[Session], gateway: XGateway, *, max_attempts: int, clock: Callable[[], float] = time.time
+) -> DeliveryReport:
+    """Post every reply still owed; a failed post is counted and tried again next time.
+
+    While X refuses posts (a spent window, a usage cap) nothing is sent and no attempt is spent:
+    waiting for X is not a reply's failure. A reply to a deleted tweet is given up at once.
+    """
+    if gateway.blocked_until("write") is not None:
+        return DeliveryReport(sent=0, failed=0)
     with sessions() as session:
         owed = replies.unsent(session, max_attempts=max_attempts)
     sent = failed = 0
@@ -30,9 +42,13 @@ def deliver(sessions: sessionmaker[Session], gateway: XGateway, *, max_attempts:
             tweet_id = gateway.reply(reply.in_reply_to_tweet_id, reply.text)
         except XError as exc:
             failed += 1
-            log.warning("reply %s to tweet %s not sent: %s", reply.id, reply.in_reply_to_tweet_id, exc)
-            with sessions.begin() as session:
-                replies.mark_attempt_failed(session, reply.id, str(exc))
+            decision = retry.decide(exc, reply.attempts + 1, max_attempts=max_attempts, now=clock())
+            log.warning("reply %s to tweet %s not sent: %s (%s)", reply.id, reply.in_reply_to_tweet_id, exc, decision.reason)
+            if decision.counts:
+                with sessions.begin() as session:
+                    replies.mark_attempt_failed(session, reply.id, str(exc))
+                    if isinstance(exc, XTweetGone):  # nothing left to answer: never try this one again
+                        session.get_one(Reply, reply.id).attempts = max_attempts
             if not exc.transient:
                 continue
             break  # X is unwell or rate-limited: leave the rest for the next round

@@ -1,28 +1,39 @@
 """The sandbox X: the project's own emulator of the slice of the X API v2 that Forger uses.
 
 It is a real HTTP server on loopback (``http.server`` in a daemon thread), so the production
-gateway (tweepy's ``Client`` with its host rewritten, plus a hand-written media upload) runs
-against it unchanged, and the demo and the tests never need real X credentials.
+gateway runs against it unchanged, and the demo and the tests never need real X credentials.
 
 It speaks X's JSON shapes, as docs.x.com shows them:
 
-- ``GET /2/users/me`` and ``GET /2/users/:id/mentions`` (fields, expansions, ``includes``,
-  ``meta`` and ``next_token`` pagination);
-- ``POST /2/media/upload`` (one-shot multipart upload) and ``POST /2/tweets`` (text, reply, media);
-- the photo bytes behind each media ``url``, at ``/media/<media_key>.<ext>``, without auth;
-- X's problem objects for errors, and ``x-rate-limit-*`` headers counted per endpoint and window.
+- ``GET /2/users/me``, ``GET /2/users/:id/mentions`` and ``GET /2/users/:id/tweets`` (fields,
+  expansions, ``includes``, ``meta`` and ``next_token`` pagination; only the newest 800 mentions
+  and 3200 posts are reachable, as on X), and ``GET /2/tweets/:id``;
+- ``POST /2/media/upload`` (the one-shot multipart upload), the chunked upload
+  (``POST /2/media/upload/initialize``, ``/2/media/upload/:id/append``, ``/:id/finalize``,
+  ``GET /2/media/upload?command=STATUS``), ``POST /2/media/metadata`` (alt text) and
+  ``POST /2/tweets`` (text, reply, media, ``made_with_ai``);
+- the media bytes behind each media ``url``, at ``/media/<media_key>.<ext>``, without auth;
+- X's problem objects for errors (``title``, ``detail``, ``type``), ``x-rate-limit-*`` headers
+  counted per endpoint and window, and the ``usage-capped`` 429 of a spent usage cap.
+
+``post_naming=True`` gives the 2026 names: ``post.fields`` instead of ``tweet.fields`` (which is
+then refused) and ``includes.posts`` instead of ``includes.tweets``.
 
 It rejects, in X's own ``invalid-request`` format, the fields, expansions and parameters it does
 not render, so a gateway that asks for more than the sandbox knows fails loudly, not silently.
 
-The test and demo side drives it in-process: ``post`` tweets as any user, read what the bot
-posted with ``tweets_by`` and ``replies_to``, look at ``media`` bytes, ``delete`` tweets.
+The test and demo side drives it in-process: ``post`` tweets (photos, GIFs, videos, replies) as
+any user, ``retweet``, read what the bot posted with ``tweets_by`` and ``replies_to``, look at
+``media`` bytes, ``delete`` tweets, and switch faults on: ``fail`` (5xx or 429 answers),
+``slow`` (late answers), ``cap`` (usage caps), ``replace_media`` (bytes that lie about their
+type), ``post(indexed=False)`` then ``index`` (a mention that shows up late). Time comes from
+``clock`` (a ``ManualClock`` in tests), so windows, caps and processing never need a real wait.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
-import itertools
 import json
 import math
 import re
@@ -42,26 +53,41 @@ from urllib.parse import parse_qsl
 
 from PIL import Image
 
-# Per-user requests per 15-minute window. Mentions and tweets: the table at
+from bot.snowflake import id_at
+
+# Per-user requests per 15-minute window. Mentions, posts, lookups and timelines: the table at
 # docs.x.com/x-api/fundamentals/rate-limits; users/me: the users lookup introduction. X publishes
-# no such per-user number for the one-shot media upload: 500 is a stand-in.
+# no per-user number for the media endpoints: 500 is a stand-in for each.
 DEFAULT_RATE_LIMITS: Mapping[str, int] = MappingProxyType(
     {
         "GET /2/users/me": 75,
         "GET /2/users/:id/mentions": 300,
+        "GET /2/users/:id/tweets": 900,
+        "GET /2/tweets/:id": 900,
         "POST /2/tweets": 100,
         "POST /2/media/upload": 500,
+        "POST /2/media/upload/initialize": 500,
+        "POST /2/media/upload/:id/append": 500,
+        "POST /2/media/upload/:id/finalize": 500,
+        "GET /2/media/upload": 500,
+        "POST /2/media/metadata": 500,
     }
 )
 
-FIRST_ID = 1_860_000_000_000_000_000  # where the sandbox's snowflake-like ids start counting
+FIRST_ID = 1_860_000_000_000_000_000  # no sandbox id is below this (late 2024 as a snowflake)
 MAX_TWEET_CHARS = 280
 MAX_MEDIA_PER_TWEET = 4
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # X's limit for an uploaded image
+MAX_ALT_TEXT_CHARS = 1000
 MEDIA_EXPIRES_AFTER_S = 86_400
+MENTION_REACH = 800  # X serves only the newest 800 mentions of a user
+TIMELINE_REACH = 3200  # and the newest 3200 posts of a user's own timeline
+START_OF_TIME = 1_767_225_600.0  # 2026-01-01T00:00:00Z: where a ManualClock starts by default
 
-_INVALID_REQUEST = "https://api.twitter.com/2/problems/invalid-request"
-_RESOURCE_NOT_FOUND = "https://api.twitter.com/2/problems/resource-not-found"
+_PROBLEMS = "https://api.twitter.com/2/problems/"
+_INVALID_REQUEST = _PROBLEMS + "invalid-request"
+_RESOURCE_NOT_FOUND = _PROBLEMS + "resource-not-found"
+_USAGE_CAPPED = _PROBLEMS + "usage-capped"
 
 # What the sandbox renders; X accepts more, the sandbox refuses the rest (see the module doc).
 _EXPANSIONS = frozenset({"attachments.media_keys", "author_id", "referenced_tweets.id"})
@@ -81,31 +107,53 @@ _TWEET_FIELDS = frozenset(
 )
 _MEDIA_FIELDS = frozenset({"height", "media_key", "preview_image_url", "type", "url", "width"})
 _USER_FIELDS = frozenset({"created_at", "id", "name", "username"})
+_TIMELINE_SCALARS = ("max_results", "pagination_token", "since_id", "until_id", "start_time", "end_time")
 
 _UPLOAD_CATEGORIES = frozenset({"tweet_image"})
 _UPLOAD_MEDIA_TYPES = frozenset({"image/jpeg", "image/bmp", "image/png", "image/webp", "image/pjpeg", "image/tiff"})
+_CHUNKED_CATEGORIES = frozenset({"tweet_image", "tweet_gif", "tweet_video", "amplify_video"})
+_CHUNKED_MEDIA_TYPES = _UPLOAD_MEDIA_TYPES | {"image/gif", "video/mp4", "video/quicktime", "video/webm"}
+_CHUNKED_MAX_BYTES = 512 * 1024 * 1024
 _IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # what X takes as images
+_KEY_PREFIX = {"photo": "3", "animated_gif": "16", "video": "7"}  # media key prefixes, as X's
 
 # An @handle: X usernames are 1-15 of [A-Za-z0-9_], not glued to a word on either side.
 _MENTION = re.compile(r"(?<![A-Za-z0-9_])@([A-Za-z0-9_]{1,15})(?![A-Za-z0-9_])")
 _TWEET_ID = re.compile(r"[0-9]{1,19}")
 _PAGE_TOKEN = re.compile(r"[0-9a-f]{1,16}")
-_MEDIA_PATH = re.compile(r"/media/([0-9]+_[0-9]+)\.[a-z]+")
+_MEDIA_PATH = re.compile(r"/media/([0-9]+_[0-9]+)\.[a-z0-9]+")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z")
 
 Json = dict[str, Any]
 
 
+class ManualClock:
+    """A clock a test moves by hand: give it to the sandbox and the gateway as ``clock``."""
+
+    def __init__(self, start: float = START_OF_TIME) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``."""
+        self.now += seconds
+
+
 @dataclass(frozen=True)
 class SandboxMedia:
-    """An image on a sandbox tweet: its encoded bytes and how X describes it."""
+    """A media object on the sandbox: its bytes, how X describes it, and its alt text."""
 
-    media_key: str  # "3_<id>" for a photo, "16_<id>" for a GIF
-    type: str  # "photo" or "animated_gif"
+    media_key: str  # "3_<id>" for a photo, "16_<id>" for a GIF, "7_<id>" for a video
+    type: str  # "photo", "animated_gif" or "video"
     data: bytes = field(repr=False)
     content_type: str
     width: int
     height: int
     url: str  # served by the sandbox, no auth needed
+    alt_text: str | None = None
+    ready_at: float = 0.0  # before this (clock time) X is still processing it
 
     @property
     def id(self) -> str:
@@ -125,6 +173,8 @@ class SandboxTweet:
     in_reply_to_tweet_id: str | None
     conversation_id: str
     media_keys: tuple[str, ...]
+    retweet_of: str | None = None
+    made_with_ai: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +183,22 @@ class _User:
     username: str
     name: str
     created_at: datetime
+
+
+@dataclass
+class _Upload:
+    """A chunked upload between initialize and finalize."""
+
+    media_type: str
+    category: str
+    total_bytes: int
+    segments: dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Fault:
+    status: int
+    rate_headers: bool
 
 
 class _Problem(Exception):
@@ -145,7 +211,7 @@ class _Problem(Exception):
 
 
 def _http_problem(status: HTTPStatus, detail: str | None = None) -> _Problem:
-    """A plain HTTP problem (type about:blank), the shape X answers 401, 403 and 429 with."""
+    """A plain HTTP problem (type about:blank), the shape X answers 401, 403, 429 and 5xx with."""
     body = {"title": status.phrase, "detail": detail or status.phrase, "type": "about:blank", "status": int(status)}
     return _Problem(status, body)
 
@@ -167,6 +233,20 @@ def _not_one_of(parameter: str, value: str, allowed: Collection[str], kind: str 
     """X's 400 for a value outside an enumeration, listing the allowed ones."""
     message = f"The `{parameter}` {kind} [{value}] is not one of [{','.join(sorted(allowed))}]"
     return _invalid_request(parameter, value, message)
+
+
+def _usage_capped(period: str) -> _Problem:
+    """X's 429 when a usage cap is spent (as X answered it in 2026: xdevplatform/xdk issue 25)."""
+    body = {
+        "account_id": "1",
+        "product_name": "standard-basic",
+        "title": "UsageCapExceeded",
+        "period": period,
+        "scope": "Product",
+        "detail": f"Usage cap exceeded: {period} product cap",
+        "type": _USAGE_CAPPED,
+    }
+    return _Problem(HTTPStatus.TOO_MANY_REQUESTS, body)
 
 
 @dataclass(frozen=True)
@@ -208,6 +288,11 @@ class _Route:
         return found.groups() if found and method == self.method else None
 
 
+def call_kind(endpoint: str) -> str:
+    """"read" or "write": the two kinds of call a usage cap stops (reads: every GET)."""
+    return "read" if endpoint.startswith("GET ") else "write"
+
+
 class SandboxX:
     """An emulated X API v2 on loopback, with a Python control API for the demo and the tests.
 
@@ -223,11 +308,19 @@ class SandboxX:
         port: int = 0,
         rate_limits: Mapping[str, int] | None = None,
         window_s: int = 900,
+        clock: Callable[[], float] | None = None,
+        post_naming: bool = False,
+        mention_reach: int = MENTION_REACH,
+        processing_s: float = 0.0,
+        made_with_ai: bool = True,
     ) -> None:
         """Set up an empty X holding only the bot user; ``start()`` opens the port.
 
         ``rate_limits`` overrides per endpoint key (see ``DEFAULT_RATE_LIMITS``), counted per
-        window of ``window_s`` seconds.
+        window of ``window_s`` seconds of ``clock`` (default: the real time). ``post_naming``
+        switches to the 2026 field names. ``mention_reach`` is how many of the newest mentions
+        can be read. ``processing_s`` makes each chunked upload take that long to process.
+        ``made_with_ai=False`` is an X that does not know the post field yet (it refuses it).
         """
         overrides = dict(rate_limits or {})
         for key, limit in overrides.items():
@@ -237,24 +330,46 @@ class SandboxX:
                 raise ValueError(f"rate_limits[{key!r}] must be >= 0, got: {limit}")
         if window_s <= 0:
             raise ValueError(f"window_s must be positive, got: {window_s}")
+        if mention_reach < 1:
+            raise ValueError(f"mention_reach must be positive, got: {mention_reach}")
+        if processing_s < 0:
+            raise ValueError(f"processing_s must be 0 or more, got: {processing_s}")
         self._address = (host, port)
         self._limits = {**DEFAULT_RATE_LIMITS, **overrides}
         self._window_s = window_s
+        self._clock = clock or time.time
+        self._fields_param = "post.fields" if post_naming else "tweet.fields"
+        self._includes_key = "posts" if post_naming else "tweets"
+        self._mention_reach = mention_reach
+        self._processing_s = processing_s
+        self._tweet_members = {"text", "reply", "media", *(("made_with_ai",) if made_with_ai else ())}
         self._lock = threading.Lock()  # guards everything below, for the HTTP threads and the caller
-        self._ids = itertools.count(FIRST_ID)
+        self._last_id = FIRST_ID - 1
         self._users: dict[str, _User] = {}  # by id
         self._user_ids: dict[str, str] = {}  # lower-cased username -> id
         self._tweets: dict[str, SandboxTweet] = {}  # by id, oldest first
         self._deleted: set[str] = set()
+        self._unindexed: set[str] = set()  # posted, not yet in any listing
         self._media: dict[str, SandboxMedia] = {}  # by media key
+        self._uploads: dict[str, _Upload] = {}  # chunked uploads not finalized yet, by media id
         self._windows: dict[str, tuple[float, int]] = {}  # endpoint key -> (reset epoch, requests)
+        self._faults: dict[str, list[_Fault]] = {}  # endpoint key -> answers to give next
+        self._delays: dict[str, float] = {}  # endpoint key or "media" -> seconds to wait
+        self._caps: dict[str, str] = {}  # "read"/"write" -> the period X names
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._base_url: str | None = None
         self._routes = (
             _Route("GET", "/2/users/me", self._get_me),
             _Route("GET", "/2/users/:id/mentions", self._get_mentions),
+            _Route("GET", "/2/users/:id/tweets", self._get_user_tweets),
+            _Route("GET", "/2/tweets/:id", self._get_tweet),
             _Route("POST", "/2/media/upload", self._upload_media),
+            _Route("POST", "/2/media/upload/initialize", self._upload_initialize),
+            _Route("POST", "/2/media/upload/:id/append", self._upload_append),
+            _Route("POST", "/2/media/upload/:id/finalize", self._upload_finalize),
+            _Route("GET", "/2/media/upload", self._upload_status),
+            _Route("POST", "/2/media/metadata", self._media_metadata),
             _Route("POST", "/2/tweets", self._create_tweet),
         )
         self.requests_log: list[tuple[str, str]] = []  # (method, path without query), in order
@@ -268,6 +383,11 @@ class SandboxX:
         if self._base_url is None:
             raise RuntimeError("the sandbox X is not started: call start() or use it in a with block")
         return self._base_url
+
+    @property
+    def media_host(self) -> str:
+        """The host name in the sandbox's media urls (what a downloader must allow)."""
+        return self._address[0]
 
     def start(self) -> None:
         """Open the port and serve in a daemon thread."""
@@ -309,25 +429,57 @@ class SandboxX:
             user_id = self._user_ids.get(username.lower())
             if user_id is None:
                 user_id = self._next_id()
-                self._users[user_id] = _User(user_id, username, name or username.title(), _now())
+                self._users[user_id] = _User(user_id, username, name or username.title(), self._now())
                 self._user_ids[username.lower()] = user_id
             return user_id
 
-    def post(self, author: str, text: str, images: Sequence[bytes] = (), in_reply_to: str | None = None) -> str:
-        """Post a tweet as ``author`` (added if new), with up to 4 encoded images; returns its id.
+    def post(
+        self,
+        author: str,
+        text: str,
+        images: Sequence[bytes] = (),
+        in_reply_to: str | None = None,
+        *,
+        videos: int = 0,
+        indexed: bool = True,
+    ) -> str:
+        """Post a tweet as ``author`` (added if new), with up to 4 media; returns its id.
 
-        A tweet whose text holds "@<bot_username>" mentions the bot. Images need the server
-        started, since each one's url points at it.
+        ``images`` are encoded images (a GIF becomes an ``animated_gif``); ``videos`` adds that
+        many stand-in videos. A tweet whose text holds "@<bot_username>" mentions the bot.
+        ``indexed=False`` keeps it out of every listing until ``index`` (X's late mentions).
+        Media need the server started, since each one's url points at it.
         """
-        if len(images) > MAX_MEDIA_PER_TWEET:
-            raise ValueError(f"a tweet holds at most {MAX_MEDIA_PER_TWEET} images, got: {len(images)}")
+        if len(images) + videos > MAX_MEDIA_PER_TWEET:
+            raise ValueError(f"a tweet holds at most {MAX_MEDIA_PER_TWEET} media, got: {len(images) + videos}")
         decoded = [(data, *_decode_image(data)) for data in images]
         author_id = self.add_user(author)
         with self._lock:
             if in_reply_to is not None and not self._is_live(in_reply_to):
                 raise LookupError(f"the sandbox X has no tweet {in_reply_to} to reply to (or it was deleted)")
             media = [self._new_media(*image) for image in decoded]
-            return self._new_tweet(author_id, text, [m.media_key for m in media], in_reply_to).id
+            media += [self._new_video() for _ in range(videos)]
+            tweet = self._new_tweet(author_id, text, [m.media_key for m in media], in_reply_to)
+            if not indexed:
+                self._unindexed.add(tweet.id)
+            return tweet.id
+
+    def index(self, tweet_id: str) -> None:
+        """Let a tweet posted with ``indexed=False`` show up in listings from now on."""
+        with self._lock:
+            self._tweet(tweet_id)
+            self._unindexed.discard(tweet_id)
+
+    def retweet(self, author: str, tweet_id: str) -> str:
+        """Retweet ``tweet_id`` as ``author``; the retweet's text is "RT @user: <text>", as X's."""
+        author_id = self.add_user(author)
+        with self._lock:
+            original = self._tweet(tweet_id)
+            text = f"RT @{original.author_username}: {original.text}"
+            tweet = self._new_tweet(author_id, text, (), None)
+            tweet = dataclasses.replace(tweet, retweet_of=tweet_id)
+            self._tweets[tweet.id] = tweet
+            return tweet.id
 
     def tweets_by(self, username: str) -> list[SandboxTweet]:
         """The tweets ``username`` has posted and not deleted, oldest first."""
@@ -340,8 +492,7 @@ class SandboxX:
     def replies_to(self, tweet_id: str) -> list[SandboxTweet]:
         """The replies to tweet ``tweet_id`` not deleted, oldest first."""
         with self._lock:
-            if tweet_id not in self._tweets:
-                raise LookupError(f"the sandbox X has no tweet {tweet_id}")
+            self._tweet(tweet_id)
             return [t for t in self._live_tweets() if t.in_reply_to_tweet_id == tweet_id]
 
     def media(self, media_key: str) -> SandboxMedia:
@@ -351,37 +502,113 @@ class SandboxX:
                 raise LookupError(f"the sandbox X has no media {media_key}")
             return self._media[media_key]
 
+    def replace_media(self, media_key: str, data: bytes, content_type: str | None = None) -> None:
+        """Serve ``data`` (and ``content_type``) at the media's url from now on: a lying file."""
+        with self._lock:
+            media = self._stored_media(media_key)
+            self._media[media_key] = dataclasses.replace(
+                media, data=data, content_type=content_type or media.content_type
+            )
+
     def delete(self, tweet_id: str) -> None:
         """Delete tweet ``tweet_id``: it leaves every listing and can no longer be replied to."""
         with self._lock:
-            if tweet_id not in self._tweets:
-                raise LookupError(f"the sandbox X has no tweet {tweet_id}")
+            self._tweet(tweet_id)
             self._deleted.add(tweet_id)
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def fail(self, endpoint: str, status: int = 503, *, times: int = 1, rate_headers: bool = True) -> None:
+        """Answer the next ``times`` calls of ``endpoint`` with HTTP ``status`` (e.g. 503, 500, 429).
+
+        A 429 this way looks like a spent window; ``rate_headers=False`` leaves out the
+        ``x-rate-limit-*`` headers, as a proxy in front of X might.
+        """
+        self._known(endpoint)
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error from 400 to 599, got: {status}")
+        with self._lock:
+            self._faults.setdefault(endpoint, []).extend([_Fault(status, rate_headers)] * times)
+
+    def slow(self, endpoint: str, seconds: float) -> None:
+        """Wait ``seconds`` (real time) before answering ``endpoint``, or "media" for media bytes."""
+        if endpoint != "media":
+            self._known(endpoint)
+        with self._lock:
+            if seconds > 0:
+                self._delays[endpoint] = seconds
+            else:
+                self._delays.pop(endpoint, None)
+
+    def cap(self, kind: str, period: str = "Monthly") -> None:
+        """Spend the usage cap of ``kind`` ("read" or "write"): such calls get X's usage-capped 429."""
+        if kind not in ("read", "write"):
+            raise ValueError(f"kind must be 'read' or 'write', got: {kind!r}")
+        with self._lock:
+            self._caps[kind] = period
+
+    def uncap(self, kind: str) -> None:
+        """A new period began: ``kind`` calls work again."""
+        with self._lock:
+            self._caps.pop(kind, None)
+
+    def _known(self, endpoint: str) -> None:
+        if endpoint not in DEFAULT_RATE_LIMITS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; known: {', '.join(DEFAULT_RATE_LIMITS)}")
 
     # -- state (callers hold the lock) ---------------------------------------------------------
 
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
     def _next_id(self) -> str:
-        return str(next(self._ids))
+        """A snowflake of the clock's now, and always above the last id given (as X's are)."""
+        self._last_id = max(self._last_id + 1, id_at(self._clock()))
+        return str(self._last_id)
 
     def _live_tweets(self) -> list[SandboxTweet]:
         return [t for t in self._tweets.values() if t.id not in self._deleted]
 
+    def _listed_tweets(self) -> list[SandboxTweet]:
+        """What listings show: live and indexed, newest first."""
+        return [t for t in reversed(self._live_tweets()) if t.id not in self._unindexed]
+
     def _is_live(self, tweet_id: str) -> bool:
         return tweet_id in self._tweets and tweet_id not in self._deleted
 
-    def _new_media(self, data: bytes, image_format: str, width: int, height: int) -> SandboxMedia:
-        gif = image_format == "GIF"
-        key = f"{16 if gif else 3}_{self._next_id()}"
+    def _tweet(self, tweet_id: str) -> SandboxTweet:
+        if tweet_id not in self._tweets:
+            raise LookupError(f"the sandbox X has no tweet {tweet_id}")
+        return self._tweets[tweet_id]
+
+    def _stored_media(self, media_key: str) -> SandboxMedia:
+        if media_key not in self._media:
+            raise LookupError(f"the sandbox X has no media {media_key}")
+        return self._media[media_key]
+
+    def _new_media(
+        self, data: bytes, image_format: str, width: int, height: int, *, media_id: str | None = None,
+        ready_at: float = 0.0,
+    ) -> SandboxMedia:
+        kind = "animated_gif" if image_format == "GIF" else "photo"
+        key = f"{_KEY_PREFIX[kind]}_{media_id or self._next_id()}"
         extension = "jpg" if image_format == "JPEG" else image_format.lower()
         media = SandboxMedia(
             media_key=key,
-            type="animated_gif" if gif else "photo",
+            type=kind,
             data=data,
             content_type=Image.MIME[image_format],
             width=width,
             height=height,
             url=f"{self.base_url}/media/{key}.{extension}",
+            ready_at=ready_at,
         )
+        self._media[key] = media
+        return media
+
+    def _new_video(self) -> SandboxMedia:
+        key = f"{_KEY_PREFIX['video']}_{self._next_id()}"
+        media = SandboxMedia(key, "video", b"\x00\x00\x00\x18ftypmp42", "video/mp4", 640, 360, f"{self.base_url}/media/{key}.mp4")
         self._media[key] = media
         return media
 
@@ -392,7 +619,7 @@ class SandboxX:
             text=text,
             author_id=author_id,
             author_username=self._users[author_id].username,
-            created_at=_now(),
+            created_at=self._now(),
             in_reply_to_tweet_id=in_reply_to,
             conversation_id=self._tweets[in_reply_to].conversation_id if in_reply_to else tweet_id,
             media_keys=tuple(media_keys),
@@ -409,6 +636,7 @@ class SandboxX:
             self.requests_log.append((method, path))
         media_path = _MEDIA_PATH.fullmatch(path)
         if method == "GET" and media_path:
+            self._wait("media")
             return self._media_bytes(media_path[1])
         for route in self._routes:
             args = route.match(method, path)
@@ -420,7 +648,17 @@ class SandboxX:
         # X checks credentials before it counts a request against anyone's limit.
         if not headers.get("authorization", "").startswith(("Bearer ", "OAuth ")):
             return _reply_problem(_http_problem(HTTPStatus.UNAUTHORIZED))
+        self._wait(route.key)
         within_limit, rate_headers = self._count_request(route.key)
+        with self._lock:
+            faults = self._faults.get(route.key)
+            fault = faults.pop(0) if faults else None
+            period = self._caps.get(call_kind(route.key))
+        if fault is not None:
+            problem = _http_problem(HTTPStatus(fault.status), "The sandbox X was told to fail this call.")
+            return _reply_problem(problem, rate_headers if fault.rate_headers else {})
+        if period is not None:
+            return _reply_problem(_usage_capped(period), rate_headers)
         if not within_limit:
             return _reply_problem(_http_problem(HTTPStatus.TOO_MANY_REQUESTS), rate_headers)
         request = _Request(args, dict(parse_qsl(query, keep_blank_values=True)), headers.get("content-type", ""), body)
@@ -430,9 +668,15 @@ class SandboxX:
             return _reply_problem(problem, rate_headers)
         return _Reply.of_json(status, payload, rate_headers)
 
+    def _wait(self, key: str) -> None:
+        with self._lock:
+            delay = self._delays.get(key, 0.0)
+        if delay:
+            time.sleep(delay)  # the fault itself: a slow X, in the server's thread
+
     def _count_request(self, key: str) -> tuple[bool, dict[str, str]]:
         """Spend one request of endpoint ``key``'s window: whether it fits, and the headers to send."""
-        now = time.time()
+        now = self._clock()
         with self._lock:
             reset_at, used = self._windows.get(key, (0.0, 0))
             if now >= reset_at:
@@ -454,38 +698,59 @@ class SandboxX:
             return _reply_problem(_http_problem(HTTPStatus.NOT_FOUND, f"The sandbox X has no media {media_key}."))
         return _Reply(200, {"Content-Type": media.content_type}, media.data)
 
+    # -- endpoints: reading --------------------------------------------------------------------
+
     def _get_me(self, request: _Request) -> tuple[HTTPStatus, Json]:
         _check_query(request.query, {"user.fields": _USER_FIELDS})
         with self._lock:
             bot = self._users[self.bot_user_id]
         return HTTPStatus.OK, {"data": _render_user(bot, _listed(request.query, "user.fields"))}
 
+    def _tweet_lists(self) -> dict[str, frozenset[str]]:
+        """The list parameters of the endpoints that return tweets, under this sandbox's names."""
+        return {
+            "expansions": _EXPANSIONS,
+            self._fields_param: _TWEET_FIELDS,
+            "media.fields": _MEDIA_FIELDS,
+            "user.fields": _USER_FIELDS,
+        }
+
     def _get_mentions(self, request: _Request) -> tuple[HTTPStatus, Json]:
+        (user_id,) = request.args
+        with self._lock:
+            user = self._users.get(user_id)
+        if user is None:
+            # X answers a timeline of an unknown user with 200 and a resource-not-found error.
+            _check_query(request.query, self._tweet_lists(), _TIMELINE_SCALARS)
+            return HTTPStatus.OK, {"errors": [_not_found("user", user_id)]}
+        name = user.username.lower()
+        return self._timeline(request, lambda t: name in _mentioned(t.text), self._mention_reach)
+
+    def _get_user_tweets(self, request: _Request) -> tuple[HTTPStatus, Json]:
+        (user_id,) = request.args
+        with self._lock:
+            known = user_id in self._users
+        if not known:
+            _check_query(request.query, self._tweet_lists(), _TIMELINE_SCALARS)
+            return HTTPStatus.OK, {"errors": [_not_found("user", user_id)]}
+        return self._timeline(request, lambda t: t.author_id == user_id, TIMELINE_REACH)
+
+    def _timeline(self, request: _Request, wanted: Callable[[SandboxTweet], bool], reach: int) -> tuple[HTTPStatus, Json]:
+        """A page of the newest ``reach`` tweets that are ``wanted``, newest first, as X pages them."""
         query = request.query
-        _check_query(
-            query,
-            {
-                "expansions": _EXPANSIONS,
-                "tweet.fields": _TWEET_FIELDS,
-                "media.fields": _MEDIA_FIELDS,
-                "user.fields": _USER_FIELDS,
-            },
-            scalars=("max_results", "pagination_token", "since_id", "until_id"),
-        )
+        _check_query(query, self._tweet_lists(), _TIMELINE_SCALARS)
         max_results = _max_results(query.get("max_results", "10"))
         newer_than = _tweet_id_param(query, "since_id") or 0
         # Both until_id and a page token mean "older than this id"; both bounds are exclusive.
         older_than = min(_tweet_id_param(query, "until_id") or 2**64, _page_token_bound(query) or 2**64)
-        (user_id,) = request.args
+        start, end = _time_param(query, "start_time"), _time_param(query, "end_time")
         with self._lock:
-            user = self._users.get(user_id)
-            if user is None:
-                # X answers a timeline of an unknown user with 200 and a resource-not-found error.
-                return HTTPStatus.OK, {"errors": [_user_not_found(user_id)]}
+            reachable = [t for t in self._listed_tweets() if wanted(t)][:reach]
             matches = [
-                tweet
-                for tweet in reversed(self._live_tweets())
-                if newer_than < int(tweet.id) < older_than and user.username.lower() in _mentioned(tweet.text)
+                t for t in reachable
+                if newer_than < int(t.id) < older_than
+                and (start is None or t.created_at >= start)
+                and (end is None or t.created_at <= end)
             ]
             page = matches[:max_results]
             body = self._render_tweets(page, query)
@@ -496,6 +761,18 @@ class SandboxX:
         else:
             body["meta"] = {"result_count": 0}  # and no "data" key, as X does
         return HTTPStatus.OK, body
+
+    def _get_tweet(self, request: _Request) -> tuple[HTTPStatus, Json]:
+        _check_query(request.query, self._tweet_lists())
+        (tweet_id,) = request.args
+        with self._lock:
+            if not self._is_live(tweet_id):
+                return HTTPStatus.OK, {"errors": [_not_found("tweet", tweet_id)]}
+            body = self._render_tweets([self._tweets[tweet_id]], request.query)
+        body["data"] = body["data"][0]  # one tweet: an object, not a list
+        return HTTPStatus.OK, body
+
+    # -- endpoints: media ----------------------------------------------------------------------
 
     def _upload_media(self, request: _Request) -> tuple[HTTPStatus, Json]:
         form = _form_fields(request.content_type, request.body)
@@ -508,26 +785,120 @@ class SandboxX:
         media_type = form.get("media_type", b"image/jpeg").decode("utf-8", "replace")
         if media_type not in _UPLOAD_MEDIA_TYPES:
             raise _not_one_of("media_type", media_type, _UPLOAD_MEDIA_TYPES, kind="value")
+        with self._lock:
+            media = self._store_image(data)
+        return HTTPStatus.OK, {"data": self._render_upload(media)}
+
+    def _upload_initialize(self, request: _Request) -> tuple[HTTPStatus, Json]:
+        payload = _json_body(request.body, {"media_type", "total_bytes", "media_category", "shared", "additional_owners"})
+        media_type = payload.get("media_type")
+        if media_type not in _CHUNKED_MEDIA_TYPES:
+            raise _not_one_of("media_type", str(media_type), _CHUNKED_MEDIA_TYPES, kind="value")
+        category = payload.get("media_category", "tweet_image")
+        if category not in _CHUNKED_CATEGORIES:
+            raise _not_one_of("media_category", str(category), _CHUNKED_CATEGORIES, kind="value")
+        total = payload.get("total_bytes")
+        if not isinstance(total, int) or isinstance(total, bool) or not 0 < total <= _CHUNKED_MAX_BYTES:
+            raise _invalid_request("total_bytes", total, f"The `total_bytes` field must be from 1 to {_CHUNKED_MAX_BYTES}")
+        with self._lock:
+            media_id = self._next_id()
+            self._uploads[media_id] = _Upload(media_type, category, total)
+        prefix = _KEY_PREFIX["video" if "video" in category else "animated_gif" if category == "tweet_gif" else "photo"]
+        data = {"id": media_id, "media_key": f"{prefix}_{media_id}", "expires_after_secs": MEDIA_EXPIRES_AFTER_S}
+        return HTTPStatus.OK, {"data": data}
+
+    def _upload_append(self, request: _Request) -> tuple[HTTPStatus, Json]:
+        (media_id,) = request.args
+        form = _form_fields(request.content_type, request.body)
+        raw_index = form.get("segment_index", b"").decode("utf-8", "replace")
+        if not re.fullmatch(r"[0-9]{1,3}", raw_index):
+            raise _invalid_request("segment_index", raw_index, "The `segment_index` field must be from 0 to 999")
+        if "media" not in form:
+            raise _invalid_request("media", "", "The `media` field is required")
+        with self._lock:
+            upload = self._upload(media_id)
+            upload.segments[int(raw_index)] = form["media"]  # the same index again replaces it
+        return HTTPStatus.OK, {"data": {"expires_at": math.ceil(self._clock() + MEDIA_EXPIRES_AFTER_S)}}
+
+    def _upload_finalize(self, request: _Request) -> tuple[HTTPStatus, Json]:
+        (media_id,) = request.args
+        with self._lock:
+            upload = self._upload(media_id)
+            data = b"".join(upload.segments[i] for i in sorted(upload.segments))
+            if len(data) != upload.total_bytes:
+                message = f"The segments hold {len(data)} bytes, but total_bytes was {upload.total_bytes}"
+                raise _invalid_request("id", media_id, message)
+            if not upload.media_type.startswith("image/"):
+                raise _invalid_request("id", media_id, "The sandbox X finalizes images only")
+            ready_at = self._clock() + self._processing_s if self._processing_s else 0.0
+            media = self._store_image(data, media_id=media_id, ready_at=ready_at)
+            del self._uploads[media_id]
+            return HTTPStatus.OK, {"data": self._render_upload(media)}
+
+    def _upload_status(self, request: _Request) -> tuple[HTTPStatus, Json]:
+        _check_query(request.query, {}, ("command", "media_id"))
+        if request.query.get("command") != "STATUS":
+            raise _not_one_of("command", request.query.get("command", ""), {"STATUS"})
+        media_id = request.query.get("media_id", "")
+        with self._lock:
+            media = next((m for m in self._media.values() if m.id == media_id), None)
+            if media is None:
+                raise _invalid_request("media_id", media_id, f"The media id [{media_id}] is unknown or not finalized")
+            return HTTPStatus.OK, {"data": self._render_upload(media, status=True)}
+
+    def _media_metadata(self, request: _Request) -> tuple[HTTPStatus, Json]:
+        payload = _json_body(request.body, {"id", "metadata"})
+        media_id = payload.get("id")
+        metadata = _json_member(payload, "metadata")
+        unknown = sorted(metadata.keys() - {"alt_text"})
+        if unknown:
+            raise _invalid_request(f"metadata.{unknown[0]}", metadata[unknown[0]], "The sandbox X keeps only alt_text")
+        text = _json_member(metadata, "alt_text").get("text")
+        if not isinstance(text, str) or not 0 < len(text) <= MAX_ALT_TEXT_CHARS:
+            raise _invalid_request("metadata.alt_text.text", text, f"The alt text must be 1 to {MAX_ALT_TEXT_CHARS} characters")
+        with self._lock:
+            media = next((m for m in self._media.values() if m.id == media_id), None)
+            if media is None:
+                raise _invalid_request("id", str(media_id), "Your media ID is invalid.")
+            self._media[media.media_key] = dataclasses.replace(media, alt_text=text)
+        return HTTPStatus.OK, {"data": {"id": media.id, "associated_metadata": {"alt_text": {"text": text}}}}
+
+    def _upload(self, media_id: str) -> _Upload:
+        upload = self._uploads.get(media_id)
+        if upload is None:
+            raise _invalid_request("id", media_id, f"There is no upload in progress with the media id [{media_id}]")
+        return upload
+
+    def _store_image(self, data: bytes, *, media_id: str | None = None, ready_at: float = 0.0) -> SandboxMedia:
         if len(data) > MAX_IMAGE_BYTES:
             raise _invalid_request("media", f"{len(data)} bytes", f"The image is larger than {MAX_IMAGE_BYTES} bytes")
         try:
             image_format, width, height = _decode_image(data)
         except ValueError as exc:
             raise _invalid_request("media", f"{len(data)} bytes", f"The `media` field is not an image: {exc}") from exc
-        with self._lock:
-            media = self._new_media(data, image_format, width, height)
-        return HTTPStatus.OK, {
-            "data": {
-                "id": media.id,
-                "media_key": media.media_key,
-                "size": len(data),
-                "expires_after_secs": MEDIA_EXPIRES_AFTER_S,
-                "image": {"image_type": media.content_type, "w": width, "h": height},
-            }
+        return self._new_media(data, image_format, width, height, media_id=media_id, ready_at=ready_at)
+
+    def _render_upload(self, media: SandboxMedia, *, status: bool = False) -> Json:
+        """An upload's ``data``: X adds ``processing_info`` while (and, for STATUS, after) it processes."""
+        data: Json = {
+            "id": media.id,
+            "media_key": media.media_key,
+            "size": len(media.data),
+            "expires_after_secs": MEDIA_EXPIRES_AFTER_S,
+            "image": {"image_type": media.content_type, "w": media.width, "h": media.height},
         }
+        left = media.ready_at - self._clock()
+        if left > 0:
+            state = "in_progress" if status else "pending"
+            data["processing_info"] = {"state": state, "check_after_secs": math.ceil(left), "progress_percent": 0}
+        elif status or media.ready_at:
+            data["processing_info"] = {"state": "succeeded", "progress_percent": 100}
+        return data
+
+    # -- endpoints: writing --------------------------------------------------------------------
 
     def _create_tweet(self, request: _Request) -> tuple[HTTPStatus, Json]:
-        text, reply_to, media_ids = _tweet_body(request.body)
+        text, reply_to, media_ids, made_with_ai = _tweet_body(request.body, self._tweet_members)
         if len(text) > MAX_TWEET_CHARS:
             limit = f"Your Tweet text is {len(text)} characters, however the limit is {MAX_TWEET_CHARS}."
             raise _invalid_request("text", text, limit)
@@ -536,7 +907,8 @@ class SandboxX:
         if len(media_ids) > MAX_MEDIA_PER_TWEET:
             raise _invalid_request("media.media_ids", media_ids, f"size must be between 1 and {MAX_MEDIA_PER_TWEET}")
         with self._lock:
-            by_id = {m.id: m for m in self._media.values()}
+            now = self._clock()
+            by_id = {m.id: m for m in self._media.values() if m.ready_at <= now}
             unknown = [media_id for media_id in media_ids if media_id not in by_id]
             if unknown:
                 raise _invalid_request("media.media_ids", unknown, "Your media IDs are invalid.")
@@ -545,6 +917,8 @@ class SandboxX:
                     HTTPStatus.FORBIDDEN, "You attempted to reply to a Tweet that is deleted or not visible to you."
                 )
             tweet = self._new_tweet(self.bot_user_id, text, [by_id[m].media_key for m in media_ids], reply_to)
+            tweet = dataclasses.replace(tweet, made_with_ai=made_with_ai)
+            self._tweets[tweet.id] = tweet
         return HTTPStatus.CREATED, {"data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}}
 
     # -- rendering (callers hold the lock) -----------------------------------------------------
@@ -552,7 +926,7 @@ class SandboxX:
     def _render_tweets(self, tweets: Sequence[SandboxTweet], query: Mapping[str, str]) -> Json:
         """``data`` and ``includes`` for ``tweets``, as the query's fields and expansions ask."""
         expansions = _listed(query, "expansions")
-        tweet_fields = _listed(query, "tweet.fields")
+        tweet_fields = _listed(query, self._fields_param)
         body: Json = {}
         if tweets:
             body["data"] = [self._render_tweet(t, tweet_fields, expansions) for t in tweets]
@@ -565,9 +939,9 @@ class SandboxX:
             authors = dict.fromkeys(t.author_id for t in tweets)  # each once, in order
             includes["users"] = [_render_user(self._users[a], user_fields) for a in authors]
         if "referenced_tweets.id" in expansions:
-            parents = dict.fromkeys(t.in_reply_to_tweet_id for t in tweets if t.in_reply_to_tweet_id)
-            includes["tweets"] = [
-                self._render_tweet(self._tweets[p], tweet_fields, frozenset()) for p in parents if self._is_live(p)
+            referenced = dict.fromkeys(r for t in tweets for r in (t.in_reply_to_tweet_id, t.retweet_of) if r)
+            includes[self._includes_key] = [
+                self._render_tweet(self._tweets[r], tweet_fields, frozenset()) for r in referenced if self._is_live(r)
             ]
         includes = {kind: objects for kind, objects in includes.items() if objects}
         if includes:
@@ -586,11 +960,12 @@ class SandboxX:
             data["created_at"] = _timestamp(tweet.created_at)
         if "conversation_id" in fields:
             data["conversation_id"] = tweet.conversation_id
-        if tweet.in_reply_to_tweet_id is not None:
-            if "in_reply_to_user_id" in fields:
-                data["in_reply_to_user_id"] = self._tweets[tweet.in_reply_to_tweet_id].author_id
-            if "referenced_tweets" in fields or "referenced_tweets.id" in expansions:
-                data["referenced_tweets"] = [{"type": "replied_to", "id": tweet.in_reply_to_tweet_id}]
+        if tweet.in_reply_to_tweet_id is not None and "in_reply_to_user_id" in fields:
+            data["in_reply_to_user_id"] = self._tweets[tweet.in_reply_to_tweet_id].author_id
+        if "referenced_tweets" in fields or "referenced_tweets.id" in expansions:
+            referenced = [("replied_to", tweet.in_reply_to_tweet_id), ("retweeted", tweet.retweet_of)]
+            if found := [{"type": kind, "id": ref} for kind, ref in referenced if ref]:
+                data["referenced_tweets"] = found
         if tweet.media_keys and ("attachments" in fields or "attachments.media_keys" in expansions):
             data["attachments"] = {"media_keys": list(tweet.media_keys)}
         if "entities" in fields and (mentions := self._mention_entities(tweet.text)):
@@ -626,12 +1001,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         body = self.rfile.read(int(headers.get("content-length") or 0))
         reply = self.server.sandbox._respond(self.command, self.path, headers, body)
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
+        try:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a slow-answer fault): nobody left to answer
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -675,6 +1053,16 @@ def _tweet_id_param(query: Mapping[str, str], name: str) -> int | None:
     return int(raw)
 
 
+def _time_param(query: Mapping[str, str], name: str) -> datetime | None:
+    """An ISO 8601 UTC time parameter (YYYY-MM-DDTHH:mm:ssZ), as X takes them."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if not _TIME.fullmatch(raw):
+        raise _invalid_request(name, raw, f"Invalid '{name}':'{raw}'. '{name}' must be a time like YYYY-MM-DDTHH:mm:ssZ")
+    return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+
+
 def _page_token_bound(query: Mapping[str, str]) -> int | None:
     """The id a ``pagination_token`` continues below: tokens are the last id served, in hex."""
     raw = query.get("pagination_token")
@@ -702,22 +1090,29 @@ def _form_fields(content_type: str, body: bytes) -> dict[str, bytes]:
     return fields
 
 
-def _tweet_body(body: bytes) -> tuple[str, str | None, list[str]]:
-    """(text, in_reply_to_tweet_id, media_ids) from a ``POST /2/tweets`` JSON body."""
+def _json_body(body: bytes, known: Collection[str]) -> Json:
+    """A JSON object body, refusing members the sandbox does not know."""
     try:
         payload = json.loads(body)
     except ValueError as exc:
         raise _invalid_request("body", body[:100].decode("utf-8", "replace"), "The request body is not JSON") from exc
     if not isinstance(payload, dict):
         raise _invalid_request("body", payload, "The request body must be a JSON object")
-    unknown = sorted(payload.keys() - {"text", "reply", "media"})
+    unknown = sorted(payload.keys() - set(known))
     if unknown:
         name = unknown[0]
-        message = f"The sandbox X does not support the `{name}` field; it knows [media,reply,text]"
+        message = f"The sandbox X does not support the `{name}` field; it knows [{','.join(sorted(known))}]"
         raise _invalid_request(name, payload[name], message)
+    return payload
+
+
+def _tweet_body(body: bytes, known: Collection[str]) -> tuple[str, str | None, list[str], bool]:
+    """(text, in_reply_to_tweet_id, media_ids, made_with_ai) from a ``POST /2/tweets`` JSON body."""
+    payload = _json_body(body, known)
     text = payload.get("text", "")
     reply_to = _json_member(payload, "reply").get("in_reply_to_tweet_id")
     media_ids = _json_member(payload, "media").get("media_ids", [])
+    made_with_ai = payload.get("made_with_ai", False)
     if not isinstance(text, str):
         raise _invalid_request("text", text, "The `text` field must be a string")
     if reply_to is not None and not (isinstance(reply_to, str) and _TWEET_ID.fullmatch(reply_to)):
@@ -725,7 +1120,9 @@ def _tweet_body(body: bytes) -> tuple[str, str | None, list[str]]:
         raise _invalid_request(name, reply_to, f"The `{name}` field must be a tweet id string")
     if not isinstance(media_ids, list) or not all(isinstance(m, str) for m in media_ids):
         raise _invalid_request("media.media_ids", media_ids, "The `media.media_ids` field must be a list of id strings")
-    return text, reply_to, media_ids
+    if not isinstance(made_with_ai, bool):
+        raise _invalid_request("made_with_ai", made_with_ai, "The `made_with_ai` field must be a boolean")
+    return text, reply_to, media_ids, made_with_ai
 
 
 def _json_member(payload: Json, name: str) -> Json:
@@ -757,7 +1154,7 @@ def _render_user(user: _User, fields: Collection[str]) -> Json:
 
 
 def _render_media(media: SandboxMedia, fields: Collection[str]) -> Json:
-    """A media object: key and type always; X gives photos a ``url``, GIFs a ``preview_image_url``."""
+    """A media object: key and type always; X gives photos a ``url``, GIFs and videos a preview."""
     data: Json = {"media_key": media.media_key, "type": media.type}
     if "width" in fields:
         data["width"] = media.width
@@ -765,19 +1162,20 @@ def _render_media(media: SandboxMedia, fields: Collection[str]) -> Json:
         data["height"] = media.height
     if "url" in fields and media.type == "photo":
         data["url"] = media.url
-    if "preview_image_url" in fields and media.type == "animated_gif":
+    if "preview_image_url" in fields and media.type != "photo":
         data["preview_image_url"] = media.url
     return data
 
 
-def _user_not_found(user_id: str) -> Json:
+def _not_found(resource: str, resource_id: str) -> Json:
+    """X's resource-not-found error for a user or tweet id (inside a 200 answer)."""
     return {
-        "value": user_id,
-        "detail": f"Could not find user with id: [{user_id}].",
+        "value": resource_id,
+        "detail": f"Could not find {resource} with id: [{resource_id}].",
         "title": "Not Found Error",
-        "resource_type": "user",
+        "resource_type": resource,
         "parameter": "id",
-        "resource_id": user_id,
+        "resource_id": resource_id,
         "type": _RESOURCE_NOT_FOUND,
     }
 
@@ -789,10 +1187,6 @@ def _reply_problem(problem: _Problem, headers: Mapping[str, str] = MappingProxyT
 def _mentioned(text: str) -> set[str]:
     """The lower-cased usernames ``text`` mentions."""
     return {found[1].lower() for found in _MENTION.finditer(text)}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _timestamp(moment: datetime) -> str:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.errors import XError
+from bot import results
+from bot.errors import XError, XTweetGone
 from bot.gateway import XGateway
 from bot.rendering import ProgressFn, Renderer
 from model.errors import ModelError
@@ -28,7 +29,6 @@ from storage.errors import LeaseLost
 
 log = logging.getLogger(__name__)
 
-RESULT_TEXT = "Here is your picture, painted in the style of your painting."
 UNREADABLE = "Sorry, I couldn't paint that: {reason}. Please send two ordinary photos (JPEG or PNG)."
 BROKEN = "Sorry, something went wrong while painting your picture. The team has been told."
 UNDELIVERABLE = "Sorry, I painted your picture but couldn't post it on X. Please try again later."
@@ -78,6 +78,9 @@ def work_once(
     progress: ProgressFn | None = None,
 ) -> int | None:
     """Do the best queued job; returns its id, or None when nothing was due."""
+    if (until := gateway.blocked_until("write")) is not None:  # X takes no posts now: leave the jobs be
+        log.info("X refuses posts for %.0f s more: no job claimed", until - time.time())
+        return None
     with sessions.begin() as session:
         job = jobs.claim_next(session, worker=lease.worker, lease_s=lease.lease_s, max_attempts=lease.max_attempts)
     if job is None:
@@ -115,11 +118,10 @@ def _paint_and_post(
         jobs.mark_uploading(session, job.id, worker=lease.worker, result_image=result, render_s=render_s or 0.0)
 
     try:
-        media_id = gateway.upload_image(result, content_type="image/jpeg")
-        reply_id = gateway.reply(job.tweet_id, RESULT_TEXT, media_ids=(media_id,))
+        reply_id = results.post_result(gateway, job.tweet_id, result, job.style_image, retried=job.attempts > 1)
     except XError as exc:
-        if not exc.transient:
-            _fail(sessions, lease, job, str(exc), UNDELIVERABLE)
+        if not exc.transient:  # a deleted tweet gets no notice: there is nothing to reply to
+            _fail(sessions, lease, job, str(exc), None if isinstance(exc, XTweetGone) else UNDELIVERABLE)
             return
         with sessions.begin() as session:
             again = jobs.release(session, job.id, worker=lease.worker, error=str(exc), max_attempts=lease.max_attempts)
@@ -133,12 +135,13 @@ def _paint_and_post(
     log.info("job %d: replied with tweet %s", job.id, reply_id)
 
 
-def _fail(sessions: sessionmaker[Session], lease: Lease, job: jobs.ClaimedJob, error: str, notice: str) -> None:
-    """Mark the job failed and owe its author one short reply saying so, in one transaction."""
+def _fail(sessions: sessionmaker[Session], lease: Lease, job: jobs.ClaimedJob, error: str, notice: str | None) -> None:
+    """Mark the job failed and owe its author one short reply saying so (unless ``notice`` is None)."""
     log.warning("job %d failed: %s", job.id, error)
     with sessions.begin() as session:
         jobs.mark_failed(session, job.id, worker=lease.worker, error=error)
-        replies.owe(session, in_reply_to_tweet_id=job.tweet_id, kind="failure", text=notice)
+        if notice is not None:
+            replies.owe(session, in_reply_to_tweet_id=job.tweet_id, kind="failure", text=notice)
 
 
 def _clip(text: str, limit: int) -> str:

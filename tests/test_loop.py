@@ -19,11 +19,10 @@ from bot.app import Forger
 from bot.cli import main
 from bot.config import XCredentials, load_config
 from bot.errors import XRateLimited
-from bot.interpret import HOWTO
+from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
 from bot.sandbox import SandboxX
 from bot.scheduler import build_scheduler
-from bot.worker import RESULT_TEXT
 from storage import cursors, jobs, replies
 from storage.models import JobState
 
@@ -42,6 +41,7 @@ def forger(x: SandboxX, tmp_path: Path) -> Iterator[Forger]:
     config = config.replace(
         x=replace(config.x, api_base_url=x.base_url, timeout_s=5.0),
         database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
+        media=replace(config.media, hosts=(x.media_host,)),
     )
     bot = Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer(size=96), upgrade=True)
     yield bot
@@ -63,18 +63,21 @@ def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: For
     bare = x.post("carol", "@forgerbot what are you?")
 
     report = forger.poll()
-    assert (report.seen, report.queued, report.refused) == (3, 1, 2)
-    assert forger.work() == 1
+    assert (report.seen, report.queued, report.refused) == (3, 2, 1)
+    assert forger.work() == 2
 
     [painted] = _bot_replies(x, ask)
-    assert painted.text == RESULT_TEXT and painted.in_reply_to_tweet_id == ask
+    # The painting sent is the gallery's own Starry Night, byte for byte: it is credited as such.
+    assert painted.text == "Here is your picture, painted after The Starry Night, Vincent van Gogh, 1889."
+    assert painted.in_reply_to_tweet_id == ask
+    assert painted.made_with_ai and x.media(painted.media_keys[0]).alt_text
     [key] = painted.media_keys
     image = Image.open(io.BytesIO(x.media(key).data))
     image.load()
     assert image.format == "JPEG" and max(image.size) == 96
 
-    [how_lone] = _bot_replies(x, lone)
-    assert how_lone.text.startswith("I need a painting too.")
+    [lone_painted] = _bot_replies(x, lone)  # a lone photo gets a gallery painting, credited
+    assert lone_painted.text.startswith("Here is your picture, painted after ") and lone_painted.media_keys
     [how_bare] = _bot_replies(x, bare)
     assert how_bare.text == HOWTO
 

@@ -1,0 +1,154 @@
+"""People's photos, fetched safely: only from X's media hosts, within a byte cap and a time limit.
+
+What comes back is checked before anyone decodes it for real: its first bytes must be the image
+type the server claimed (a "JPEG" that is HTML or a ZIP is refused), its pixel count must be
+within the limit (a decompression bomb is refused from its header, before decoding), and its
+short side must be long enough to paint. Redirects are not followed: X's media urls answer
+directly, and a redirect could lead anywhere.
+
+A failure is a ``MediaError``; ``transient`` says whether trying later may help (a timeout, a 5xx)
+or the photo itself is the problem. ``PhotoTooSmall`` is its own kind, since users are told so.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import time
+import warnings
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+from PIL import Image
+
+from bot.errors import MediaError, PhotoTooSmall
+
+X_MEDIA_HOSTS = ("pbs.twimg.com",)  # where X serves photos (video.twimg.com serves videos)
+
+# The types X serves photos as, by their first bytes; WebP is RIFF....WEBP.
+_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A fetched photo that passed every check."""
+
+    data: bytes
+    content_type: str  # as sniffed from the bytes, e.g. "image/jpeg"
+    width: int
+    height: int
+
+
+def sniff(data: bytes) -> str | None:
+    """The image type ``data`` starts like ("image/jpeg", ...), or None for anything else."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def check_photo(data: bytes, *, claimed: str | None, max_pixels: int, min_side: int, name: str = "the photo") -> Photo:
+    """``data`` as a Photo, if it is the image type ``claimed`` (a Content-Type), not too big or small."""
+    sniffed = sniff(data)
+    if sniffed is None:
+        raise MediaError(f"{name} is not a JPEG, PNG, WebP or GIF image")
+    said = (claimed or "").split(";")[0].strip().lower()
+    said = _ALIASES.get(said, said)
+    if said and said != sniffed:
+        raise MediaError(f"{name} was sent as {said} but is {sniffed}")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (and past twice its limit raises) on huge images; ours is checked below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=list(_FORMATS)) as image:
+                width, height = image.size  # from the header: nothing decoded yet
+                if width * height > max_pixels:
+                    raise MediaError(f"{name} has {width}×{height} pixels, more than the {max_pixels:,} allowed")
+                image.load()  # a truncated or damaged file fails here, not in the renderer
+    except MediaError:
+        raise
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise MediaError(f"{name} is a damaged {sniffed.split('/')[1].upper()} file ({exc})") from exc
+    if min(width, height) < min_side:
+        raise PhotoTooSmall(
+            f"{name} is {width}×{height} pixels; I need at least {min_side} on each side",
+            width=width, height=height, min_side=min_side,
+        )
+    return Photo(data, sniffed, width, height)
+
+
+class Downloader:
+    """Fetches photos from X's media hosts under the limits it was made with."""
+
+    def __init__(
+        self,
+        *,
+        hosts: Collection[str] = X_MEDIA_HOSTS,
+        max_bytes: int = 16 * 1024 * 1024,
+        time_limit_s: float = 20.0,
+        max_pixels: int = 40_000_000,
+        min_side: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``hosts`` are the host names photos may come from; ``time_limit_s`` bounds each fetch."""
+        self.hosts = frozenset(h.lower() for h in hosts)
+        self.max_bytes = max_bytes
+        self.time_limit_s = time_limit_s
+        self.max_pixels = max_pixels
+        self.min_side = min_side
+        self._clock = clock
+        self._session = requests.Session()
+
+    def fetch(self, url: str, *, name: str = "the photo") -> Photo:
+        """The checked photo at ``url``; MediaError (``transient`` or not) when it cannot be had."""
+        self._check_url(url, name)
+        deadline = self._clock() + self.time_limit_s
+        try:
+            # The read timeout bounds each wait for bytes; the deadline bounds the whole fetch.
+            with self._session.get(url, stream=True, timeout=self.time_limit_s, allow_redirects=False) as response:
+                status = response.status_code
+                if status != 200:
+                    transient = status == 429 or status >= 500
+                    raise MediaError(f"X would not give {name} (HTTP {status})", transient=transient)
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > self.max_bytes:
+                    raise MediaError(f"{name} is {int(declared):,} bytes, more than the {self.max_bytes:,} allowed")
+                chunks, size = [], 0
+                for chunk in response.iter_content(_CHUNK):
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise MediaError(f"{name} is more than the {self.max_bytes:,} bytes allowed")
+                    if self._clock() > deadline:
+                        raise MediaError(f"{name} took longer than {self.time_limit_s:g} s to fetch", transient=True)
+                    chunks.append(chunk)
+                claimed = response.headers.get("Content-Type")
+        except requests.Timeout as exc:
+            raise MediaError(f"{name} took longer than {self.time_limit_s:g} s to fetch", transient=True) from exc
+        except requests.RequestException as exc:
+            raise MediaError(f"{name} could not be fetched: {exc}", transient=True) from exc
+        return check_photo(b"".join(chunks), claimed=claimed, max_pixels=self.max_pixels, min_side=self.min_side, name=name)
+
+    def _check_url(self, url: str, name: str) -> None:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if host not in self.hosts:
+            raise MediaError(f"{name} is at {host or url!r}, which is not one of X's media hosts")
+        # X serves media over https; plain http only for a host on loopback (the sandbox X).
+        if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(host)):
+            raise MediaError(f"{name} is not at an https url: {url}")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -1,0 +1,74 @@
+"""Render options a user can write in a mention, and how they travel with a job.
+
+In the tweet's text, anywhere, in any case (``help`` lists them):
+
+- ``strength low``, ``strength normal``, ``strength high`` (or ``low strength``, ``high strength``):
+  how strongly the painting's style is laid on;
+- ``keep colours`` (or ``keep colors``): keep the photo's own colours, take only the brushwork;
+- ``faces off``: no special care for faces (by default they are kept recognisable).
+
+``RenderOptions`` is what the poller stores on a request; ``to_json``/``from_json`` carry it on a
+job as a small JSON object, and the renderer reads it from there.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bot.gallery import normalize
+
+
+class Strength(str, enum.Enum):
+    """How strongly the style is applied: a weight on the style loss, chosen by the renderer."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What a user asked for besides the two images; the defaults are what nobody asking gets."""
+
+    strength: Strength = Strength.NORMAL
+    keep_colours: bool = False
+    protect_faces: bool = True  # False after "faces off"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object for the job, e.g. {"strength": "high", "keep_colours": false, "protect_faces": true}."""
+        return {"strength": self.strength.value, "keep_colours": self.keep_colours, "protect_faces": self.protect_faces}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> RenderOptions:
+        """Read back ``to_json``; missing keys (older jobs) take the defaults."""
+        data = data or {}
+        return cls(
+            strength=Strength(data.get("strength", Strength.NORMAL.value)),
+            keep_colours=bool(data.get("keep_colours", False)),
+            protect_faces=bool(data.get("protect_faces", True)),
+        )
+
+    @property
+    def is_default(self) -> bool:
+        return self == RenderOptions()
+
+
+_STRENGTH = re.compile(r"\bstrength (low|normal|high)\b|\b(low|normal|high) strength\b")
+_KEEP_COLOURS = re.compile(r"\bkeep (?:the |my )?colou?rs?\b")
+_FACES_OFF = re.compile(r"\bfaces? off\b")
+
+
+def parse_options(text: str) -> tuple[RenderOptions, str]:
+    """The options written in ``text``, and the (normalized) text with them taken out."""
+    plain = normalize(text)
+    strength = Strength.NORMAL
+    if found := _STRENGTH.search(plain):
+        strength = Strength(found[1] or found[2])
+    keep_colours = bool(_KEEP_COLOURS.search(plain))
+    protect_faces = not _FACES_OFF.search(plain)
+    for pattern in (_STRENGTH, _KEEP_COLOURS, _FACES_OFF):
+        plain = pattern.sub(" ", plain)
+    return RenderOptions(strength, keep_colours, protect_faces), " ".join(plain.split())

@@ -1,0 +1,174 @@
+"""Replying with the painted picture, over real HTTP: what is posted, once, and when X says no."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bot import poller, results
+from bot.app import Forger
+from bot.compose import MAX_PHOTO_BYTES, acknowledgement, alt_text, fit_jpeg, result_text
+from bot.config import XCredentials, load_config
+from bot.gallery import Gallery
+from bot.rendering import QuickRenderer
+from bot.sandbox import SandboxX
+from storage import jobs, replies
+from storage.models import JobState
+
+ROOT = Path(__file__).resolve().parents[1]
+GALLERY = Gallery.load()
+STARRY = GALLERY.named("starry night")
+
+
+@pytest.fixture
+def x() -> Iterator[SandboxX]:
+    with SandboxX() as sandbox:
+        yield sandbox
+
+
+def make_forger(x: SandboxX, tmp_path: Path) -> Forger:
+    config = load_config(ROOT / "config.yaml")
+    config = config.replace(
+        x=replace(config.x, api_base_url=x.base_url, timeout_s=5.0),
+        database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
+        media=replace(config.media, hosts=(x.media_host,)),
+    )
+    return Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer(size=64), upgrade=True)
+
+
+@pytest.fixture
+def forger(x: SandboxX, tmp_path: Path) -> Iterator[Forger]:
+    bot = make_forger(x, tmp_path)
+    yield bot
+    bot.close()
+
+
+@pytest.fixture
+def tubingen(images: Path) -> bytes:
+    return (images / "tubingen.jpg").read_bytes()
+
+
+def posts(x: SandboxX) -> int:
+    return sum(1 for method, path in x.requests_log if (method, path) == ("POST", "/2/tweets"))
+
+
+def test_the_result_is_a_jpeg_with_alt_text_a_credit_and_the_ai_label(
+    x: SandboxX, forger: Forger, tubingen: bytes
+) -> None:
+    assert STARRY is not None
+    ask = x.post("alice", "@forgerbot starry night")
+    png = io.BytesIO()
+    Image.open(io.BytesIO(tubingen)).save(png, "PNG")
+
+    reply_id = results.post_result(forger.gateway, ask, png.getvalue(), STARRY.image(), retried=False)
+
+    [reply] = x.replies_to(ask)
+    media = x.media(reply.media_keys[0])
+    assert reply.id == reply_id and reply.made_with_ai
+    assert reply.text == "Here is your picture, painted after The Starry Night, Vincent van Gogh, 1889."
+    assert media.content_type == "image/jpeg" and media.alt_text == alt_text(STARRY)
+    assert "The Starry Night by Vincent van Gogh (1889)" in media.alt_text
+
+
+def test_a_picture_too_large_for_x_is_stepped_down_until_it_fits(tubingen: bytes) -> None:
+    fitted = fit_jpeg(tubingen, max_bytes=200_000)
+    smaller = fit_jpeg(tubingen, max_bytes=60_000)
+
+    assert fit_jpeg(tubingen) is tubingen  # a JPEG under 5 MB goes as it is
+    assert len(fitted) <= 200_000 and len(smaller) <= 60_000
+    sizes = [Image.open(io.BytesIO(data)).size for data in (tubingen, fitted, smaller)]
+    assert sizes[1] == sizes[0] and sizes[2][0] < sizes[0][0]  # quality first, then size
+    assert MAX_PHOTO_BYTES == 5 * 1024 * 1024
+
+
+def test_a_retried_job_finds_its_earlier_reply_instead_of_posting_twice(
+    x: SandboxX, forger: Forger, tubingen: bytes
+) -> None:
+    ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+    forger.poll()
+    with forger.sessions.begin() as s:  # attempt 1: claimed, posted, then the worker died
+        claimed = jobs.claim_next(s, worker="dead", lease_s=60, max_attempts=3)
+        assert claimed is not None
+    earlier = results.post_result(forger.gateway, ask, tubingen, tubingen, retried=False)
+    with forger.sessions.begin() as s:  # its lease lapsed: the job is back in the queue
+        jobs.release(s, claimed.id, worker="dead", error="worker gone", max_attempts=3)
+
+    assert forger.work() == 1
+
+    assert [t.id for t in x.replies_to(ask)] == [earlier] and posts(x) == 1
+    with forger.sessions() as s:
+        job = jobs.by_tweet(s, ask)
+        assert job is not None and job.state is JobState.REPLIED and job.reply_tweet_id == earlier
+
+
+def test_a_tweet_deleted_before_the_reply_ends_the_job_without_a_retry(
+    x: SandboxX, forger: Forger, tubingen: bytes
+) -> None:
+    ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+    forger.poll()
+    x.delete(ask)
+
+    assert forger.work() == 1
+
+    with forger.sessions() as s:
+        job = jobs.by_tweet(s, ask)
+        assert job is not None and job.state is JobState.FAILED and job.attempts == 1
+        assert job.error is not None and "is gone" in job.error
+        assert replies.for_tweet(s, ask) == []  # nobody to tell
+    assert posts(x) == 1
+
+
+def test_a_spent_posting_window_leaves_the_job_queued_without_spinning(tmp_path: Path, tubingen: bytes) -> None:
+    with SandboxX(rate_limits={"POST /2/tweets": 0}) as x:
+        forger = make_forger(x, tmp_path)
+        try:
+            ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+            forger.poll()
+            done = forger.work()
+            again = forger.work()
+        finally:
+            forger.close()
+        with forger.sessions() as s:
+            job = jobs.by_tweet(s, ask)
+
+    assert (done, again) == (1, 0) and posts(x) == 1  # one 429, then no claim until the reset
+    assert job is not None and job.state is JobState.QUEUED and job.attempts == 1
+    assert forger.gateway.blocked_until("write") is not None
+
+
+def test_reply_texts_fit_a_post() -> None:
+    for painting in (None, *GALLERY.paintings):
+        assert len(result_text(painting)) <= 280 and len(alt_text(painting)) <= 1000
+    assert acknowledgement(3, 6 * 60) == "You're #3 in the queue, about 6 minutes."
+
+
+def test_owed_replies_wait_out_a_usage_cap_without_spending_attempts(x: SandboxX, forger: Forger) -> None:
+    ask = x.post("alice", "@forgerbot what is this?")
+    x.cap("write")
+
+    forger.poll()  # the how-to is owed; posting it meets the cap
+    forger.poll()  # posts are paused: not even asked
+
+    assert posts(x) == 1
+    with forger.sessions() as s:
+        [owed] = replies.for_tweet(s, ask)
+        assert owed.reply_tweet_id is None and owed.attempts == 0
+
+
+def test_a_reply_owed_to_a_deleted_tweet_is_given_up_at_once(x: SandboxX, forger: Forger) -> None:
+    ask = x.post("alice", "@forgerbot what is this?")
+    poller.poll(forger.sessions, forger.gateway, limits=forger.limits, policy=poller.policy_for(forger.config))
+    x.delete(ask)
+
+    report = forger.deliver()
+    forger.deliver()
+
+    assert (report.sent, report.failed) == (0, 1) and posts(x) == 1
+    with forger.sessions() as s:
+        [owed] = replies.for_tweet(s, ask)
+        assert owed.attempts == forger.config.bot.max_attempts and "is gone" in (owed.error or "")
