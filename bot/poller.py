@@ -234,6 +234,7 @@ def _record(
                 content_image=images[m.id].content,
                 style_image=images[m.id].style,
                 priority=priority,
+                options=decision.options.to_json(),
             )
             if policy.acknowledge:
                 text = compose.acknowledgement(jobs.position(session, job.id), jobs.eta_s(session, job.id))

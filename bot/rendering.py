@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from bot.options import RenderOptions, Strength
 from model.images import decode_image, encode_image, resize_to_longest
 from model.settings import Progress, RenderSettings
 
@@ -22,12 +24,19 @@ if TYPE_CHECKING:
 
 ProgressFn = Callable[[Progress], None]
 
+# The user's "strength" scales the style weight: a third, as configured, three times.
+STYLE_WEIGHT_FACTOR = {Strength.LOW: 1 / 3, Strength.NORMAL: 1.0, Strength.HIGH: 3.0}
+
 
 class Renderer(Protocol):
-    def render(self, content: bytes, style: bytes, progress: ProgressFn | None = None) -> bytes:
+    def render(
+        self, content: bytes, style: bytes, progress: ProgressFn | None = None, *, options: RenderOptions | None = None
+    ) -> bytes:
         """Paint ``content`` in the style of ``style``; both and the result are encoded images.
 
-        Raises ``model.errors.ImageError`` when either input is not a usable image.
+        ``options`` are the user's (strength so far; colours and faces are recorded for the
+        renderer that honours them). Raises ``model.errors.ImageError`` when an input is not a
+        usable image.
         """
         ...
 
@@ -48,9 +57,15 @@ class NeuralRenderer:
                 self._transfer = StyleTransfer.bundled()
             return self._transfer
 
-    def render(self, content: bytes, style: bytes, progress: ProgressFn | None = None) -> bytes:
+    def render(
+        self, content: bytes, style: bytes, progress: ProgressFn | None = None, *, options: RenderOptions | None = None
+    ) -> bytes:
+        settings = self.settings
+        if options is not None:
+            factor = STYLE_WEIGHT_FACTOR[options.strength]
+            settings = replace(settings, style_weight=settings.style_weight * factor)
         picture, painting = decode_image(content), decode_image(style)
-        painted = self._network().render(picture, painting, self.settings, progress=progress)
+        painted = self._network().render(picture, painting, settings, progress=progress)
         return encode_image(painted, format="JPEG", quality=92)
 
 
@@ -61,7 +76,9 @@ class QuickRenderer:
         self.size = size
         self.steps = steps
 
-    def render(self, content: bytes, style: bytes, progress: ProgressFn | None = None) -> bytes:
+    def render(
+        self, content: bytes, style: bytes, progress: ProgressFn | None = None, *, options: RenderOptions | None = None
+    ) -> bytes:
         picture = resize_to_longest(decode_image(content), self.size).astype(np.float64)  # (H, W, 3)
         painting = decode_image(style).astype(np.float64)
         mean_p, std_p = picture.mean(axis=(0, 1)), picture.std(axis=(0, 1)) + 1e-6

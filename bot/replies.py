@@ -46,9 +46,10 @@ def deliver(
             log.warning("reply %s to tweet %s not sent: %s (%s)", reply.id, reply.in_reply_to_tweet_id, exc, decision.reason)
             if decision.counts:
                 with sessions.begin() as session:
-                    replies.mark_attempt_failed(session, reply.id, str(exc))
                     if isinstance(exc, XTweetGone):  # nothing left to answer: never try this one again
-                        session.get_one(Reply, reply.id).attempts = max_attempts
+                        replies.give_up(session, reply.id, str(exc), max_attempts=max_attempts)
+                    else:
+                        replies.mark_attempt_failed(session, reply.id, str(exc))
             if not exc.transient:
                 continue
             break  # X is unwell or rate-limited: leave the rest for the next round

@@ -15,11 +15,13 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import results
-from bot.errors import XError, XTweetGone
+from bot import results, retry
+from bot.errors import XError
+from bot.options import RenderOptions
 from bot.gateway import XGateway
 from bot.rendering import ProgressFn, Renderer
 from model.errors import ModelError
@@ -102,7 +104,8 @@ def _paint_and_post(
         heartbeat = _Heartbeat(sessions, job.id, lease, progress)
         started = time.monotonic()
         try:
-            result = renderer.render(job.content_image, job.style_image, heartbeat)
+            options = RenderOptions.from_json(job.options)
+            result = renderer.render(job.content_image, job.style_image, heartbeat, options=options)
         except ModelError as exc:
             _fail(sessions, lease, job, str(exc), UNREADABLE.format(reason=_clip(str(exc), 120)))
             return
@@ -120,14 +123,19 @@ def _paint_and_post(
     try:
         reply_id = results.post_result(gateway, job.tweet_id, result, job.style_image, retried=job.attempts > 1)
     except XError as exc:
-        if not exc.transient:  # a deleted tweet gets no notice: there is nothing to reply to
-            _fail(sessions, lease, job, str(exc), None if isinstance(exc, XTweetGone) else UNDELIVERABLE)
+        decision = retry.decide(exc, job.attempts, max_attempts=lease.max_attempts, now=time.time())
+        if decision.alert:
+            log.error("ADMIN: %s", decision.alert)
+        if not decision.retry:  # a deleted tweet gets no notice: there is nothing to reply to
+            _fail(sessions, lease, job, f"{exc} ({decision.reason})", UNDELIVERABLE if decision.tell_user else None)
             return
+        not_before = datetime.fromtimestamp(decision.at, timezone.utc) if decision.at else None
         with sessions.begin() as session:
-            again = jobs.release(session, job.id, worker=lease.worker, error=str(exc), max_attempts=lease.max_attempts)
+            again = jobs.release(session, job.id, worker=lease.worker, error=str(exc), max_attempts=lease.max_attempts,
+                                 not_before=not_before, counts=decision.counts)
             if not again:
                 replies.owe(session, in_reply_to_tweet_id=job.tweet_id, kind="failure", text=UNDELIVERABLE)
-        log.warning("job %d: X failed (%s); %s", job.id, exc, "back in the queue" if again else "given up")
+        log.warning("job %d: X failed (%s); %s", job.id, exc, decision.reason if again else "given up")
         return
 
     with sessions.begin() as session:

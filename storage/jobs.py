@@ -49,6 +49,7 @@ class ClaimedJob:
     # Set when an earlier attempt painted the picture but could not post it: no need to paint again.
     result_image: bytes | None
     render_s: float | None
+    options: dict[str, object] | None
 
 
 def enqueue(
@@ -60,6 +61,7 @@ def enqueue(
     content_image: bytes,
     style_image: bytes,
     priority: int = 0,
+    options: dict[str, object] | None = None,
 ) -> Job:
     """Add a render request to the queue (its mention must be recorded in the same transaction)."""
     job = Job(
@@ -70,6 +72,7 @@ def enqueue(
         style_image=style_image,
         state=JobState.QUEUED,
         priority=priority,
+        options=options,
     )
     session.add(job)
     session.flush()
@@ -106,7 +109,7 @@ def claim_next(
 
     best = (
         select(Job)
-        .where(Job.state == JobState.QUEUED)
+        .where(Job.state == JobState.QUEUED, or_(Job.not_before.is_(None), Job.not_before <= now))
         .order_by(Job.priority.desc(), Job.id)
         .limit(1)
     )
@@ -117,6 +120,7 @@ def claim_next(
     job.attempts += 1
     job.lease_owner = worker
     job.lease_expires_at = now + timedelta(seconds=lease_s)
+    job.not_before = None
     job.started_at = now
     job.progress_iteration = job.progress_total = 0
     return ClaimedJob(
@@ -129,6 +133,7 @@ def claim_next(
         lease_owner=worker,
         result_image=job.result_image,
         render_s=job.render_s,
+        options=job.options,
     )
 
 
@@ -181,13 +186,20 @@ def mark_failed(session: Session, job_id: int, *, worker: str | None, error: str
     job.lease_owner = job.lease_expires_at = None
 
 
-def release(session: Session, job_id: int, *, worker: str, error: str, max_attempts: int) -> bool:
+def release(
+    session: Session, job_id: int, *, worker: str, error: str, max_attempts: int,
+    not_before: datetime | None = None, counts: bool = True,
+) -> bool:
     """Give a job back after a transient failure: queued again, or failed once out of attempts.
 
-    Returns True if it will be tried again.
+    ``not_before`` keeps it from being claimed again until then (a backoff, a rate-limit reset);
+    ``counts=False`` gives the attempt back (waiting for X is not the job's failure). Returns True
+    if it will be tried again.
     """
     job = _held(session, job_id, worker)
     job.lease_owner = job.lease_expires_at = None
+    if not counts:
+        job.attempts -= 1
     if job.attempts >= max_attempts:
         _move(session, job, JobState.FAILED, f"{error}; gave up after {job.attempts} attempts", worker=worker)
         job.error = f"gave up after {job.attempts} attempts; last: {error}"
@@ -195,6 +207,7 @@ def release(session: Session, job_id: int, *, worker: str, error: str, max_attem
         return False
     _move(session, job, JobState.QUEUED, error, worker=worker)
     job.error = error
+    job.not_before = not_before
     return True
 
 
@@ -213,6 +226,7 @@ def retry(session: Session, job_id: int, *, reason: str) -> None:
     job.attempts = 0
     job.error = None
     job.finished_at = None
+    job.not_before = None
 
 
 def _move(session: Session, job: Job, wanted: JobState, reason: str, *, worker: str | None = None) -> None:

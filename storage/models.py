@@ -6,7 +6,7 @@ import enum
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Dialect, Enum, Float, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Enum, Float, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -113,6 +113,10 @@ class Job(Base):
     author_username: Mapped[str] = mapped_column(String(64))
     state: Mapped[JobState] = mapped_column(_enum(JobState), default=JobState.QUEUED)
     priority: Mapped[int] = mapped_column(default=0)
+    # What the user asked for besides the images (strength, colours, faces): the bot's JSON.
+    options: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    # A job given back after a transient failure waits until then (backoff), not claimed at once.
+    not_before: Mapped[datetime | None]
     content_image: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     style_image: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     result_image: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)

@@ -45,3 +45,10 @@ def for_tweet(session: Session, tweet_id: str) -> list[Reply]:
     """Every reply owed or sent to one tweet, oldest first."""
     query = select(Reply).where(Reply.in_reply_to_tweet_id == tweet_id).order_by(Reply.id)
     return list(session.scalars(query))
+
+
+def give_up(session: Session, reply_id: int, error: str, *, max_attempts: int) -> None:
+    """Never try this reply again (its tweet is gone): it counts as out of attempts."""
+    reply = session.get_one(Reply, reply_id)
+    reply.attempts = max(reply.attempts + 1, max_attempts)
+    reply.error = error

@@ -51,7 +51,9 @@ def test_a_killed_worker_loses_no_job_and_doubles_no_reply(db_url: str, tmp_path
     engine = open_engine(db_url)
     sessions = session_factory(engine)
     picture, painting = _png((220, 140, 60)), _png((30, 60, 170))
-    with SandboxX(bot_username="forgerbot") as x:
+    # X's real windows (100 posts per 15 min) would hold most of 300 replies back: widen them.
+    wide = {"POST /2/tweets": 10 * JOBS, "POST /2/media/upload": 10 * JOBS}
+    with SandboxX(bot_username="forgerbot", rate_limits=wide) as x:
         tweets = [x.post(f"user{n % 40}", f"@forgerbot paint #{n}") for n in range(JOBS)]
         with sessions.begin() as s:
             for n, tweet in enumerate(tweets):

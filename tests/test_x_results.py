@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import io
 from collections.abc import Iterator
 from dataclasses import replace
@@ -137,8 +139,10 @@ def test_a_spent_posting_window_leaves_the_job_queued_without_spinning(tmp_path:
             job = jobs.by_tweet(s, ask)
 
     assert (done, again) == (1, 0) and posts(x) == 1  # one 429, then no claim until the reset
-    assert job is not None and job.state is JobState.QUEUED and job.attempts == 1
+    # Waiting for X is not the job's failure: the attempt is given back, and the job waits for the reset.
+    assert job is not None and job.state is JobState.QUEUED and job.attempts == 0
     assert forger.gateway.blocked_until("write") is not None
+    assert job.not_before is not None and job.not_before.timestamp() >= time.time() + 800
 
 
 def test_reply_texts_fit_a_post() -> None:
