@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import poller, replies, worker
 from bot.config import Config, XCredentials
 from bot.gateway import XGateway
+from bot.ledger import Ledger
 from bot.rendering import NeuralRenderer, ProgressFn, Renderer
 from model.settings import RenderSettings
 from bot.worker import Lease, worker_name
@@ -46,14 +47,16 @@ class Forger:
         except Exception:
             engine.dispose()
             raise
+        sessions = session_factory(engine)
         gateway = XGateway(
             credentials, base_url=config.x.api_base_url, timeout_s=config.x.timeout_s,
             upload_chunk_bytes=config.x.upload_chunk_bytes, made_with_ai=config.x.made_with_ai,
+            ledger=Ledger(sessions, config.budget, alert=_admin_alert),
         )
         if renderer is None:
             renderer = NeuralRenderer(render_settings(config))
         lease = Lease(worker=worker_name(), lease_s=config.queue.lease_s, max_attempts=config.bot.max_attempts)
-        return cls(config, engine, session_factory(engine), gateway, renderer, lease)
+        return cls(config, engine, sessions, gateway, renderer, lease)
 
     def poll(self) -> poller.PollReport:
         """Read new mentions and queue them, then send the replies owed."""
@@ -81,6 +84,11 @@ class Forger:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _admin_alert(message: str) -> None:
+    """What the person running the bot must hear of (budget, usage caps): an error in the log."""
+    log.error("ADMIN: %s", message)
 
 
 def render_settings(config: Config) -> RenderSettings:

@@ -15,8 +15,12 @@ endpoint, and X's problem objects become the bot's own errors:
 A paused call is refused here, without a request, so nothing spins against X. The gateway never
 sleeps: when to come back is the caller's decision (``bot.retry``). Time comes from ``clock``.
 
-tweepy's ``Client`` is not used: it has no v2 media endpoints, no ``made_with_ai`` and no
-``post.fields``. Field names drift (``tweet.fields``/``post.fields``, ``includes.tweets``/
+JSON calls go through tweepy's ``Client`` (its ``request``, since its typed methods know neither
+``made_with_ai`` nor ``post.fields``); its hard-coded host is rewritten by the session under it,
+the seam that points the bot at the sandbox X. tweepy has no v2 media upload, so multipart calls
+are sent on a plain session with the same OAuth 1.0a signature. ``wait_on_rate_limit`` stays off.
+When a ``ledger`` is given, each call is asked of it first (budget, windows shared by all the
+bot's processes) and recorded after. Field names drift (``tweet.fields``/``post.fields``, ``includes.tweets``/
 ``includes.posts``): both are read, and a 400 that blames one field parameter switches to the other.
 """
 
@@ -30,13 +34,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import tweepy
 
 from bot.config import XCredentials
 from bot.errors import XAuthError, XError, XMediaPending, XRateLimited, XTweetGone, XUsageCapped
+from storage.ledger import Need
+
+if TYPE_CHECKING:
+    from bot.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +138,24 @@ def period_end(period: str, now: float) -> float:
     return now + 86_400.0  # a period X has not named before: look again in a day
 
 
+TWEEPY_HOST = "https://api.twitter.com"
+
+
+class _HostSession(requests.Session):
+    """A requests session that sends tweepy's calls to ``base_url`` instead of api.twitter.com."""
+
+    def __init__(self, base_url: str, timeout_s: float) -> None:
+        super().__init__()
+        self.base_url = base_url
+        self.timeout_s = timeout_s
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if isinstance(url, str) and url.startswith(TWEEPY_HOST):
+            url = self.base_url + url[len(TWEEPY_HOST):]
+        kwargs.setdefault("timeout", self.timeout_s)
+        return super().request(method, url, *args, **kwargs)
+
+
 def _log_alert(message: str) -> None:
     log.error("ADMIN: %s", message)
 
@@ -148,6 +174,7 @@ class XGateway:
         made_with_ai: bool = True,
         alert: Callable[[str], None] = _log_alert,
         mention_reach: int = MENTION_REACH,
+        ledger: Ledger | None = None,
     ) -> None:
         """``alert`` is how the admin is told of usage caps; ``made_with_ai`` asks X to label posts."""
         self.base_url = base_url.rstrip("/")
@@ -160,7 +187,18 @@ class XGateway:
         self._auth = tweepy.OAuth1UserHandler(
             credentials.api_key, credentials.api_secret, credentials.access_token, credentials.access_token_secret
         ).apply_auth()
-        self._session = requests.Session()
+        self._session = requests.Session()  # multipart uploads, which tweepy cannot send
+        self._client = tweepy.Client(
+            bearer_token=credentials.bearer_token,
+            consumer_key=credentials.api_key,
+            consumer_secret=credentials.api_secret,
+            access_token=credentials.access_token,
+            access_token_secret=credentials.access_token_secret,
+            return_type=requests.Response,
+            wait_on_rate_limit=False,
+        )
+        self._client.session = _HostSession(self.base_url, timeout_s)
+        self.ledger = ledger
         self._fields_param = FIELD_PARAMS[0]
         self.rate_limits: dict[str, RateLimit] = {}  # by endpoint, as X last reported it
         self.paused: dict[str, XUsageCapped] = {}  # by kind of call, while a usage cap lasts
@@ -189,12 +227,12 @@ class XGateway:
             params["since_id"] = since_id
         if start_time is not None:
             params["start_time"] = datetime.fromtimestamp(start_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        found = self._walk(MENTIONS, f"/2/users/{user_id}/mentions", params)
+        found = self._walk(MENTIONS, f"/2/users/{user_id}/mentions", params, need=Need.NEW_WORK)
         return MentionBatch(found, maybe_gap=len(found) >= self.mention_reach)
 
     def tweet(self, tweet_id: str) -> Mention | None:
         """The tweet ``tweet_id`` with its media, or None if it is deleted or not visible."""
-        body = self._read(TWEET, f"/2/tweets/{tweet_id}", {})
+        body = self._read(TWEET, f"/2/tweets/{tweet_id}", {}, need=Need.NEW_WORK)
         if "data" not in body:
             return None  # X answers 200 with a resource-not-found error
         return parse_tweets(body)[0]
@@ -205,18 +243,18 @@ class XGateway:
         mine = self._walk(USER_TWEETS, f"/2/users/{bot_id}/tweets", {"since_id": tweet_id, "max_results": 100})
         return [t for t in mine if t.in_reply_to_id == tweet_id]
 
-    def _walk(self, route: str, path: str, params: dict[str, Any]) -> list[Mention]:
+    def _walk(self, route: str, path: str, params: dict[str, Any], *, need: Need = Need.OWED) -> list[Mention]:
         """All pages of a timeline, oldest first, each tweet once."""
         found: dict[str, Mention] = {}
         token: str | None = None
         while True:
-            body = self._read(route, path, {**params, "pagination_token": token} if token else params)
+            body = self._read(route, path, {**params, "pagination_token": token} if token else params, need=need)
             found.update((t.id, t) for t in parse_tweets(body))
             token = body.get("meta", {}).get("next_token")
             if not token:
                 return sorted(found.values(), key=lambda t: int(t.id))
 
-    def _read(self, route: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _read(self, route: str, path: str, params: dict[str, Any], *, need: Need = Need.OWED) -> dict[str, Any]:
         """A GET of tweets with the bot's fields; a 400 blaming the field parameter's name swaps it."""
         common = {
             "expansions": ",".join(EXPANSIONS),
@@ -225,7 +263,8 @@ class XGateway:
         }
         for _ in FIELD_PARAMS:
             try:
-                return self._call(route, path, params={**params, **common, self._fields_param: ",".join(TWEET_FIELDS)})
+                fields = {**params, **common, self._fields_param: ",".join(TWEET_FIELDS)}
+                return self._call(route, path, need=need, params=fields)
             except XError as exc:
                 if exc.parameters != (self._fields_param,):
                     raise
@@ -308,7 +347,8 @@ class XGateway:
         self._call(MEDIA_METADATA, "/2/media/metadata", json=body)
 
     def reply(
-        self, in_reply_to: str, text: str, *, media_ids: tuple[str, ...] = (), made_with_ai: bool = False
+        self, in_reply_to: str, text: str, *, media_ids: tuple[str, ...] = (), made_with_ai: bool = False,
+        need: Need = Need.OWED,
     ) -> str:
         """Post ``text`` (and media) as a reply to tweet ``in_reply_to``; returns the new tweet's id.
 
@@ -321,13 +361,13 @@ class XGateway:
         if made_with_ai and self._made_with_ai:
             body["made_with_ai"] = True
         try:
-            data = self._call(CREATE_TWEET, "/2/tweets", json=body, about=in_reply_to)["data"]
+            data = self._call(CREATE_TWEET, "/2/tweets", json=body, about=in_reply_to, need=need)["data"]
         except XError as exc:
             if exc.parameters != ("made_with_ai",):
                 raise
             log.warning("X does not take made_with_ai here; posting without the label from now on")
             self._made_with_ai = False
-            return self.reply(in_reply_to, text, media_ids=media_ids)
+            return self.reply(in_reply_to, text, media_ids=media_ids, need=need)
         return str(data["id"])
 
     # -- state ---------------------------------------------------------------------------------
@@ -344,33 +384,58 @@ class XGateway:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _call(self, route: str, path: str, *, about: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """One request to X: refused here if ``route`` is paused, else sent, checked, parsed.
+    def _call(
+        self, route: str, path: str, *, about: str | None = None, need: Need = Need.OWED, **kwargs: Any
+    ) -> dict[str, Any]:
+        """One request to X: refused here if ``route`` is paused (or the ledger says no), else
+        sent, recorded, checked, parsed.
 
-        ``about`` is the tweet the call concerns, named in ``XTweetGone``.
+        ``about`` is the tweet the call concerns, named in ``XTweetGone``; ``need`` is what the
+        budget weighs (optional posts stop first, new work next, owed replies last).
         """
         self._refuse_if_paused(route)
+        if self.ledger is not None:
+            self.ledger.permit(route, need)
         method = route.partition(" ")[0]
         try:
-            response = self._session.request(
-                method, self.base_url + path, auth=self._auth, timeout=self.timeout_s, **kwargs
-            )
+            response = self._send(method, path, **kwargs)
         except requests.Timeout as exc:
+            self._record(route, None, {}, 0)
             raise XError(f"{route}: X did not answer within {self.timeout_s:g} s") from exc
         except requests.RequestException as exc:
+            self._record(route, None, {}, 0)
             raise XError(f"{route}: X could not be reached: {exc}") from exc
         self._note_rate_limit(route, response)
         if response.status_code >= 400:
+            self._record(route, response.status_code, response.headers, 0)
             raise self._error(route, response, about)
-        if not response.content:
-            return {}
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise XError(f"{route}: X answered with something that is not JSON", status=response.status_code) from exc
+        body: Any = {}
+        if response.content:
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise XError(f"{route}: X answered with something that is not JSON", status=response.status_code) from exc
         if not isinstance(body, dict):
             raise XError(f"{route}: unexpected answer {body!r}", status=response.status_code)
+        data = body.get("data")
+        self._record(route, response.status_code, response.headers, len(data) if isinstance(data, list) else int(bool(data)))
         return body
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """JSON calls through tweepy's Client; multipart ones (media) on the plain session."""
+        if "files" in kwargs:
+            return self._session.request(method, self.base_url + path, auth=self._auth, timeout=self.timeout_s, **kwargs)
+        try:
+            response: requests.Response = self._client.request(
+                method, path, params=kwargs.get("params"), json=kwargs.get("json"), user_auth=True
+            )
+        except tweepy.HTTPException as exc:  # tweepy raises on 4xx/5xx; X's problem is read below
+            response = exc.response
+        return response
+
+    def _record(self, route: str, status: int | None, headers: Any, returned: int) -> None:
+        if self.ledger is not None:
+            self.ledger.record(route, status=status, headers=headers, returned=returned)
 
     def _refuse_if_paused(self, route: str) -> None:
         now = self._clock()

@@ -13,6 +13,7 @@ from bot import retry
 from bot.errors import XError, XTweetGone
 from bot.gateway import XGateway
 from storage import replies
+from storage.ledger import Need
 from storage.models import Reply
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ def deliver(
     sent = failed = 0
     for reply in owed:
         try:
-            tweet_id = gateway.reply(reply.in_reply_to_tweet_id, reply.text)
+            need = Need.OPTIONAL if reply.optional else Need.OWED
+            tweet_id = gateway.reply(reply.in_reply_to_tweet_id, reply.text, need=need)
         except XError as exc:
             failed += 1
             decision = retry.decide(exc, reply.attempts + 1, max_attempts=max_attempts, now=clock())

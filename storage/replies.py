@@ -8,20 +8,23 @@ from sqlalchemy.orm import Session
 from storage.models import Reply, utcnow
 
 
-def owe(session: Session, *, in_reply_to_tweet_id: str, kind: str, text: str) -> Reply:
-    """Queue a reply to be sent by the next delivery."""
-    reply = Reply(in_reply_to_tweet_id=in_reply_to_tweet_id, kind=kind, text=text)
+def owe(session: Session, *, in_reply_to_tweet_id: str, kind: str, text: str, optional: bool = False) -> Reply:
+    """Queue a reply to be sent by the next delivery; ``optional`` ones go first when money is short."""
+    reply = Reply(in_reply_to_tweet_id=in_reply_to_tweet_id, kind=kind, text=text, optional=optional)
     session.add(reply)
     session.flush()
     return reply
 
 
 def unsent(session: Session, *, max_attempts: int, limit: int = 50) -> list[Reply]:
-    """Replies not yet accepted by X and not given up on, oldest first."""
+    """Replies not yet accepted by X and not given up on: owed ones first, then optional, oldest first.
+
+    Optional replies come last so that, when the budget stops them, they hold nothing else up.
+    """
     query = (
         select(Reply)
         .where(Reply.reply_tweet_id.is_(None), Reply.attempts < max_attempts)
-        .order_by(Reply.id)
+        .order_by(Reply.optional, Reply.id)
         .limit(limit)
     )
     return list(session.scalars(query))
