@@ -237,7 +237,7 @@ def stats(session: Session, *, budget_usd: float, now: datetime | None = None) -
     recent = list(session.execute(
         select(Job.created_at, Job.started_at).where(Job.started_at.is_not(None)).order_by(Job.id.desc()).limit(200)
     ))
-    waits = [(started - created).total_seconds() for created, started in recent]
+    waits = [(started - created).total_seconds() for created, started in recent if started is not None]
     month = ledger.month_start(now)
     calls = session.scalar(select(func.count()).select_from(ApiCall).where(ApiCall.at >= month)) or 0
     return Stats(

@@ -127,10 +127,10 @@ class Prices:
 
 @dataclass(frozen=True)
 class BudgetSettings:
+    prices_usd: Prices
     monthly_usd: float = _checked(_price)
     optional_until: float = _checked(_fraction)
     new_work_until: float = _checked(_fraction)
-    prices_usd: Prices
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def _build(cls: type[T], raw: Any, source: str, prefix: str) -> T:
         if name not in raw:
             raise ConfigError(f"{source}: missing key {key}")
         kind = hints[name]
-        if dataclasses.is_dataclass(kind):
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             values[name] = _build(kind, raw[name], source, key + ".")
         else:
             values[name] = _coerce(raw[name], kind, spec.metadata.get("check"), source, key)

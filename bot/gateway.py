@@ -149,8 +149,10 @@ class _HostSession(requests.Session):
         self.base_url = base_url
         self.timeout_s = timeout_s
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if isinstance(url, str) and url.startswith(TWEEPY_HOST):
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if isinstance(url, bytes):
+            url = url.decode()
+        if url.startswith(TWEEPY_HOST):
             url = self.base_url + url[len(TWEEPY_HOST):]
         kwargs.setdefault("timeout", self.timeout_s)
         return super().request(method, url, *args, **kwargs)

@@ -97,15 +97,15 @@ def claim_next(
     lock = is_postgres(session)
 
     lapsed = select(Job).where(Job.state.in_(ACTIVE), Job.lease_expires_at < now).order_by(Job.id)
-    for job in session.scalars(lapsed.with_for_update(skip_locked=True) if lock else lapsed):
-        reason = f"lease of {job.lease_owner} lapsed (worker gone?)"
-        if job.attempts >= max_attempts:
-            _move(session, job, JobState.FAILED, f"{reason}; gave up after {job.attempts} attempts")
-            job.error = f"gave up after {job.attempts} attempts; last: {job.error or reason}"
-            job.finished_at = now
+    for stale in session.scalars(lapsed.with_for_update(skip_locked=True) if lock else lapsed):
+        reason = f"lease of {stale.lease_owner} lapsed (worker gone?)"
+        if stale.attempts >= max_attempts:
+            _move(session, stale, JobState.FAILED, f"{reason}; gave up after {stale.attempts} attempts")
+            stale.error = f"gave up after {stale.attempts} attempts; last: {stale.error or reason}"
+            stale.finished_at = now
         else:
-            _move(session, job, JobState.QUEUED, reason)
-        job.lease_owner = job.lease_expires_at = None
+            _move(session, stale, JobState.QUEUED, reason)
+        stale.lease_owner = stale.lease_expires_at = None
 
     best = (
         select(Job)
@@ -285,11 +285,8 @@ def position(session: Session, job_id: int) -> int | None:
 
 def median_render_s(session: Session, *, last: int = 50) -> float | None:
     """The median render time of the last ``last`` renders, or None before the first."""
-    times = sorted(
-        session.scalars(
-            select(Job.render_s).where(Job.render_s.is_not(None)).order_by(Job.id.desc()).limit(last)
-        )
-    )
+    query = select(Job.render_s).where(Job.render_s.is_not(None)).order_by(Job.id.desc()).limit(last)
+    times = sorted(t for t in session.scalars(query) if t is not None)
     if not times:
         return None
     middle = len(times) // 2
