@@ -369,5 +369,45 @@ def stats_command(ctx: click.Context, as_json: bool) -> None:
     _emit(found, as_json, table)
 
 
+@main.command("admin")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface, e.g. behind a proxy).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.pass_context
+def admin_command(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the admin dashboard (the Procfile's `web`); the password comes from FORGER_ADMIN_PASSWORD."""
+    from waitress import serve
+
+    from bot.dashboard import create_app
+    from storage import schema
+    from storage.db import open_engine, session_factory
+
+    password = os.environ.get("FORGER_ADMIN_PASSWORD", "")
+    if not password:
+        raise click.ClickException(
+            "FORGER_ADMIN_PASSWORD is not set: the dashboard needs an admin password in the environment"
+        )
+    # A fixed key keeps admins logged in across restarts; without one, each start logs them out.
+    key = os.environ.get("FORGER_SECRET_KEY", "").encode()
+    if key and len(key) < 16:
+        raise click.ClickException("FORGER_SECRET_KEY must be at least 16 characters (or unset, for a random one)")
+    with _user_errors():
+        config = _config(ctx)
+        engine = open_engine(config.database.url)
+    try:
+        with _user_errors():
+            schema.check(engine)
+        app = create_app(
+            session_factory(engine), password=password, secret_key=key or os.urandom(32),
+            budget_usd=config.budget.monthly_usd, quota_per_day=config.queue.per_user_per_day,
+        )
+        click.echo(f"forger admin: serving the dashboard on http://{host}:{port}/ ; Ctrl-C stops")
+        serve(app, host=host, port=port, threads=4)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.dispose()
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,175 @@
+"""The admin commands of ``forger``, run in-process with click's runner against a real SQLite file.
+
+Each test copies config.yaml with ``database.url`` pointing into its tmp folder, runs
+``forger db upgrade`` and seeds jobs with the storage functions the bot itself uses.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from bot.cli import main
+from storage.db import open_engine, session_factory
+from tests.test_dashboard import PAINTING, PHOTO, RESULT, Seeded, seed
+
+CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
+
+
+class Forger:
+    """``forger --config <tmp config> ...`` in this process."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, env: dict[str, str | None] | None = None) -> Result:
+        # A wide terminal, so that rich lays the queue table out on one line per job.
+        return self.runner.invoke(main, ["--config", str(self.config), *args], env={"COLUMNS": "200", **(env or {})})
+
+    def ok(self, *args: str) -> str:
+        result = self(*args)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok(*args, "--json"))
+
+    def fails(self, *args: str, env: dict[str, str | None] | None = None) -> str:
+        """The command exits 1 with one clear line, not a traceback; returns what it said."""
+        result = self(*args, env=env)
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit)
+        assert "Traceback" not in result.output
+        return result.output
+
+
+def _config(tmp_path: Path) -> Path:
+    raw = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    raw["database"]["url"] = f"sqlite:///{tmp_path / 'forger.sqlite3'}"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def forger(tmp_path: Path) -> Forger:
+    forger = Forger(_config(tmp_path))
+    assert "database at migration" in forger.ok("db", "upgrade")
+    return forger
+
+
+@pytest.fixture
+def ids(tmp_path: Path, forger: Forger) -> Seeded:
+    engine = open_engine(f"sqlite:///{tmp_path / 'forger.sqlite3'}")
+    try:
+        return seed(session_factory(engine))
+    finally:
+        engine.dispose()
+
+
+def test_queue_as_a_table(forger: Forger, ids: Seeded) -> None:
+    out = forger.ok("queue")
+    for header in ("id", "user", "state", "age", "position", "progress", "attempts"):
+        assert header in out
+    lines = {line.split()[1]: line for line in out.splitlines() if line.split()[:1] and line.split()[1:2]
+             and line.split()[1].isdigit()}
+    assert "@carol" in lines[str(ids.rendering)] and "rendering" in lines[str(ids.rendering)]
+    assert "40%" in lines[str(ids.rendering)]
+    assert "failed" in lines[str(ids.failed)] and "the renderer ran out of memory" in lines[str(ids.failed)]
+
+
+def test_queue_as_json_with_filters(forger: Forger, ids: Seeded) -> None:
+    rows = forger.json("queue")
+    assert [r["id"] for r in rows] == sorted([ids.failed, ids.replied, ids.rendering, ids.queued, ids.queued_too],
+                                             reverse=True)
+    assert set(rows[0]) >= {"id", "user", "state", "age_s", "position", "progress", "attempts"}
+    by_id = {r["id"]: r for r in rows}
+    assert (by_id[ids.queued]["position"], by_id[ids.queued_too]["position"]) == (1, 2)
+    assert by_id[ids.rendering]["progress"] == pytest.approx(0.4)
+    assert [r["id"] for r in forger.json("queue", "--state", "failed")] == [ids.failed]
+    assert [r["id"] for r in forger.json("queue", "--user", "@Alice")] == [ids.queued_too, ids.failed]
+    both = forger.json("queue", "--state", "queued", "--state", "failed", "--user", "alice")
+    assert [r["id"] for r in both] == [ids.queued_too, ids.failed]
+    assert "unknown state in bogus" in forger.fails("queue", "--state", "bogus")
+
+
+def test_one_job_in_full(forger: Forger, ids: Seeded) -> None:
+    out = forger.ok("job", str(ids.replied))
+    assert f"job {ids.replied}: @bob, replied" in out and "replied with tweet 9002" in out
+    assert f"forger job-image {ids.replied} result" in out
+    detail = forger.json("job", str(ids.replied))
+    assert detail["row"]["state"] == "replied" and detail["reply_tweet_id"] == "9002"
+    assert detail["images"] == {"content": len(PHOTO), "style": len(PAINTING), "result": len(RESULT)}
+    assert [e["to_state"] for e in detail["history"]] == ["queued", "rendering", "uploading", "replied"]
+    assert detail["render_s"] == 84.0 and detail["started_at"] and detail["finished_at"]
+    failed = forger.json("job", str(ids.failed))
+    assert failed["row"]["error"] == "the renderer ran out of memory"
+
+
+def test_an_unknown_job_is_one_clear_line(forger: Forger, ids: Seeded) -> None:
+    for command in (("job", "999"), ("retry", "999"), ("cancel", "999"), ("job-image", "999", "content", "-o", "x")):
+        assert "Error: no job 999" in forger.fails(*command)
+
+
+def test_job_image_writes_the_stored_bytes(forger: Forger, ids: Seeded, tmp_path: Path) -> None:
+    out = tmp_path / "result.png"
+    assert "wrote" in forger.ok("job-image", str(ids.replied), "result", "-o", str(out))
+    assert out.read_bytes() == RESULT
+    assert f"job {ids.queued} has no result image yet" in forger.fails(
+        "job-image", str(ids.queued), "result", "-o", str(tmp_path / "none.png"))
+
+
+def test_retry_and_cancel(forger: Forger, ids: Seeded) -> None:
+    assert f"job {ids.failed} queued again" in forger.ok("retry", str(ids.failed))
+    retried = forger.json("job", str(ids.failed))
+    assert (retried["row"]["state"], retried["row"]["attempts"]) == ("queued", 0)
+    assert retried["history"][-1]["reason"] == "retried by cli"
+    assert "only failed jobs can be retried" in forger.fails("retry", str(ids.failed))
+    assert f"job {ids.queued} cancelled" in forger.ok("cancel", str(ids.queued))
+    assert forger.json("job", str(ids.queued))["row"]["state"] == "cancelled"
+    assert "can no longer be cancelled" in forger.fails("cancel", str(ids.replied))
+
+
+def test_user_ban_unban_priority(forger: Forger, ids: Seeded) -> None:
+    assert "@bob (id id-bob): not banned, priority 0, 1 renders in 24 h, 1 jobs in all" in forger.ok("user", "bob")
+    banned = forger.json("user", "@bob", "--ban", "spam")
+    assert (banned["banned"], banned["ban_reason"]) == (True, "spam")
+    assert "banned (spam)" in forger.ok("user", "bob")
+    assert "not banned" in forger.ok("user", "bob", "--unban")
+    carol = forger.json("user", "carol", "--priority", "7")
+    assert (carol["priority"], carol["jobs_total"], carol["banned"]) == (7, 1, False)
+    assert "no user @nobody has written to the bot" in forger.fails("user", "nobody", "--ban", "x")
+    clash = forger("user", "bob", "--ban", "x", "--unban")
+    assert clash.exit_code == 2 and "make no sense" in clash.output
+    assert forger.json("user", "bob")["banned"] is False  # the refused command changed nothing
+
+
+def test_stats_as_json(forger: Forger, ids: Seeded) -> None:
+    found = forger.json("stats")
+    assert found["jobs_by_state"] == {"queued": 2, "rendering": 1, "uploading": 0, "replied": 1, "failed": 1,
+                                      "cancelled": 0}
+    assert (found["renders_last_hour"], found["median_render_s"]) == (1, 84.0)
+    assert found["api_calls_this_month"] == 2 and found["spent_usd"] == pytest.approx(0.065)
+    assert found["budget_usd"] == 50.0  # config.yaml's budget.monthly_usd
+    assert found["windows"][0]["endpoint"] == "GET /2/users/:id/mentions"
+    assert "X API: 2 calls this month, $0.07 of $50.00" in forger.ok("stats")
+
+
+def test_admin_commands_refuse_a_database_that_is_behind(tmp_path: Path) -> None:
+    forger = Forger(_config(tmp_path))
+    assert "run `forger db upgrade`" in forger.fails("queue")
+
+
+def test_the_dashboard_refuses_to_start_without_a_password(forger: Forger) -> None:
+    said = forger.fails("admin", env={"FORGER_ADMIN_PASSWORD": None})
+    assert "FORGER_ADMIN_PASSWORD is not set" in said
+    said = forger.fails("admin", env={"FORGER_ADMIN_PASSWORD": "", "FORGER_SECRET_KEY": None})
+    assert "FORGER_ADMIN_PASSWORD is not set" in said
+    short = forger.fails("admin", env={"FORGER_ADMIN_PASSWORD": "pw", "FORGER_SECRET_KEY": "short"})
+    assert "FORGER_SECRET_KEY must be at least 16 characters" in short
