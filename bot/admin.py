@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.errors import ForgerError
+from bot.options import RenderOptions
 from storage import jobs, ledger, users
 from storage.admission import DAY
 from storage.errors import IllegalTransition
@@ -55,6 +56,7 @@ class JobDetail:
     row: QueueRow
     tweet_id: str
     text: str
+    options: dict[str, object]  # what the user asked for besides the images (strength, colours, faces)
     reply_tweet_id: str | None
     lease_owner: str | None
     lease_expires_at: datetime | None
@@ -159,6 +161,7 @@ def job(session: Session, job_id: int, *, workers: int = 1, now: datetime | None
     ).one()
     return JobDetail(
         row=_row(session, found, now), tweet_id=found.tweet_id, text=mention.text if mention else "",
+        options=RenderOptions.from_json(found.options).to_json(),
         reply_tweet_id=found.reply_tweet_id, lease_owner=found.lease_owner, lease_expires_at=found.lease_expires_at,
         created_at=found.created_at, started_at=found.started_at, finished_at=found.finished_at,
         render_s=found.render_s, eta_s=jobs.eta_s(session, job_id, workers=workers),

@@ -257,6 +257,7 @@ def job_command(ctx: click.Context, job_id: int, as_json: bool) -> None:
         r = detail.row
         click.echo(f"job {r.id}: @{r.user}, {r.state}, attempt {r.attempts}, priority {r.priority}")
         click.echo(f"  tweet {detail.tweet_id}: {detail.text}")
+        click.echo("  options: " + ", ".join(f"{k}={v}" for k, v in detail.options.items()))
         if detail.reply_tweet_id:
             click.echo(f"  replied with tweet {detail.reply_tweet_id}")
         if r.error:

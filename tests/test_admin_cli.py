@@ -108,6 +108,8 @@ def test_one_job_in_full(forger: Forger, ids: Seeded) -> None:
     assert detail["images"] == {"content": len(PHOTO), "style": len(PAINTING), "result": len(RESULT)}
     assert [e["to_state"] for e in detail["history"]] == ["queued", "rendering", "uploading", "replied"]
     assert detail["render_s"] == 84.0 and detail["started_at"] and detail["finished_at"]
+    assert detail["options"] == {"strength": "normal", "keep_colours": False, "protect_faces": True}
+    assert "options: strength=normal, keep_colours=False, protect_faces=True" in out
     failed = forger.json("job", str(ids.failed))
     assert failed["row"]["error"] == "the renderer ran out of memory"
 
