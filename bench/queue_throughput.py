@@ -4,18 +4,10 @@ Each worker process loops: claim (timed), paint with the quick colour-transfer r
 64 px picture, store the result, mark the job replied; X is left out, so the figures are the
 queue's own. Runs on SQLite and, when FORGER_TEST_POSTGRES_URL is set, on PostgreSQL.
 
-    .venv/bin/python bench/queue.py [--jobs 400] [--workers 1 4 8]
+    FORGER_TEST_POSTGRES_URL=... .venv/bin/python bench/queue_throughput.py [--jobs 400] [--workers 1 4 8]
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as a script, this file's folder comes first on sys.path, and its name would hide the
-# standard library's ``queue`` (which multiprocessing needs): take the folder off again.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import argparse
 import io
@@ -25,6 +17,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 from PIL import Image
 from sqlalchemy import create_engine, make_url, text

@@ -1,0 +1,139 @@
+"""Images in and out of the renderer: bytes or files to ``(H, W, 3)`` uint8 RGB arrays and back.
+
+Everything the renderer takes and returns is such an array; this module is the only place that
+knows about file formats (Pillow), so the rest of ``model`` never sees a PIL image.
+"""
+
+from __future__ import annotations
+
+import io
+import pathlib
+import struct
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from model.errors import ImageError
+
+Format = Literal["JPEG", "PNG"]
+
+# What Pillow's decoders raise on damaged or hostile files besides OSError: the plugins are old
+# and each fails its own way.
+_DECODER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError)
+
+# Modes holding 16 (or 32) bits per pixel of grey: Pillow's convert("RGB") clips them at 255
+# instead of scaling, which turns a 16-bit photo white.
+_WIDE_GREY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+
+_SUFFIX_FORMATS: dict[str, Format] = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+
+
+def decode_image(data: bytes, *, name: str = "the data") -> np.ndarray:
+    """Decode an image file's bytes into an ``(H, W, 3)`` uint8 RGB array, upright.
+
+    The EXIF orientation is applied (phones store pictures sideways and say so there); grey,
+    palette, CMYK and 16-bit images become RGB; transparent pixels are composited on white.
+    ``name`` says what the bytes are in error messages.
+
+    Raises ``ImageError`` if the bytes are not an image Pillow can read, if the file is damaged,
+    or if it has more pixels than Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``).
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            _check_pixel_count(opened, name)
+            opened.load()
+            upright = ImageOps.exif_transpose(opened)
+            return _to_rgb(upright)
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name} is not an image (or not in a format that can be read)") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # The warning arrives as an exception where warnings are errors (the tests, for one).
+        raise ImageError(f"{name} is too large an image: {exc}") from exc
+    except _DECODER_ERRORS as exc:
+        raise ImageError(f"{name} is not an image that can be read, it looks damaged: {exc}") from exc
+
+
+def load_image(path: str | pathlib.Path) -> np.ndarray:
+    """Read an image file into an ``(H, W, 3)`` uint8 RGB array; see ``decode_image``."""
+    path = pathlib.Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"cannot read the image {path}: {exc.strerror or exc}") from exc
+    return decode_image(data, name=str(path))
+
+
+def resize_to_longest(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize ``image`` so that its longest side is ``size`` pixels, keeping its aspect ratio.
+
+    Lanczos resampling, up or down; the short side is rounded and never less than 1 pixel.
+    Returns a new ``(h, w, 3)`` uint8 array.
+    """
+    check_rgb(image)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive whole number, got: {size!r}")
+    height, width = image.shape[:2]
+    scale = size / max(height, width)
+    shape = (max(1, round(width * scale)), max(1, round(height * scale)))  # PIL wants (w, h)
+    resized = Image.fromarray(image).resize(shape, Image.Resampling.LANCZOS)
+    return np.array(resized, dtype=np.uint8)
+
+
+def encode_image(image: np.ndarray, format: Format = "JPEG", quality: int = 92) -> bytes:
+    """Encode an ``(H, W, 3)`` uint8 RGB array as JPEG (at ``quality``, 1-95) or PNG bytes."""
+    check_rgb(image)
+    picture = Image.fromarray(image)
+    buffer = io.BytesIO()
+    if format == "JPEG":
+        if not 1 <= quality <= 95:
+            raise ValueError(f"quality must be between 1 and 95, got: {quality}")
+        # No chroma subsampling: paintings live on sharp colour edges that 4:2:0 smears.
+        picture.save(buffer, "JPEG", quality=quality, subsampling=0)
+    elif format == "PNG":
+        picture.save(buffer, "PNG")
+    else:
+        raise ValueError(f"format must be 'JPEG' or 'PNG', got: {format!r}")
+    return buffer.getvalue()
+
+
+def save_image(image: np.ndarray, path: str | pathlib.Path, quality: int = 92) -> None:
+    """Write an ``(H, W, 3)`` uint8 RGB array to ``path``, as PNG or JPEG after its suffix."""
+    path = pathlib.Path(path)
+    format = _SUFFIX_FORMATS.get(path.suffix.lower())
+    if format is None:
+        raise ValueError(f"cannot tell the format of {path}: name it .png, .jpg or .jpeg")
+    path.write_bytes(encode_image(image, format, quality))
+
+
+def check_rgb(image: object, what: str = "image") -> None:
+    """Raise ``ImageError`` unless ``image`` is a non-empty ``(H, W, 3)`` uint8 array."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"{what} must be a NumPy array, got: {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape or image.dtype != np.uint8:
+        raise ImageError(
+            f"{what} must be an (H, W, 3) uint8 RGB array, got: {image.shape} {image.dtype}"
+        )
+
+
+def _check_pixel_count(image: Image.Image, name: str) -> None:
+    """Refuse images over Pillow's limit (Pillow itself only warns between 1x and 2x of it)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and image.width * image.height > limit:
+        raise ImageError(
+            f"{name} is too large an image: {image.width}x{image.height} pixels, "
+            f"the limit is {limit} pixels"
+        )
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode to an ``(H, W, 3)`` uint8 RGB array."""
+    if image.mode in _WIDE_GREY_MODES:
+        grey = np.asarray(image, dtype=np.float64) / 257.0  # 0..65535 -> 0..255
+        grey8 = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+        return np.repeat(grey8[:, :, np.newaxis], 3, axis=2)
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.array(image.convert("RGB"), dtype=np.uint8)

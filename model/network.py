@@ -1,0 +1,82 @@
+"""The VGG16 feature extractor the losses look through, and the pixels it expects.
+
+The network takes Caffe-style input, as the weights were trained on: BGR channels, 0..255, minus
+the ImageNet mean colour (Keras' ``vgg16.preprocess_input`` in "caffe" mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import keras
+import numpy as np
+
+from model.errors import WeightsError
+from model.weights import VGG16_KERNEL_SHAPES, VGG16_LAYERS
+
+# The ImageNet mean colour, BGR, that VGG16's Caffe training subtracted.
+CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+
+def preprocess(image: np.ndarray) -> np.ndarray:
+    """RGB pixels 0..255, (..., H, W, 3) uint8 or float, to the network's float32 BGR minus mean."""
+    return np.asarray(image, dtype=np.float32)[..., ::-1] - CAFFE_MEAN_BGR
+
+
+def deprocess(pixels: np.ndarray) -> np.ndarray:
+    """The network's BGR minus mean, (..., H, W, 3), back to uint8 RGB, rounded and clipped."""
+    rgb = (np.asarray(pixels, dtype=np.float32) + CAFFE_MEAN_BGR)[..., ::-1]
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def pixel_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """The lowest and highest preprocessed value of each channel, (3,) each: 0 and 255 minus mean."""
+    return -CAFFE_MEAN_BGR, 255.0 - CAFFE_MEAN_BGR
+
+
+def build_extractor(
+    weights: Mapping[str, tuple[np.ndarray, np.ndarray]], layers: Sequence[str]
+) -> keras.Model:
+    """A VGG16 that maps preprocessed images (B, H, W, 3) to the activations of ``layers``.
+
+    The network stops at the deepest of ``layers``: the convolutions after it would cost time and
+    change nothing. Activations are after the ReLU (``block4_conv2`` is Gatys' ``relu4_2``), and
+    come out as a list in the order of ``layers``. Any image size works: pooling pads odd sizes,
+    as Caffe's did. Raises ``WeightsError`` if ``weights`` lacks a layer or has a wrong shape.
+    """
+    unknown = [layer for layer in layers if layer not in VGG16_KERNEL_SHAPES]
+    if unknown or not layers:
+        raise ValueError(f"layers must be VGG16 layer names, got: {list(layers)}")
+    deepest = max(VGG16_LAYERS.index(layer) for layer in layers)
+    used = VGG16_LAYERS[: deepest + 1]
+    check_weights(weights, used)
+
+    inputs = keras.Input(shape=(None, None, 3), name="bgr_minus_mean")
+    activations: dict[str, keras.KerasTensor] = {}
+    x = inputs
+    for name in used:
+        block = name.split("_")[0]
+        if name.endswith("conv1") and block != "block1":
+            x = keras.layers.MaxPooling2D(2, padding="same", name=f"{block}_pool")(x)
+        filters = VGG16_KERNEL_SHAPES[name][-1]
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=name)(x)
+        activations[name] = x
+    model = keras.Model(inputs, [activations[layer] for layer in layers], name="vgg16_features")
+    for name in used:
+        kernel, bias = weights[name]
+        model.get_layer(name).set_weights([np.asarray(kernel), np.asarray(bias)])
+    return model
+
+
+def check_weights(weights: Mapping[str, tuple[np.ndarray, np.ndarray]], used: Sequence[str]) -> None:
+    """Raise ``WeightsError`` unless ``weights`` has each of the ``used`` layers, shaped for VGG16."""
+    for name in used:
+        if name not in weights:
+            raise WeightsError(f"the weights have no {name} layer, which VGG16 needs")
+        kernel, bias = weights[name]
+        kernel_shape = VGG16_KERNEL_SHAPES[name]
+        if np.shape(kernel) != kernel_shape or np.shape(bias) != kernel_shape[-1:]:
+            raise WeightsError(
+                f"the {name} weights have shapes {np.shape(kernel)} and {np.shape(bias)}, "
+                f"VGG16 needs {kernel_shape} and {kernel_shape[-1:]}"
+            )
