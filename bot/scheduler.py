@@ -15,6 +15,20 @@ log = logging.getLogger(__name__)
 WORK_INTERVAL_S = 2.0  # how often an idle worker looks at the queue
 
 
+class _SkipBusyWorker(logging.Filter):
+    """Drop APScheduler's warning that a run was skipped because the last one is still going.
+
+    The work job drains the queue, so while it paints every tick finds it busy: that skip is the
+    design (one render at a time per process), not a problem worth a warning every 2 s.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_SKIP_BUSY_WORKER = _SkipBusyWorker()
+
+
 def poll_job(forger: Forger) -> None:
     """The scheduled poll; X's transient errors are logged and the next poll tries again."""
     try:
@@ -33,6 +47,7 @@ def work_job(forger: Forger) -> None:
 
 def build_scheduler(forger: Forger, *, poll: bool = True, work: bool = True) -> BackgroundScheduler:
     """A scheduler (not yet started) that polls and/or works; each job never overlaps itself."""
+    logging.getLogger("apscheduler.scheduler").addFilter(_SKIP_BUSY_WORKER)  # added once
     scheduler = BackgroundScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         timezone=timezone.utc,
