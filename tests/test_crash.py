@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import Engine, create_engine, select
 
 from bot.sandbox import SandboxX
 from storage import jobs, mentions
@@ -46,9 +46,30 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> Non
         time.sleep(0.05)
 
 
+def _kill_mid_job(victim: subprocess.Popen[bytes], holds_a_job: Callable[[], bool]) -> None:
+    """SIGKILL ``victim`` while it holds a job: frozen first (SIGSTOP), so the check cannot race it."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        victim.send_signal(signal.SIGSTOP)
+        if holds_a_job():
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=10)
+            return
+        victim.send_signal(signal.SIGCONT)
+        time.sleep(0.02)
+    raise AssertionError("the first worker never held a job")
+
+
 @pytest.mark.slow
 def test_a_killed_worker_loses_no_job_and_doubles_no_reply(db_url: str, tmp_path: Path) -> None:
     engine = open_engine(db_url)
+    try:
+        _drain_while_one_worker_dies(engine, db_url, tmp_path)
+    finally:
+        engine.dispose()
+
+
+def _drain_while_one_worker_dies(engine: Engine, db_url: str, tmp_path: Path) -> None:
     sessions = session_factory(engine)
     picture, painting = _png((220, 140, 60)), _png((30, 60, 170))
     # X's real windows (100 posts per 15 min) would hold most of 300 replies back: widen them.
@@ -77,15 +98,18 @@ def test_a_killed_worker_loses_no_job_and_doubles_no_reply(db_url: str, tmp_path
                 with sessions() as s:
                     return jobs.counts(s)[JobState.REPLIED]
 
+            # Read through a plain engine: on SQLite, Forger's engine begins every transaction
+            # IMMEDIATE, which would wait on a frozen worker's write lock; a plain WAL read does not.
+            watcher = create_engine(db_url)
+
             def held_by_victim() -> bool:
-                with sessions() as s:
-                    owners = s.scalars(select(Job.lease_owner).where(Job.state.in_(jobs.ACTIVE)))
+                with watcher.connect() as c:
+                    owners = c.scalars(select(Job.lease_owner).where(Job.state.in_(jobs.ACTIVE)))
                     return any(f":{workers[0].pid}:" in (owner or "") for owner in owners)
 
             _wait_for(lambda: replied() >= JOBS // 10, 60, "the workers to get going")
-            _wait_for(held_by_victim, 30, "the first worker to hold a job")
-            workers[0].send_signal(signal.SIGKILL)
-            workers[0].wait(timeout=10)
+            _kill_mid_job(workers[0], held_by_victim)
+            watcher.dispose()
 
             _wait_for(lambda: replied() == JOBS, 120, f"all {JOBS} jobs to be replied")
         finally:
@@ -103,4 +127,3 @@ def test_a_killed_worker_loses_no_job_and_doubles_no_reply(db_url: str, tmp_path
             ]
         assert taken_over, "the killed worker's job was not taken over"
         assert all("Traceback" not in e for e in errors[1:]), errors
-    engine.dispose()
