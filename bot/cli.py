@@ -67,13 +67,13 @@ def render(ctx: click.Context, content: Path, style: Path, out: Path, size: int 
     with _user_errors():
         config = _config(ctx)
         from model.images import load_image, save_image
-        from model.render import StyleTransfer
         from model.settings import RenderSettings
 
         settings = RenderSettings(
             size=size or config.render.size, iterations=iterations or config.render.iterations
         )
-        picture, painting = load_image(content), load_image(style)
+        picture, painting = load_image(content), load_image(style)  # bad files fail before TF loads
+        from model.render import StyleTransfer
         started = time.monotonic()
         transfer = StyleTransfer.bundled()
         with render_progress(f"{content.name} × {style.name}", console) as progress:
