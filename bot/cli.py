@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot.config import Config, XCredentials, default_config_path, load_config
@@ -52,6 +53,8 @@ def _user_errors() -> Iterator[None]:
         yield
     except (ForgerError, ModelError, StorageError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except OperationalError as exc:  # the server is down, the file unwritable, the password wrong
+        raise click.ClickException(f"the database could not be used: {exc.orig or exc}") from exc
 
 
 @main.command()

@@ -482,6 +482,8 @@ class XGateway:
             if kind not in self.paused:
                 self._alert(str(capped))
             self.paused[kind] = capped
+            if self.ledger is not None:  # so the bot's other processes stop asking too
+                self.ledger.cap(route, until=until)
             return capped
         if status == 429:
             window = self.rate_limits.get(route)

@@ -51,6 +51,11 @@ class Ledger:
         now = self._clock()
         with self.sessions.begin() as session:
             decision = ledger.decide(session, route, need, self.budget, now=now)
+        if isinstance(decision, Wait) and decision.capped:
+            kind = "read" if route.startswith("GET ") else "write"
+            raise XUsageCapped(f"{decision.reason} (told by another process); not asked until "
+                               f"{decision.until:%Y-%m-%d %H:%M} UTC", kind=kind, period="current",
+                               until=decision.until.timestamp())
         if isinstance(decision, Wait):
             raise XRateLimited(f"{decision.reason}; not asked until {decision.until:%H:%M:%S} UTC",
                                reset_at=decision.until.timestamp())
@@ -74,6 +79,11 @@ class Ledger:
                 )
             except (KeyError, ValueError):
                 pass  # not every answer carries the headers
+
+    def cap(self, route: str, *, until: float) -> None:
+        """X said a usage cap is spent: no process of the bot calls ``route`` before ``until``."""
+        with self.sessions.begin() as session:
+            ledger.record_cap(session, route, until=datetime.fromtimestamp(until, timezone.utc))
 
     def cost(self, route: str, status: int | None, returned: int) -> float:
         """X's pay-per-use price of one call: reads per post returned, writes per request."""

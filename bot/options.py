@@ -51,10 +51,6 @@ class RenderOptions:
             protect_faces=bool(data.get("protect_faces", True)),
         )
 
-    @property
-    def is_default(self) -> bool:
-        return self == RenderOptions()
-
 
 _STRENGTH = re.compile(r"\bstrength (low|normal|high)\b|\b(low|normal|high) strength\b")
 _KEEP_COLOURS = re.compile(r"\bkeep (?:the |my )?colou?rs?\b")

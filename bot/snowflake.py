@@ -16,11 +16,6 @@ def id_at(epoch_s: float) -> int:
     return max(0, int(epoch_s * 1000) - TWEPOCH_MS) << _SHIFT
 
 
-def time_of(tweet_id: str | int) -> float:
-    """When the tweet ``tweet_id`` was made, in seconds since 1970."""
-    return ((int(tweet_id) >> _SHIFT) + TWEPOCH_MS) / 1000
-
-
 def shifted(tweet_id: str | int, seconds: float) -> int:
     """The id ``seconds`` later (negative: earlier) than ``tweet_id``, never below 0."""
     return max(0, int(tweet_id) + (int(seconds * 1000) << _SHIFT))

@@ -6,7 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+
+from storage.errors import StorageError
 
 
 def open_engine(url: str) -> Engine:
@@ -15,9 +18,12 @@ def open_engine(url: str) -> Engine:
     The busy timeout makes a second process wait for the lock instead of failing at once; WAL
     keeps commits cheap and lets a crashed process leave the file intact.
     """
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            return create_engine(url, pool_pre_ping=True)
+    except ArgumentError as exc:  # a malformed URL, or a kind of database SQLAlchemy has no driver for
+        raise StorageError(f"cannot use the database URL {url!r}: {exc}") from exc
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,7 @@ class Wait:
 
     until: datetime
     reason: str
+    capped: bool = False  # X's usage cap (a billing period), not a rate-limit window
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def decide(session: Session, endpoint: str, need: Need, budget: Budget, *, now: 
     window = session.get(RateWindow, endpoint)
     if window is not None:
         if window.capped_until is not None and window.capped_until > now:
-            return Wait(window.capped_until, f"{endpoint}: X's usage cap reached")
+            return Wait(window.capped_until, f"{endpoint}: X's usage cap reached", capped=True)
         if window.remaining <= 0 and window.reset_at > now:
             return Wait(window.reset_at, f"{endpoint}: rate-limit window used up ({window.limit} calls)")
     used = spent(session, now=now) / budget.monthly_usd if budget.monthly_usd > 0 else float("inf")

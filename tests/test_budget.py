@@ -115,3 +115,21 @@ def test_the_budget_stops_optional_posts_then_new_work_then_everything(x: Sandbo
             assert s.get_one(type(last), last.id).reply_tweet_id is None
     finally:
         forger.close()
+
+
+def test_a_usage_cap_met_by_one_process_stops_the_others(x: SandboxX, db_url: str) -> None:
+    ask = x.post("alice", "@forgerbot what is this?")
+    first, second = _forger(x, db_url), _forger(x, db_url)
+    try:
+        x.cap("write")
+        first.poll()  # the how-to is owed, and posting it meets X's usage cap
+        posts = sum(1 for m, p in x.requests_log if (m, p) == ("POST", "/2/tweets"))
+        with pytest.raises(XUsageCapped, match="usage cap"):
+            second.gateway.reply(ask, "hello")
+        assert sum(1 for m, p in x.requests_log if (m, p) == ("POST", "/2/tweets")) == posts  # not asked
+        with second.sessions() as s:
+            [window] = [w for w in ledger.windows(s) if w.endpoint == "POST /2/tweets"]
+            assert window.capped_until is not None
+    finally:
+        first.close()
+        second.close()
