@@ -175,3 +175,20 @@ def test_the_dashboard_refuses_to_start_without_a_password(forger: Forger) -> No
     assert "FORGER_ADMIN_PASSWORD is not set" in said
     short = forger.fails("admin", env={"FORGER_ADMIN_PASSWORD": "pw", "FORGER_SECRET_KEY": "short"})
     assert "FORGER_SECRET_KEY must be at least 16 characters" in short
+
+
+def test_a_bad_or_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    shipped = (Path(__file__).resolve().parents[1] / "config.yaml").read_text()
+    for url, message in [
+        ("foo://x/y", "cannot use the database URL 'foo://x/y'"),
+        ("postgresql+psycopg://u@127.0.0.1:1/db", "the database could not be used: connection failed"),
+    ]:
+        config = tmp_path / "config.yaml"
+        config.write_text(shipped.replace("url: sqlite:///data/forger.sqlite3", f"url: {url}"))
+        result = CliRunner().invoke(main, ["--config", str(config), "stats"])
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert "Traceback" not in result.output
