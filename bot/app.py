@@ -13,7 +13,6 @@ from bot.config import Config, XCredentials
 from bot.gateway import XGateway
 from bot.ledger import Ledger
 from bot.rendering import NeuralRenderer, ProgressFn, Renderer
-from model.settings import RenderSettings
 from bot.worker import Lease, worker_name
 from storage import schema
 from storage.admission import Limits
@@ -54,7 +53,9 @@ class Forger:
             ledger=Ledger(sessions, config.budget, alert=_admin_alert),
         )
         if renderer is None:
-            renderer = NeuralRenderer(render_settings(config))
+            renderer = NeuralRenderer(
+                config.render.settings, config.render.weights_path, config.render.weights_sha256
+            )
         lease = Lease(worker=worker_name(), lease_s=config.queue.lease_s, max_attempts=config.bot.max_attempts)
         return cls(config, engine, sessions, gateway, renderer, lease)
 
@@ -90,6 +91,3 @@ def _admin_alert(message: str) -> None:
     """What the person running the bot must hear of (budget, usage caps): an error in the log."""
     log.error("ADMIN: %s", message)
 
-
-def render_settings(config: Config) -> RenderSettings:
-    return RenderSettings(size=config.render.size, iterations=config.render.iterations)

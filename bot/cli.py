@@ -57,30 +57,110 @@ def _user_errors() -> Iterator[None]:
         raise click.ClickException(f"the database could not be used: {exc.orig or exc}") from exc
 
 
+class _Numbers(click.ParamType):
+    """A comma-separated list of numbers: ``0.5,1`` or ``30,10``."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.name = "list of " + ("whole numbers" if kind is int else "numbers")
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> tuple:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(self.kind(part) for part in str(value).split(",") if part.strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated {self.name}, such as 30,10", param, ctx)
+
+
+class _Names(click.ParamType):
+    """A comma-separated list of names: ``block1_conv1,block2_conv1``."""
+
+    name = "list of names"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> tuple:
+        return value if isinstance(value, tuple) else tuple(p.strip() for p in str(value).split(",") if p.strip())
+
+
+# `forger render` flag -> RenderSettings field; each defaults to config.yaml's render section.
+_RENDER_FLAGS = {
+    "size": "size", "scales": "scales", "iterations": "iterations", "early_stop": "early_stop",
+    "optimiser": "optimiser", "learning_rate": "learning_rate", "init": "init", "seed": "seed",
+    "network": "network", "content_weight": "content_weight", "style_weight": "style_weight",
+    "tv_weight": "tv_weight", "strength": "strength", "content_layers": "content_layers",
+    "style_layers": "style_layers", "layer_weights": "style_layer_weights",
+    "style_scale": "style_scale", "blend": "style_blend", "colours": "colours", "faces": "faces",
+}
+
+
 @main.command()
 @click.argument("content", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("style", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("style", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the painted picture (.jpg or .png).")
-@click.option("--size", type=click.IntRange(32, 4096), default=None, help="Longest side in pixels (default: config).")
-@click.option("--iterations", type=click.IntRange(1, 10000), default=None, help="Optimiser iterations (default: config).")
+@click.option("--size", type=click.IntRange(16, 8192), help="Longest side in pixels.")
+@click.option("--scales", type=_Numbers(float), help="Coarse-to-fine sizes, fractions of --size ending at 1: 0.5,1.")
+@click.option("--iterations", type=_Numbers(int), help="Iterations at each scale: 30,10.")
+@click.option("--early-stop", type=float, help="End a stage when its loss falls less than this fraction in 10 iterations (0: never).")
+@click.option("--optimiser", "--optimizer", type=click.Choice(["lbfgs", "adam"]), help="The optimiser.")
+@click.option("--learning-rate", type=float, help="Adam's step, for pixels in 0..1.")
+@click.option("--init", type=click.Choice(["content", "noise", "image"]), help="Where the picture starts.")
+@click.option("--init-image", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The start of --init image.")
+@click.option("--seed", type=click.IntRange(0), help="Seed of --init noise.")
+@click.option("--network", type=click.Choice(["vgg16", "vgg19"]), help="vgg16 (bundled) or vgg19 (ImageNet, keras.applications).")
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path), help="The network's weights file.")
+@click.option("--weights-sha256", help="The SHA-256 of --weights.")
+@click.option("--content-weight", type=float, help="Weight of the content loss.")
+@click.option("--style-weight", type=float, help="Weight of the style loss.")
+@click.option("--tv-weight", type=float, help="Weight of the smoothness (total variation) loss.")
+@click.option("--strength", help="low, normal, high, or a number: a multiple of the style weight.")
+@click.option("--content-layers", type=_Names(), help="Content layers: block4_conv2.")
+@click.option("--style-layers", type=_Names(), help="Style layers: block1_conv1,block2_conv1,...")
+@click.option("--layer-weights", type=_Numbers(float), help="A weight per style layer.")
+@click.option("--style-scale", type=float, help="Painting size relative to the picture (smaller: larger strokes).")
+@click.option("--blend", type=_Numbers(float), help="With several STYLE paintings, the weight of each: 0.7,0.3.")
+@click.option("--colours", "--colors", type=click.Choice(["painting", "luminance", "histogram"]),
+              help="painting: its colours; luminance: keep the photo's colours; histogram: the painting's matched to the photo's.")
+@click.option("--faces", type=click.Choice(["auto", "off"]), help="auto: keep faces recognisable; off: paint them like the rest.")
 @click.pass_context
-def render(ctx: click.Context, content: Path, style: Path, out: Path, size: int | None, iterations: int | None) -> None:
-    """Paint CONTENT in the style of STYLE."""
+def render(ctx: click.Context, content: Path, style: tuple[Path, ...], out: Path, init_image: Path | None,
+           weights_path: Path | None, weights_sha256: str | None, **flags: object) -> None:
+    """Paint CONTENT in the style of STYLE (one painting, or several to blend).
+
+    Every setting defaults to config.yaml's render section.
+    """
+    from dataclasses import replace
+
     with _user_errors():
         config = _config(ctx)
         from model.images import load_image, save_image
-        from model.settings import RenderSettings
+        from model.settings import parse_strength
 
-        settings = RenderSettings(
-            size=size or config.render.size, iterations=iterations or config.render.iterations
-        )
-        picture, painting = load_image(content), load_image(style)  # bad files fail before TF loads
+        changes = {_RENDER_FLAGS[name]: value for name, value in flags.items() if value is not None}
+        try:
+            if "strength" in changes:
+                changes["strength"] = parse_strength(str(changes["strength"]))
+            settings = replace(config.render.settings, **changes)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+        if weights_path is None and settings.network == config.render.settings.network:
+            weights_path = Path(config.render.weights_path) if config.render.weights_path else None
+            weights_sha256 = weights_sha256 or config.render.weights_sha256
+        if weights_path is not None and not weights_sha256:
+            raise click.UsageError("--weights needs --weights-sha256: weights are checked before use")
+        # Bad files fail here, before TensorFlow loads.
+        picture, paintings = load_image(content), [load_image(path) for path in style]
+        start = load_image(init_image) if init_image else None
         from model.render import StyleTransfer
+
         started = time.monotonic()
-        transfer = StyleTransfer.bundled()
-        with render_progress(f"{content.name} × {style.name}", console) as progress:
-            painted = transfer.render(picture, painting, settings, progress=progress)
+        transfer = StyleTransfer.load(settings.network, weights_path, weights_sha256)
+        title = f"{content.name} × {' + '.join(path.name for path in style)}"
+        with render_progress(title, console) as progress:
+            try:
+                painted = transfer.render(picture, paintings, settings, progress=progress, init_image=start)
+            except ValueError as exc:  # settings that do not fit the inputs (--blend, --init image)
+                raise click.UsageError(str(exc)) from exc
         save_image(painted, out)
         click.echo(f"wrote {out} ({painted.shape[1]}×{painted.shape[0]}) in {time.monotonic() - started:.1f} s")
 
@@ -144,13 +224,14 @@ def work(ctx: click.Context, renderer: str) -> None:
               help="Folder for the database and the posted images (default: ./demo-output/run-TIME).")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder with tubingen.jpg, golden_gate.jpg and starry_night.jpg (default: ../shared/images).")
-# Two renders (a photo with a painting, a lone photo with a gallery painting) at these settings
-# take about 2 x 65 s on 2 CPU cores, which keeps the whole demo within 5 minutes.
+# Two renders (a photo with a painting, a lone photo with a gallery painting) at 256 px take well
+# under a minute each on 2 CPU cores, which keeps the whole demo within a few minutes.
 @click.option("--size", type=click.IntRange(32, 4096), default=256, show_default=True, help="Render size in pixels.")
-@click.option("--iterations", type=click.IntRange(1, 10000), default=80, show_default=True, help="Render iterations.")
+@click.option("--iterations", type=_Numbers(int), default=None, help="Iterations at each scale (default: config).")
 @click.option("--quick", is_flag=True, help="Use the instant colour-transfer renderer instead of the network.")
 @click.pass_context
-def demo(ctx: click.Context, out: Path | None, images: Path | None, size: int, iterations: int, quick: bool) -> None:
+def demo(ctx: click.Context, out: Path | None, images: Path | None, size: int, iterations: tuple[int, ...] | None,
+         quick: bool) -> None:
     """Run the whole bot against a sandbox X on loopback, end to end."""
     from bot.demo import run_demo
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar, get_type_hints
 import yaml
 
 from bot.errors import ConfigError
+from model.settings import RenderSettings, parse_strength
 
 T = TypeVar("T")
 
@@ -98,8 +99,41 @@ class DatabaseSettings:
 
 @dataclass(frozen=True)
 class RenderConfig:
-    size: int = _checked(_between(32, 4096))
-    iterations: int = _checked(_between(1, 10000))
+    """The render section: any of ``RenderSettings``' fields (the rest keep their defaults),
+    plus where the network's weights are (``weights_path`` and its ``weights_sha256``; empty for
+    the network's own file)."""
+
+    settings: RenderSettings
+    weights_path: str | None = None
+    weights_sha256: str | None = None
+
+    @classmethod
+    def parse(cls, raw: Any, source: str, prefix: str) -> RenderConfig:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: {prefix.rstrip('.')} must be a mapping of keys, got: {raw!r}")
+        fields = {f.name for f in dataclasses.fields(RenderSettings)}
+        extra = {"weights_path", "weights_sha256"}
+        unknown = sorted(set(raw) - fields - extra)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key {prefix}{unknown[0]} (known: {', '.join(sorted(fields | extra))})"
+            )
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in fields}
+        try:
+            if "strength" in values:
+                values["strength"] = parse_strength(values["strength"])
+            settings = RenderSettings(**values)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{source}: {prefix}{exc}") from exc
+        paths = {}
+        for key in extra:
+            value = raw.get(key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"{source}: {prefix}{key} must be a string or empty, got: {value!r}")
+            paths[key] = value
+        if paths["weights_path"] and not paths["weights_sha256"]:
+            raise ConfigError(f"{source}: {prefix}weights_sha256 must be given with weights_path")
+        return cls(settings, paths["weights_path"], paths["weights_sha256"])
 
 
 @dataclass(frozen=True)
@@ -225,7 +259,9 @@ def _build(cls: type[T], raw: Any, source: str, prefix: str) -> T:
         if name not in raw:
             raise ConfigError(f"{source}: missing key {key}")
         kind = hints[name]
-        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        if kind is RenderConfig:
+            values[name] = RenderConfig.parse(raw[name], source, key + ".")
+        elif isinstance(kind, type) and dataclasses.is_dataclass(kind):
             values[name] = _build(kind, raw[name], source, key + ".")
         else:
             values[name] = _coerce(raw[name], kind, spec.metadata.get("check"), source, key)

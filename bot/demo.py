@@ -21,7 +21,6 @@ from bot.progress import render_progress
 from bot.rendering import NeuralRenderer, QuickRenderer, Renderer
 from bot.sandbox import SandboxX
 from bot.scheduler import build_scheduler
-from model.settings import RenderSettings
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 NEEDED = ("tubingen.jpg", "golden_gate.jpg", "starry_night.jpg")
@@ -34,7 +33,7 @@ def run_demo(
     out: Path | None,
     images: Path | None,
     size: int,
-    iterations: int,
+    iterations: tuple[int, ...] | None,
     quick: bool,
     console: Console,
 ) -> Path:
@@ -48,7 +47,14 @@ def run_demo(
     database = out / "forger.sqlite3"
     database.unlink(missing_ok=True)
 
-    renderer: Renderer = QuickRenderer(size=size) if quick else NeuralRenderer(RenderSettings(size=size, iterations=iterations))
+    settings = replace(config.render.settings, size=size)
+    if iterations:
+        settings = replace(settings, iterations=iterations)
+    renderer: Renderer = (
+        QuickRenderer(size=size)
+        if quick
+        else NeuralRenderer(settings, config.render.weights_path, config.render.weights_sha256)
+    )
     with SandboxX(bot_username=config.bot.handle) as x:
         config = config.replace(
             x=replace(config.x, api_base_url=x.base_url),

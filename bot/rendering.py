@@ -15,17 +15,15 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from bot.options import RenderOptions, Strength
+from bot.options import RenderOptions
 from model.images import decode_image, encode_image, resize_to_longest
-from model.settings import Progress, RenderSettings
+from model.settings import Progress, RenderSettings, parse_strength
 
 if TYPE_CHECKING:
     from model.render import StyleTransfer
 
 ProgressFn = Callable[[Progress], None]
 
-# The user's "strength" scales the style weight: a third, as configured, three times.
-STYLE_WEIGHT_FACTOR = {Strength.LOW: 1 / 3, Strength.NORMAL: 1.0, Strength.HIGH: 3.0}
 
 
 class Renderer(Protocol):
@@ -34,18 +32,37 @@ class Renderer(Protocol):
     ) -> bytes:
         """Paint ``content`` in the style of ``style``; both and the result are encoded images.
 
-        ``options`` are the user's (strength so far; colours and faces are recorded for the
-        renderer that honours them). Raises ``model.errors.ImageError`` when an input is not a
+        ``options`` are the user's: strength, keep colours, faces off. Raises ``model.errors.ImageError`` when an input is not a
         usable image.
         """
         ...
 
 
-class NeuralRenderer:
-    """Gatys et al. style transfer on the bundled VGG16, loaded once on the first render."""
+def settings_for(settings: RenderSettings, options: RenderOptions | None) -> RenderSettings:
+    """The configured ``settings`` with a user's ``options`` applied.
 
-    def __init__(self, settings: RenderSettings) -> None:
+    Strength multiplies the configured strength (low a third, high three times); "keep colours"
+    is luminance-only transfer; "faces off" stops the face protection.
+    """
+    if options is None:
+        return settings
+    changes: dict[str, object] = {"strength": settings.strength * parse_strength(options.strength.value)}
+    if options.keep_colours:
+        changes["colours"] = "luminance"
+    if not options.protect_faces:
+        changes["faces"] = "off"
+    return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+class NeuralRenderer:
+    """Gatys et al. style transfer (``model.render``), its network loaded once on the first render."""
+
+    def __init__(
+        self, settings: RenderSettings, weights_path: str | None = None, weights_sha256: str | None = None
+    ) -> None:
         self.settings = settings
+        self.weights_path = weights_path
+        self.weights_sha256 = weights_sha256
         self._transfer: StyleTransfer | None = None
         self._lock = threading.Lock()
 
@@ -54,16 +71,15 @@ class NeuralRenderer:
             if self._transfer is None:
                 from model.render import StyleTransfer  # imports TensorFlow: only when needed
 
-                self._transfer = StyleTransfer.bundled()
+                self._transfer = StyleTransfer.load(
+                    self.settings.network, self.weights_path, self.weights_sha256
+                )
             return self._transfer
 
     def render(
         self, content: bytes, style: bytes, progress: ProgressFn | None = None, *, options: RenderOptions | None = None
     ) -> bytes:
-        settings = self.settings
-        if options is not None:
-            factor = STYLE_WEIGHT_FACTOR[options.strength]
-            settings = replace(settings, style_weight=settings.style_weight * factor)
+        settings = settings_for(self.settings, options)
         picture, painting = decode_image(content), decode_image(style)
         painted = self._network().render(picture, painting, settings, progress=progress)
         return encode_image(painted, format="JPEG", quality=92)

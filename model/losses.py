@@ -17,26 +17,40 @@ Tensor = Any
 SMALLEST_UNIT = 1e-3
 
 
-def gram_matrix(features: Tensor) -> Tensor:
-    """Channel correlations of ``features`` (B, H, W, C), divided by C*H*W: (B, C, C)."""
+def gram_matrix(features: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Channel correlations of ``features`` (B, H, W, C), divided by C*H*W: (B, C, C).
+
+    With ``weights`` (B, H, W, 1), each position counts that much and the sum is divided by
+    C times the sum of the weights (Gatys et al. 2017's spatial control): positions of weight
+    below 1 shape the matrix, and receive its gradient, less. All ones is the plain matrix.
+    """
     _, height, width, channels = ops.shape(features)
     flat = ops.reshape(features, (-1, height * width, channels))  # (B, HW, C)
-    gram = ops.matmul(ops.transpose(flat, (0, 2, 1)), flat)  # (B, C, C)
-    return gram / ops.cast(channels * height * width, gram.dtype)
+    if weights is None:
+        gram = ops.matmul(ops.transpose(flat, (0, 2, 1)), flat)  # (B, C, C)
+        return gram / ops.cast(channels * height * width, gram.dtype)
+    weighted = flat * ops.reshape(weights, (-1, height * width, 1))
+    gram = ops.matmul(ops.transpose(weighted, (0, 2, 1)), flat)  # (B, C, C)
+    return gram / (ops.cast(channels, gram.dtype) * ops.sum(weights))
 
 
-def content_loss(features: Tensor, target: Tensor) -> Tensor:
-    """Mean squared error between ``features`` and the photo's ``target`` features (same shape)."""
-    return ops.mean(ops.square(features - target))
+def content_loss(features: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Mean squared error between ``features`` and the photo's ``target`` features (same shape).
+
+    ``weights`` (B, H, W, 1) scales each position's error (1 everywhere is the plain loss).
+    """
+    error = ops.square(features - target)
+    return ops.mean(error if weights is None else error * weights)
 
 
-def style_loss(features: Tensor, target_gram: Tensor) -> Tensor:
+def style_loss(features: Tensor, target_gram: Tensor, weights: Tensor | None = None) -> Tensor:
     """Mean squared error between the Gram matrix of ``features`` (B, H, W, C) and ``target_gram``.
 
     ``target_gram`` (B, C, C) is the painting's ``gram_matrix`` at the same layer; the painting may
-    have another size than the picture, since a Gram matrix forgets where things are.
+    have another size than the picture, since a Gram matrix forgets where things are. ``weights``
+    (B, H, W, 1) weigh the picture's positions in its Gram matrix (``gram_matrix``).
     """
-    return ops.mean(ops.square(gram_matrix(features) - target_gram))
+    return ops.mean(ops.square(gram_matrix(features, weights) - target_gram))
 
 
 def total_variation_loss(image: Tensor) -> Tensor:

@@ -1,6 +1,6 @@
-"""The VGG16 feature extractor the losses look through, and the pixels it expects.
+"""The VGG feature extractor the losses look through, and the pixels it expects.
 
-The network takes Caffe-style input, as the weights were trained on: BGR channels, 0..255, minus
+Both networks take Caffe-style input, as the weights were trained on: BGR channels, 0..255, minus
 the ImageNet mean colour (Keras' ``vgg16.preprocess_input`` in "caffe" mode).
 """
 
@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from model.errors import WeightsError
-from model.weights import VGG16_KERNEL_SHAPES, VGG16_LAYERS
+from model.weights import NETWORKS, Network
 
 # The ImageNet mean colour, BGR, that VGG16's Caffe training subtracted.
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -35,21 +35,23 @@ def pixel_bounds() -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_extractor(
-    weights: Mapping[str, tuple[np.ndarray, np.ndarray]], layers: Sequence[str]
+    weights: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    layers: Sequence[str],
+    net: Network = NETWORKS["vgg16"],
 ) -> keras.Model:
-    """A VGG16 that maps preprocessed images (B, H, W, 3) to the activations of ``layers``.
+    """A VGG (``net``, VGG16 unless told) that maps preprocessed images (B, H, W, 3) to the activations of ``layers``.
 
     The network stops at the deepest of ``layers``: the convolutions after it would cost time and
     change nothing. Activations are after the ReLU (``block4_conv2`` is Gatys' ``relu4_2``), and
     come out as a list in the order of ``layers``. Any image size works: pooling pads odd sizes,
     as Caffe's did. Raises ``WeightsError`` if ``weights`` lacks a layer or has a wrong shape.
     """
-    unknown = [layer for layer in layers if layer not in VGG16_KERNEL_SHAPES]
+    unknown = [layer for layer in layers if layer not in net.kernel_shapes]
     if unknown or not layers:
-        raise ValueError(f"layers must be VGG16 layer names, got: {list(layers)}")
-    deepest = max(VGG16_LAYERS.index(layer) for layer in layers)
-    used = VGG16_LAYERS[: deepest + 1]
-    check_weights(weights, used)
+        raise ValueError(f"layers must be {net.name} layer names, got: {list(layers)}")
+    deepest = max(net.layers.index(layer) for layer in layers)
+    used = net.layers[: deepest + 1]
+    check_weights(weights, used, net)
 
     inputs = keras.Input(shape=(None, None, 3), name="bgr_minus_mean")
     activations: dict[str, keras.KerasTensor] = {}
@@ -58,25 +60,30 @@ def build_extractor(
         block = name.split("_")[0]
         if name.endswith("conv1") and block != "block1":
             x = keras.layers.MaxPooling2D(2, padding="same", name=f"{block}_pool")(x)
-        filters = VGG16_KERNEL_SHAPES[name][-1]
+        filters = net.kernel_shapes[name][-1]
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=name)(x)
         activations[name] = x
-    model = keras.Model(inputs, [activations[layer] for layer in layers], name="vgg16_features")
+    model = keras.Model(inputs, [activations[layer] for layer in layers], name=f"{net.name}_features")
     for name in used:
         kernel, bias = weights[name]
         model.get_layer(name).set_weights([np.asarray(kernel), np.asarray(bias)])
     return model
 
 
-def check_weights(weights: Mapping[str, tuple[np.ndarray, np.ndarray]], used: Sequence[str]) -> None:
-    """Raise ``WeightsError`` unless ``weights`` has each of the ``used`` layers, shaped for VGG16."""
+def check_weights(
+    weights: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    used: Sequence[str],
+    net: Network = NETWORKS["vgg16"],
+) -> None:
+    """Raise ``WeightsError`` unless ``weights`` has each of the ``used`` layers, shaped for ``net``."""
+    label = net.name.upper()
     for name in used:
         if name not in weights:
-            raise WeightsError(f"the weights have no {name} layer, which VGG16 needs")
+            raise WeightsError(f"the weights have no {name} layer, which {label} needs")
         kernel, bias = weights[name]
-        kernel_shape = VGG16_KERNEL_SHAPES[name]
+        kernel_shape = net.kernel_shapes[name]
         if np.shape(kernel) != kernel_shape or np.shape(bias) != kernel_shape[-1:]:
             raise WeightsError(
                 f"the {name} weights have shapes {np.shape(kernel)} and {np.shape(bias)}, "
-                f"VGG16 needs {kernel_shape} and {kernel_shape[-1:]}"
+                f"{label} needs {kernel_shape} and {kernel_shape[-1:]}"
             )

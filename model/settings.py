@@ -3,96 +3,224 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from model.weights import VGG16_LAYERS
+from model.weights import NETWORKS
+
+OPTIMISERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "image")
+# "painting": the painting's colours; "luminance": luminance-only transfer, the photo's colours
+# kept; "histogram": the painting's colours matched to the photo's first (Gatys et al. 2016).
+COLOURS = ("painting", "luminance", "histogram")
+# "auto": find faces and keep them recognisable (model.faces); "off": paint faces like the rest.
+FACES = ("auto", "off")
+# What users say, as multiples of the style weight.
+STRENGTHS = {"low": 1 / 3, "normal": 1.0, "high": 3.0}
+
+_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
 
 @dataclass(frozen=True)
 class RenderSettings:
     """How to paint one picture; validated when made, so a bad value fails before any work.
 
-    The losses are normalised as in Justin Johnson's neural-style, the Torch implementation most
-    Gatys-style results are made with:
+    **Losses.** They are normalised exactly as in Justin Johnson's neural-style, the Torch
+    implementation most Gatys-style results are made with: content is the mean squared error of
+    the features times ``content_weight``; style is the mean squared error of Gram matrices
+    divided by C*H*W, times ``style_weight`` (and the layer's own weight) for each style layer;
+    total variation is ``tv_weight`` times half the summed squared right and down differences of
+    the 0..255 picture, as its ``TVLoss``. So on its network (``network="vgg19"``, the Caffe
+    ImageNet VGG19, with ``feature_units=False``) its published weights carry over unchanged:
+    ``RenderSettings.neural_style()`` is its defaults.
 
-    - content: mean squared error of the features, times ``content_weight``, summed over
-      ``content_layers``;
-    - style: Gram matrices divided by C*H*W, their mean squared error times ``style_weight``,
-      summed over ``style_layers`` (each layer gets the full weight);
-    - total variation: ``tv_weight`` times half the sum of squared right and down neighbour
-      differences of the 0..255 image, as neural-style's ``TVLoss``.
+    They do not carry over to the bundled VGG16 (HED's), whose activations are orders of
+    magnitude smaller than Caffe VGG19's and shrink tenfold from block 1 to block 5: with them the
+    smoothness term swamps the rest and the picture melts into blobs. So with ``feature_units``
+    each layer's activations are measured in units of their mean over the painting
+    (``model.losses.feature_unit``), as Gatys et al. normalised their network, which weighs the
+    layers alike whatever the network's scale; the defaults here were tuned for that.
 
-    neural-style's weights (content 5, style 100, tv 1e-3) do not carry over, though: they were
-    tuned on Caffe's VGG19, whose activations are orders of magnitude larger than those of the
-    VGG16 shipped here (HED's), where moreover they shrink tenfold from block 1 to block 5. With
-    them the smoothness term swamps the rest and the picture melts into blobs. So, as Gatys et
-    al. normalised their network, each layer's activations are measured in units of their mean
-    over the painting (``model.losses.feature_unit``), which weighs the layers alike whatever
-    the network's scale; the default weights here were tuned for that (a 256 and 512 px render
-    of Tuebingen in the style of The Starry Night, looked at). Only the ratios of the three
-    weights matter.
+    **Schedule.** Coarse to fine (Gatys et al. 2017): the picture is painted at each of
+    ``scales`` (fractions of ``size``) in turn, each stage starting from the last one's picture
+    enlarged, with ``iterations[i]`` iterations at ``scales[i]``: most of them at the small
+    scales, where they are cheap, a few at full size for the fine strokes. A stage ends early
+    when its loss falls by less than ``early_stop`` (a fraction) over 10 iterations.
 
     Attributes:
         size: Longest side of the painted picture, in pixels; the photo is resized to it.
-        iterations: L-BFGS iterations (fewer if the loss stops falling first); each costs about
-            one pass forward and back through the network.
+        scales: The sizes to paint at, as increasing fractions of ``size``, ending at 1.
+        iterations: Optimiser iterations at each scale (one number per scale; an int for one
+            scale). An L-BFGS iteration costs about one pass forward and back through the network.
+        early_stop: A stage ends when its loss fell by less than this fraction over its last 10
+            iterations; 0 runs every iteration.
+        optimiser: "lbfgs" (L-BFGS, as neural-style) or "adam".
+        learning_rate: Adam's step, for pixels in 0..1 (the TensorFlow tutorial's 0.02).
+        init: Start from the "content" photo, from seeded "noise", or from a given "image".
+        seed: Seeds the noise of ``init="noise"``; a render is deterministic for its inputs.
+        network: "vgg16" (bundled) or "vgg19" (ImageNet, ``keras.applications``).
+        feature_units: Measure each layer in units of its mean activation on the painting.
         content_weight: How strongly the picture keeps the photo's features.
         style_weight: How strongly it takes on the painting's textures.
         tv_weight: How strongly it is smoothed (against high-frequency noise).
-        content_layers: VGG16 layers whose activations stand for the photo's content.
-        style_layers: VGG16 layers whose Gram matrices stand for the painting's style.
-        style_scale: The painting is resized to ``style_scale * size`` on its longest side;
-            smaller values give larger brush strokes.
-        seed: Seeds any randomness of the render. Renders start from the photo itself, so today
-            there is none and a render is deterministic whatever the seed.
+        strength: A multiple of ``style_weight``: what users mean by "strength" (``STRENGTHS``).
+        content_layers: Layers whose activations stand for the photo's content.
+        style_layers: Layers whose Gram matrices stand for the painting's style.
+        style_layer_weights: One weight per style layer; empty means 1 each.
+        style_scale: Each painting is resized to ``style_scale`` times the picture's longest
+            side; smaller values give larger brush strokes.
+        style_blend: With several paintings, the weight of each; empty means equal. The style
+            targets are the blend of their Gram matrices, weights normalised to sum to 1.
+        colours: "painting", "luminance" (keep the photo's colours) or "histogram" (the
+            painting's colours matched to the photo's); see ``COLOURS``.
+        faces: "auto" finds the photo's faces and gives them more content weight and less
+            style, most on the eyes and mouth (``model.faces``); "off" does not look.
     """
 
     size: int = 512
-    iterations: int = 100
+    scales: tuple[float, ...] = (0.5, 1.0)
+    iterations: tuple[int, ...] = (30, 10)
+    early_stop: float = 0.01
+    optimiser: str = "lbfgs"
+    learning_rate: float = 0.02
+    init: str = "content"
+    seed: int = 0
+    network: str = "vgg16"
+    feature_units: bool = True
     content_weight: float = 1.0
     style_weight: float = 1e4
     tv_weight: float = 1e-8
+    strength: float = 1.0
     content_layers: tuple[str, ...] = ("block4_conv2",)
-    style_layers: tuple[str, ...] = (
-        "block1_conv1",
-        "block2_conv1",
-        "block3_conv1",
-        "block4_conv1",
-        "block5_conv1",
-    )
+    style_layers: tuple[str, ...] = _STYLE_LAYERS
+    style_layer_weights: tuple[float, ...] = field(default=())
     style_scale: float = 1.0
-    seed: int = 0
+    style_blend: tuple[float, ...] = field(default=())
+    colours: str = "painting"
+    faces: str = "auto"
 
     def __post_init__(self) -> None:
         _check_int("size", self.size, minimum=1)
-        _check_int("iterations", self.iterations, minimum=1)
         _check_int("seed", self.seed, minimum=0)
+        scales = _numbers("scales", self.scales)
+        if not scales or any(b <= a for a, b in zip(scales, scales[1:])) or scales[-1] != 1.0:
+            raise ValueError(f"scales must increase and end at 1, got: {self.scales!r}")
+        if scales[0] <= 0:
+            raise ValueError(f"scales must be positive, got: {self.scales!r}")
+        iterations = (self.iterations,) if isinstance(self.iterations, int) else self.iterations
+        if not isinstance(iterations, (tuple, list)) or len(iterations) != len(scales):
+            raise ValueError(
+                f"iterations must give one number per scale ({len(scales)}), got: {self.iterations!r}"
+            )
+        for count in iterations:
+            _check_int("iterations", count, minimum=0)
+        if iterations[-1] < 1:
+            raise ValueError(f"iterations at full size must be at least 1, got: {self.iterations!r}")
+        object.__setattr__(self, "scales", scales)
+        object.__setattr__(self, "iterations", tuple(iterations))
+        if not 0 <= _as_number("early_stop", self.early_stop) < 1:
+            raise ValueError(f"early_stop must be between 0 and 1, got: {self.early_stop}")
+        _check_choice("optimiser", self.optimiser, OPTIMISERS)
+        _check_choice("init", self.init, INITS)
+        _check_choice("network", self.network, tuple(NETWORKS))
+        _check_choice("colours", self.colours, COLOURS)
+        _check_choice("faces", self.faces, FACES)
+        if not isinstance(self.feature_units, bool):
+            raise ValueError(f"feature_units must be true or false, got: {self.feature_units!r}")
         for name in ("content_weight", "style_weight", "tv_weight"):
             _check_weight(name, getattr(self, name))
-        if _as_number("style_scale", self.style_scale) <= 0:
-            raise ValueError(f"style_scale must be positive, got: {self.style_scale}")
+        for name in ("learning_rate", "strength", "style_scale"):
+            if _as_number(name, getattr(self, name)) <= 0:
+                raise ValueError(f"{name} must be positive, got: {getattr(self, name)}")
+        layers = NETWORKS[self.network].layers
         for name in ("content_layers", "style_layers"):
             # Lists are accepted and kept as tuples so that settings stay hashable and immutable.
-            object.__setattr__(self, name, _check_layers(name, getattr(self, name)))
-        if self.content_weight == self.style_weight == 0:
+            object.__setattr__(self, name, _check_layers(name, getattr(self, name), layers, self.network))
+        layer_weights = _numbers("style_layer_weights", self.style_layer_weights)
+        if layer_weights and len(layer_weights) != len(self.style_layers):
+            raise ValueError(
+                f"style_layer_weights must give one weight per style layer ({len(self.style_layers)}), "
+                f"got: {self.style_layer_weights!r}"
+            )
+        blend = _numbers("style_blend", self.style_blend)
+        if any(weight < 0 for weight in layer_weights + blend):
+            raise ValueError("style_layer_weights and style_blend must not be negative")
+        if blend and sum(blend) == 0:
+            raise ValueError(f"style_blend must not be all 0, got: {self.style_blend!r}")
+        object.__setattr__(self, "style_layer_weights", layer_weights)
+        object.__setattr__(self, "style_blend", blend)
+        if self.content_weight == 0 and self.style_weight == 0:
             raise ValueError("content_weight and style_weight cannot both be 0")
+
+    @classmethod
+    def neural_style(cls, **changes: object) -> RenderSettings:
+        """jcjohnson/neural-style's defaults: Caffe VGG19, its weights, 1000 L-BFGS iterations
+        at 512 px from noise, no feature units (its losses are these losses unscaled)."""
+        defaults: dict[str, object] = {
+            "network": "vgg19",
+            "feature_units": False,
+            "content_weight": 5.0,
+            "style_weight": 100.0,
+            "tv_weight": 1e-3,
+            "content_layers": ("block4_conv2",),
+            "style_layers": _STYLE_LAYERS,
+            "scales": (1.0,),
+            "iterations": (1000,),
+            "init": "noise",
+        }
+        return cls(**{**defaults, **changes})  # type: ignore[arg-type]
+
+    @property
+    def total_iterations(self) -> int:
+        """The iterations of every stage together: what progress counts up to."""
+        return sum(self.iterations)
+
+    @property
+    def layer_weights(self) -> tuple[float, ...]:
+        """The weight of each style layer, 1 each unless ``style_layer_weights`` says otherwise."""
+        return self.style_layer_weights or (1.0,) * len(self.style_layers)
+
+    def stage_sizes(self) -> tuple[int, ...]:
+        """The longest side painted at each scale, in pixels (at least 16)."""
+        return tuple(max(16, round(scale * self.size)) if scale < 1 else self.size for scale in self.scales)
+
+
+def parse_strength(value: str | float) -> float:
+    """A strength as users give it: "low", "normal", "high", or a positive number ("2", 0.5)."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in STRENGTHS:
+            return STRENGTHS[word]
+        try:
+            number = float(word)
+        except ValueError:
+            raise ValueError(
+                f"strength must be low, normal, high or a positive number, got: {value!r}"
+            ) from None
+    else:
+        number = _as_number("strength", value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"strength must be low, normal, high or a positive number, got: {value!r}")
+    return number
 
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a render stands after one L-BFGS iteration.
+    """Where a render stands after one optimiser iteration.
 
     Attributes:
-        iteration: Iterations done, from 1.
+        iteration: Iterations done, from 1, over every stage; a stage that stops early counts
+            as done.
         total: Iterations asked for; the render may finish earlier if it converges.
-        loss: The total loss of the picture so far (lower is better).
+        loss: The total loss of the picture so far (lower is better), at the current stage's size.
         elapsed_s: Seconds since the render started, network preparation included.
+        size: The longest side being painted in the current stage.
     """
 
     iteration: int
     total: int
     loss: float
     elapsed_s: float
+    size: int = 0
 
 
 def _as_number(name: str, value: object) -> float:
@@ -100,6 +228,14 @@ def _as_number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name} must be a number, got: {value!r}")
     return float(value)
+
+
+def _numbers(name: str, values: object) -> tuple[float, ...]:
+    if isinstance(values, (int, float)) and not isinstance(values, bool):
+        values = (values,)
+    if not isinstance(values, (tuple, list)):
+        raise ValueError(f"{name} must be a list of numbers, got: {values!r}")
+    return tuple(_as_number(name, value) for value in values)
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:
@@ -110,21 +246,26 @@ def _check_int(name: str, value: object, *, minimum: int) -> None:
         raise ValueError(f"{name} must be {what}, got: {value}")
 
 
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got: {value!r}")
+
+
 def _check_weight(name: str, value: object) -> None:
     if _as_number(name, value) < 0:
         raise ValueError(f"{name} must not be negative, got: {value}")
 
 
-def _check_layers(name: str, layers: object) -> tuple[str, ...]:
+def _check_layers(
+    name: str, layers: object, known: tuple[str, ...], network: str
+) -> tuple[str, ...]:
     if isinstance(layers, str) or not isinstance(layers, (tuple, list)):
-        raise ValueError(f"{name} must be a tuple of VGG16 layer names, got: {layers!r}")
+        raise ValueError(f"{name} must be a tuple of {network} layer names, got: {layers!r}")
     if not layers:
         raise ValueError(f"{name} must name at least one layer, got: ()")
-    unknown = [layer for layer in layers if layer not in VGG16_LAYERS]
+    unknown = [layer for layer in layers if layer not in known]
     if unknown:
-        raise ValueError(
-            f"{name} has unknown layer {unknown[0]!r}; VGG16 has: {', '.join(VGG16_LAYERS)}"
-        )
+        raise ValueError(f"{name} has unknown layer {unknown[0]!r}; {network} has: {', '.join(known)}")
     if len(set(layers)) != len(layers):
         raise ValueError(f"{name} names a layer twice, got: {tuple(layers)}")
     return tuple(layers)

@@ -22,7 +22,9 @@ def raw() -> dict[str, Any]:
 def test_shipped_config_loads() -> None:
     config = load_config(ROOT / "config.yaml")
     assert config.bot.handle == "forgerbot"
-    assert config.render.size == 512
+    assert config.render.settings.size == 512
+    assert config.render.settings.iterations == (30, 10)
+    assert config.render.weights_path is None
     assert config.database.url.startswith("sqlite:///")
 
 
@@ -33,7 +35,11 @@ def test_shipped_config_loads() -> None:
         (lambda r: r.pop("render"), "missing key render"),
         (lambda r: r["render"].update(size="big"), "render.size must be a whole number, got: 'big'"),
         (lambda r: r["render"].update(size=True), "render.size must be a whole number, got: True"),
-        (lambda r: r["render"].update(size=10), "render.size must be a number from 32 to 4096, got: 10"),
+        (lambda r: r["render"].update(size=0), "render.size must be positive, got: 0"),
+        (lambda r: r["render"].update(iterations=[5]), "render.iterations must give one number per scale"),
+        (lambda r: r["render"].update(strength="extreme"), "render.strength must be low, normal, high or a positive number"),
+        (lambda r: r["render"].update(colours="sepia"), "render.colours must be one of painting, luminance"),
+        (lambda r: r["render"].update(weights_path="/w.h5"), "render.weights_sha256 must be given with weights_path"),
         (lambda r: r["bot"].update(handle="@forger"), "bot.handle must be an X username"),
         (lambda r: r["bot"].update(poll_interval_s=0), "bot.poll_interval_s must be a positive number, got: 0"),
         (lambda r: r["bot"].update(page_size=500), "bot.page_size must be a number from 5 to 100, got: 500"),

@@ -11,12 +11,14 @@ import os
 import pathlib
 import subprocess
 import sys
-import textwrap
+from dataclasses import replace
+from typing import Any
 
 import keras
 import numpy as np
 import pytest
 
+from model.colour import rgb_to_yiq
 from model.errors import ImageError, WeightsError
 from model.images import resize_to_longest
 from model.losses import gram_matrix, style_loss
@@ -34,6 +36,13 @@ def draw_photo(height: int = 48, width: int = 64) -> np.ndarray:
     photo[height // 3 : int(height * 0.8), width // 4 : width // 2] = (120, 50, 40)
     photo[height // 2 : height // 2 + 5, width // 3 : width // 3 + 5] = (250, 240, 180)
     return photo.astype(np.uint8)
+
+
+def draw_stripes(size: int = 80) -> np.ndarray:
+    """Red and white diagonal stripes: another painting to blend with the swirls."""
+    y, x = np.mgrid[0:size, 0:size]
+    red = ((x + y) // 8) % 2 == 0
+    return np.where(red[..., np.newaxis], (200, 30, 30), (245, 245, 235)).astype(np.uint8)
 
 
 def draw_painting(size: int = 96) -> np.ndarray:
@@ -69,22 +78,29 @@ def style_distance(
     return float(sum(keras.ops.convert_to_numpy(loss) for loss in losses))
 
 
+def tiny(**changes: Any) -> RenderSettings:
+    """Settings for a render of seconds: one scale, no early stop, no face detection."""
+    defaults: dict[str, Any] = {
+        "size": 64, "scales": (1.0,), "iterations": (25,), "early_stop": 0.0, "faces": "off"
+    }
+    return RenderSettings(**{**defaults, **changes})
+
+
 @pytest.mark.slow
 def test_a_render_takes_on_the_paintings_style(
     painter: StyleTransfer, weights: dict[str, tuple[np.ndarray, np.ndarray]]
 ) -> None:
     photo, painting = draw_photo(), draw_painting()
-    settings = RenderSettings(size=64, iterations=25)
     seen: list[Progress] = []
 
-    picture = painter.render(photo, painting, settings, seen.append)
+    picture = painter.render(photo, painting, tiny(), seen.append)
 
     assert picture.shape == (48, 64, 3)
     assert picture.dtype == np.uint8
     # Once per iteration, in order; L-BFGS may stop a little early if the loss stalls.
     assert 20 <= len(seen) <= 25
     assert [p.iteration for p in seen] == list(range(1, len(seen) + 1))
-    assert all(p.total == 25 for p in seen)
+    assert all(p.total == 25 and p.size == 64 for p in seen)
     assert all(a.elapsed_s <= b.elapsed_s for a, b in zip(seen, seen[1:]))
     assert seen[-1].loss < seen[0].loss
     # The picture moved towards the painting's style (at the size the render saw it)...
@@ -98,9 +114,116 @@ def test_a_render_takes_on_the_paintings_style(
 
 
 @pytest.mark.slow
+def test_coarse_to_fine_paints_small_first_and_ends_at_full_size(painter: StyleTransfer) -> None:
+    seen: list[Progress] = []
+    settings = tiny(scales=(0.5, 1.0), iterations=(8, 4))
+
+    picture = painter.render(draw_photo(), draw_painting(), settings, seen.append)
+
+    assert picture.shape == (48, 64, 3)
+    assert {p.size for p in seen} == {32, 64}
+    assert [p.size for p in seen] == sorted(p.size for p in seen)  # small first
+    assert [p.iteration for p in seen if p.size == 64] == [9, 10, 11, 12]  # counted on
+    assert all(p.total == 12 for p in seen)
+
+
+@pytest.mark.slow
+def test_a_stage_stops_early_once_the_loss_stops_falling(painter: StyleTransfer) -> None:
+    for optimiser in ("lbfgs", "adam"):
+        seen: list[Progress] = []
+        # Asking for a 90% fall every 10 iterations stops the stage after the first 10.
+        settings = tiny(iterations=(40,), early_stop=0.9, optimiser=optimiser)
+
+        painter.render(draw_photo(), draw_painting(), settings, seen.append)
+
+        assert len(seen) == 11, optimiser
+
+
+@pytest.mark.slow
+def test_adam_lowers_the_loss_step_by_step(painter: StyleTransfer) -> None:
+    seen: list[Progress] = []
+
+    painter.render(draw_photo(), draw_painting(), tiny(optimiser="adam", iterations=(30,)), seen.append)
+
+    assert len(seen) == 30
+    assert seen[-1].loss < 0.8 * seen[0].loss
+
+
+@pytest.mark.slow
+def test_noise_starts_are_seeded_and_an_image_start_is_used(painter: StyleTransfer) -> None:
+    photo, painting = draw_photo(), draw_painting()
+    noise = tiny(init="noise", iterations=(2,))
+
+    first, again = painter.render(photo, painting, noise), painter.render(photo, painting, noise)
+    other = painter.render(photo, painting, tiny(init="noise", iterations=(2,), seed=1))
+
+    assert np.array_equal(first, again)
+    assert np.abs(first.astype(int) - other).mean() > 10
+    # From a given image, one iteration stays near it, far from the photo.
+    start = np.full_like(photo, 200)
+    near = painter.render(photo, painting, tiny(init="image", iterations=(1,)), init_image=start)
+    assert np.abs(near.astype(int) - 200).mean() < np.abs(near.astype(int) - photo).mean()
+    with pytest.raises(ValueError, match="init_image"):
+        painter.render(photo, painting, tiny(init="image"))
+
+
+@pytest.mark.slow
+def test_luminance_transfer_keeps_the_photos_chroma(painter: StyleTransfer) -> None:
+    photo, painting = draw_photo(), draw_painting()
+
+    picture = painter.render(photo, painting, tiny(colours="luminance"))
+    plain = painter.render(photo, painting, tiny())
+
+    chroma = lambda image: rgb_to_yiq(image)[..., 1:]  # noqa: E731
+    photo_chroma = chroma(resize_to_longest(photo, 64))
+    # Chroma kept up to the rounding to 0..255 (and clipping of the brightest colours)...
+    assert np.abs(chroma(picture) - photo_chroma).mean() < 1.5
+    # ...where the ordinary render takes the painting's blues and yellows.
+    assert np.abs(chroma(plain) - photo_chroma).mean() > 10
+    # The luminance did change: it is painted.
+    assert np.abs(rgb_to_yiq(picture)[..., 0] - rgb_to_yiq(resize_to_longest(photo, 64))[..., 0]).mean() > 3
+
+
+@pytest.mark.slow
+def test_blend_weights_move_the_gram_matrices_proportionally(painter: StyleTransfer) -> None:
+    swirls, stripes = draw_painting(), draw_stripes()
+    settings = tiny(feature_units=False)
+
+    def targets(weight: float) -> list[np.ndarray]:
+        blend = replace(settings, style_blend=(weight, 1 - weight))
+        return painter.style_targets([swirls, stripes], blend)
+
+    only_stripes, only_swirls = targets(0.0), targets(1.0)
+    for weight in (0.25, 0.5, 0.8):
+        for mixed, a, b in zip(targets(weight), only_swirls, only_stripes):
+            np.testing.assert_allclose(mixed, weight * a + (1 - weight) * b, rtol=1e-4, atol=1e-6)
+    # Weights need not sum to 1, and one painting at weight 1 is that painting alone.
+    for mixed, alone in zip(
+        painter.style_targets([swirls, stripes], replace(settings, style_blend=(3, 1))),
+        painter.style_targets([swirls], settings),
+    ):
+        assert not np.allclose(mixed, alone)
+    blend_one = painter.render(draw_photo(), [swirls, stripes], tiny(iterations=(3,), style_blend=(1, 0)))
+    alone = painter.render(draw_photo(), swirls, tiny(iterations=(3,)))
+    assert np.array_equal(blend_one, alone)
+    with pytest.raises(ValueError, match="style_blend gives 2 weights for 1 paintings"):
+        painter.render(draw_photo(), [swirls], tiny(style_blend=(1, 1)))
+
+
+@pytest.mark.slow
+def test_a_picture_without_faces_renders_exactly_as_with_faces_off(painter: StyleTransfer) -> None:
+    photo, painting = draw_photo(), draw_painting()
+
+    auto = painter.render(photo, painting, tiny(iterations=(3,), faces="auto"))
+    off = painter.render(photo, painting, tiny(iterations=(3,), faces="off"))
+
+    assert np.array_equal(auto, off)
+
+
+@pytest.mark.slow
 def test_a_render_is_deterministic_and_a_raising_progress_stops_it(painter: StyleTransfer) -> None:
     photo, painting = draw_photo(), draw_painting()
-    settings = RenderSettings(size=32, iterations=4)
+    settings = tiny(size=32, iterations=(4,))
 
     first = painter.render(photo, painting, settings)
     second = painter.render(photo, painting, settings)
@@ -121,26 +244,31 @@ def test_a_render_is_deterministic_and_a_raising_progress_stops_it(painter: Styl
     assert calls == [1, 2]
 
 
+JAX_SCRIPT = """
+import json, sys
+import numpy as np
+from model.render import StyleTransfer
+from tests.test_model_render import draw_painting, draw_photo, resize, tiny
+painter = StyleTransfer.bundled()
+settings = tiny(size=32, iterations=(4,))
+picture = painter.render(draw_photo(), draw_painting(), settings)
+losses = [painter.loss(image, draw_photo(), draw_painting(), settings)
+          for image in (picture, resize(draw_photo()))]
+json.dump({"picture": picture.tolist(), "losses": losses}, sys.stdout)
+"""
+
+
+def resize(photo: np.ndarray) -> np.ndarray:
+    return resize_to_longest(photo, 32)
+
+
 @pytest.mark.slow
-def test_the_jax_backend_renders_the_same_picture() -> None:
+def test_the_jax_backend_gives_the_same_losses_and_picture(painter: StyleTransfer) -> None:
     pytest.importorskip("jax")
-    script = textwrap.dedent(
-        """
-        import json, sys
-        import numpy as np
-        from model.render import StyleTransfer
-        from model.settings import RenderSettings
-        from tests.test_model_render import draw_painting, draw_photo
-        picture = StyleTransfer.bundled().render(
-            draw_photo(), draw_painting(), RenderSettings(size=32, iterations=4)
-        )
-        json.dump(picture.tolist(), sys.stdout)
-        """
-    )
     # A fresh interpreter: Keras picks its backend once, at import.
     env = dict(os.environ, KERAS_BACKEND="jax")
     result = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", JAX_SCRIPT],
         capture_output=True,
         text=True,
         env=env,
@@ -148,15 +276,22 @@ def test_the_jax_backend_renders_the_same_picture() -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    on_jax = np.array(json.loads(result.stdout), np.uint8)
+    on_jax = json.loads(result.stdout)
 
-    on_tensorflow = StyleTransfer.bundled().render(
-        draw_photo(), draw_painting(), RenderSettings(size=32, iterations=4)
-    )
+    settings = tiny(size=32, iterations=(4,))
+    picture = painter.render(draw_photo(), draw_painting(), settings)
+    losses = [painter.loss(image, draw_photo(), draw_painting(), settings) for image in (picture, resize(draw_photo()))]
 
-    assert on_jax.shape == on_tensorflow.shape == (24, 32, 3)
+    # The same loss function: equal to float32 rounding on the same pictures.
+    np.testing.assert_allclose(on_jax["losses"], losses, rtol=1e-4)
     # Float32 sums in another order: the same picture up to rounding, not bit for bit.
-    assert np.abs(on_jax.astype(int) - on_tensorflow).mean() < 1.0
+    assert picture.shape == (24, 32, 3)
+    assert np.abs(np.array(on_jax["picture"]) - picture).mean() < 1.0
+
+
+def test_settings_for_another_network_are_refused(painter: StyleTransfer) -> None:
+    with pytest.raises(ValueError, match="these settings are for vgg19, this renderer runs vgg16"):
+        painter.render(draw_photo(), draw_painting(), RenderSettings.neural_style())
 
 
 def test_weights_without_every_vgg16_layer_are_refused(

@@ -11,7 +11,17 @@ import numpy as np
 import pytest
 
 from model.errors import WeightsError
-from model.weights import VGG16_KERNEL_SHAPES, VGG16_LAYERS, bundled_vgg16_path, load_vgg16
+from model.weights import (
+    HED_VGG16_SHA256,
+    VGG16_KERNEL_SHAPES,
+    VGG16_LAYERS,
+    VGG19_KERNEL_SHAPES,
+    VGG19_LAYERS,
+    bundled_vgg16_path,
+    file_sha256,
+    load_vgg16,
+    load_weights,
+)
 
 
 def test_the_bundled_file_has_the_13_vgg16_convolutions() -> None:
@@ -90,3 +100,64 @@ def test_a_layer_of_the_wrong_shape_is_named(tmp_path: pathlib.Path) -> None:
 
     with pytest.raises(WeightsError, match=r"block1_conv1 weights of shape \(3, 3, 3, 32\)"):
         load_vgg16(path)
+
+
+def test_the_bundled_file_is_checked_against_its_pinned_sha256() -> None:
+    assert file_sha256(bundled_vgg16_path()) == HED_VGG16_SHA256
+    weights = load_weights("vgg16")
+
+    assert list(weights) == list(VGG16_LAYERS)
+
+
+def test_a_file_with_another_hash_is_refused_before_it_is_read(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "vgg16.weights.h5"
+    data = bytearray(bundled_vgg16_path().read_bytes())
+    data[-1] ^= 0xFF  # one byte changed
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(WeightsError, match=f"its SHA-256 is {file_sha256(path)}, expected {HED_VGG16_SHA256}"):
+        load_weights("vgg16", path, HED_VGG16_SHA256)
+
+
+def test_a_file_of_unknown_origin_needs_its_hash(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "vgg16.weights.h5"
+    path.write_bytes(b"anything")
+
+    with pytest.raises(WeightsError, match="give the SHA-256 of .*vgg16.weights.h5"):
+        load_weights("vgg16", path)
+    with pytest.raises(WeightsError, match="no weights file at .*nowhere.h5"):
+        load_weights("vgg16", tmp_path / "nowhere.h5", "0" * 64)
+
+
+def _write_keras2_vgg19(path: pathlib.Path) -> dict[str, np.ndarray]:
+    """A file laid out as keras.applications' vgg19 ..._notop.h5 (Keras 2 HDF5), random weights."""
+    rng = np.random.default_rng(0)
+    kernels = {}
+    with h5py.File(path, "w") as file:
+        file.attrs["layer_names"] = [name.encode() for name in VGG19_LAYERS]
+        for name, shape in VGG19_KERNEL_SHAPES.items():
+            group = file.create_group(name)
+            names = [f"{name}_W_1:0", f"{name}_b_1:0"]
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            kernels[name] = rng.normal(size=shape).astype(np.float32)
+            group.create_dataset(names[0], data=kernels[name])
+            group.create_dataset(names[1], data=np.zeros(shape[-1], np.float32))
+    return kernels
+
+
+def test_vgg19_is_read_from_a_keras_applications_file_with_its_hash(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    kernels = _write_keras2_vgg19(path)
+
+    weights = load_weights("vgg19", path, file_sha256(path).upper())
+
+    assert list(weights) == list(VGG19_LAYERS) and len(weights) == 16
+    np.testing.assert_array_equal(weights["block3_conv4"][0], kernels["block3_conv4"])
+    assert weights["block5_conv4"][1].shape == (512,)
+    with pytest.raises(WeightsError, match="is not the expected weights file"):
+        load_weights("vgg19", path, "ab" * 32)
+
+
+def test_an_unknown_network_is_named() -> None:
+    with pytest.raises(ValueError, match="network must be one of vgg16, vgg19, got: 'vgg11'"):
+        load_weights("vgg11")

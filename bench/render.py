@@ -1,0 +1,156 @@
+"""How fast Forger paints, against the TensorFlow tutorial's optimiser on the same objective.
+
+    python -m bench.render                       # tubingen x starry_night at 256, 512, 1024 px
+    python -m bench.render --sizes 256 --baseline-steps 200 CONTENT STYLE
+
+For each size, in a fresh process (so that peak memory is that size's own):
+
+1. Forger's default render (``RenderSettings()`` at that size), cold (the first render of that
+   picture size compiles) and again warm: wall time, milliseconds per full-size iteration, peak
+   resident memory.
+2. The baseline: the optimiser of the TensorFlow tutorial "Neural style transfer" (Adam, lr 0.02
+   for pixels in 0..1, beta1 0.99, epsilon 0.1, ``--baseline-steps`` steps from the content image)
+   minimising Forger's default objective at full size, on the same network and images.
+3. Forger's optimiser (L-BFGS, coarse to fine as the defaults, early stop off) on that same
+   objective until its loss is at or below the baseline's final loss: the wall time it needs.
+   Same function, so the same number means the same quality.
+
+The baseline runs only at ``--baseline-sizes`` (1000 Adam steps at 1024 px take hours on 2 cores).
+Pictures go to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import resource
+import subprocess
+import sys
+import time
+
+IMAGES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "images"
+
+
+class _Reached(Exception):
+    """Raised from the progress callback once the target loss is reached."""
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def measure(content_path: str, style_path: str, size: int, baseline_steps: int, out: pathlib.Path) -> dict:
+    """Everything for one size, in this process; returns the figures as a dict."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from model import Progress, RenderSettings, load_image, save_image
+    from model.render import StyleTransfer
+
+    painter = StyleTransfer.bundled()
+    content, style = load_image(content_path), load_image(style_path)
+    settings = RenderSettings(size=size)
+    name = f"{pathlib.Path(content_path).stem}_{pathlib.Path(style_path).stem}_{size}"
+    figures: dict = {"size": size, "network": settings.network}
+
+    def timed_render(settings: RenderSettings) -> tuple[float, list[Progress], object]:
+        seen: list[Progress] = []
+        started = time.perf_counter()
+        picture = painter.render(content, style, settings, seen.append)
+        return time.perf_counter() - started, seen, picture
+
+    cold, seen, picture = timed_render(settings)
+    figures["peak_rss_mb"] = round(_peak_rss_mb())
+    warm, seen, picture = timed_render(settings)
+    full = [p for p in seen if p.size == size]
+    steps = [b.elapsed_s - a.elapsed_s for a, b in zip(full, full[1:])]
+    figures.update(
+        default_cold_s=round(cold, 1),
+        default_warm_s=round(warm, 1),
+        ms_per_iteration=round(1000 * sorted(steps)[len(steps) // 2]) if steps else None,
+        iterations=len(seen),
+        default_loss=round(painter.loss(picture, content, style, settings), 4),
+    )
+    save_image(picture, out / f"{name}.png")
+    if baseline_steps <= 0:
+        return figures
+
+    adam = dataclasses.replace(
+        settings, optimiser="adam", learning_rate=0.02, scales=(1.0,), iterations=(baseline_steps,), early_stop=0.0
+    )
+    baseline_s, seen, baseline_picture = timed_render(adam)
+    target = seen[-1].loss
+    figures.update(
+        baseline_steps=baseline_steps,
+        baseline_s=round(baseline_s, 1),
+        baseline_ms_per_step=round(1000 * baseline_s / baseline_steps),
+        baseline_loss=round(target, 4),
+    )
+    save_image(baseline_picture, out / f"{name}_adam{baseline_steps}.png")
+
+    # Forger's schedule, the last stage run on until it reaches the baseline's loss.
+    iterations = (*settings.iterations[:-1], 20 * baseline_steps)
+    chase = dataclasses.replace(settings, iterations=iterations, early_stop=0.0)
+    reached: list[Progress] = []
+
+    def until_target(progress: Progress) -> None:
+        if progress.size == size and progress.loss <= target:
+            reached.append(progress)
+            raise _Reached
+
+    started = time.perf_counter()
+    try:
+        painter.render(content, style, chase, until_target)
+    except _Reached:
+        pass
+    if reached:
+        figures.update(forger_to_baseline_s=round(time.perf_counter() - started, 1), forger_iterations=reached[0].iteration)
+        figures["speedup"] = round(baseline_s / figures["forger_to_baseline_s"], 1)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("content", nargs="?", default=str(IMAGES / "tubingen.jpg"))
+    parser.add_argument("style", nargs="?", default=str(IMAGES / "starry_night.jpg"))
+    parser.add_argument("--sizes", default="256,512,1024", help="comma-separated longest sides")
+    parser.add_argument("--baseline-sizes", default="256,512", help="sizes that also run the baseline")
+    parser.add_argument("--baseline-steps", type=int, default=1000)
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench-output"))
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child process's size
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    if args.one:
+        print(json.dumps(measure(args.content, args.style, args.one, args.baseline_steps, args.out)))
+        return
+
+    baseline_sizes = {int(size) for size in args.baseline_sizes.split(",") if size}
+    rows = []
+    for size in (int(size) for size in args.sizes.split(",")):
+        steps = args.baseline_steps if size in baseline_sizes else 0
+        command = [sys.executable, "-m", "bench.render", args.content, args.style, "--one", str(size),
+                   "--baseline-steps", str(steps), "--out", str(args.out)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"size {size} failed:\n{result.stderr[-3000:]}")
+        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+
+    print(f"\n{pathlib.Path(args.content).name} x {pathlib.Path(args.style).name}, "
+          f"{os.cpu_count()} CPUs, Keras backend {os.environ.get('KERAS_BACKEND', 'tensorflow')}")
+    print("| size | ms/iteration | default render cold / warm | peak RSS | baseline (Adam) | its loss "
+          "| Forger to that loss | speed-up |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        baseline = (f"{row['baseline_s']} s ({row['baseline_steps']} steps, {row['baseline_ms_per_step']} ms each)"
+                    if "baseline_s" in row else "not run")
+        chase = f"{row['forger_to_baseline_s']} s ({row['forger_iterations']} its)" if "forger_to_baseline_s" in row else "-"
+        print(f"| {row['size']} | {row['ms_per_iteration']} | {row['default_cold_s']} s / {row['default_warm_s']} s "
+              f"| {row['peak_rss_mb']} MB | {baseline} | {row.get('baseline_loss', '-')} | {chase} "
+              f"| {row.get('speedup', '-')}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Colour preservation by numbers: luminance and chroma, and the painting's colours matched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.colour import (
+    grey,
+    luminance_inputs,
+    match_colour_histogram,
+    rgb_to_yiq,
+    with_chroma_of,
+    yiq_to_rgb,
+)
+
+rng = np.random.default_rng(7)
+
+
+def warm_photo() -> np.ndarray:
+    """Reddish, bright, low contrast."""
+    return np.clip(rng.normal((200, 120, 90), (20, 15, 10), (40, 50, 3)), 0, 255).astype(np.uint8)
+
+
+def cold_painting() -> np.ndarray:
+    """Blue, dark, high contrast, with correlated channels."""
+    base = rng.normal(0, 1, (60, 30, 1))
+    return np.clip((40, 60, 140) + base * (30, 35, 60), 0, 255).astype(np.uint8)
+
+
+def test_yiq_round_trips_to_the_same_colours() -> None:
+    photo = warm_photo()
+
+    assert np.abs(yiq_to_rgb(rgb_to_yiq(photo)).astype(int) - photo).max() <= 1
+
+
+def test_luminance_inputs_are_grey_and_the_painting_takes_the_photos_lightness() -> None:
+    photo, painting = warm_photo(), cold_painting()
+
+    grey_photo, grey_painting = luminance_inputs(photo, painting)
+
+    for image in (grey_photo, grey_painting):
+        assert (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
+    assert grey_painting.shape == painting.shape
+    photo_y = rgb_to_yiq(photo)[..., 0]
+    assert grey_painting[..., 0].mean() == pytest.approx(photo_y.mean(), abs=1.0)
+    assert grey_painting[..., 0].std() == pytest.approx(photo_y.std(), rel=0.05)
+
+
+def test_with_chroma_of_keeps_the_luminance_of_one_and_the_chroma_of_the_other() -> None:
+    photo = warm_photo()
+    # Mid-grey strokes: the photo's chroma on them stays inside the RGB cube (no clipping).
+    painted = grey(rng.integers(90, 170, (40, 50, 3)).astype(np.uint8))
+
+    combined = with_chroma_of(painted, photo)
+
+    yiq, photo_yiq, painted_yiq = rgb_to_yiq(combined), rgb_to_yiq(photo), rgb_to_yiq(painted)
+    assert np.abs(yiq[..., 0] - painted_yiq[..., 0]).mean() < 1.5
+    assert np.abs(yiq[..., 1:] - photo_yiq[..., 1:]).mean() < 1.5
+    with pytest.raises(ValueError, match="differ in shape"):
+        with_chroma_of(painted[:10], photo)
+
+
+def test_histogram_matching_gives_the_painting_the_photos_mean_and_covariance() -> None:
+    photo, painting = warm_photo(), cold_painting()
+
+    matched = match_colour_histogram(painting, photo)
+
+    assert matched.shape == painting.shape and matched.dtype == np.uint8
+    flat, target = matched.reshape(-1, 3).astype(float), photo.reshape(-1, 3).astype(float)
+    np.testing.assert_allclose(flat.mean(axis=0), target.mean(axis=0), atol=1.5)
+    np.testing.assert_allclose(np.cov(flat, rowvar=False), np.cov(target, rowvar=False), atol=8.0)
+
+
+def test_a_flat_painting_does_not_divide_by_zero() -> None:
+    flat = np.full((10, 10, 3), 128, np.uint8)
+
+    assert np.isfinite(match_colour_histogram(flat, warm_photo()).astype(float)).all()
+    assert luminance_inputs(warm_photo(), flat)[1].shape == flat.shape
