@@ -31,6 +31,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 IMAGES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "images"
 
 
@@ -54,7 +56,7 @@ def measure(content_path: str, style_path: str, size: int, baseline_steps: int, 
     name = f"{pathlib.Path(content_path).stem}_{pathlib.Path(style_path).stem}_{size}"
     figures: dict = {"size": size, "network": settings.network}
 
-    def timed_render(settings: RenderSettings) -> tuple[float, list[Progress], object]:
+    def timed_render(settings: RenderSettings) -> tuple[float, list[Progress], np.ndarray]:
         seen: list[Progress] = []
         started = time.perf_counter()
         picture = painter.render(content, style, settings, seen.append)

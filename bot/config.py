@@ -118,7 +118,7 @@ class RenderConfig:
             raise ConfigError(
                 f"{source}: unknown key {prefix}{unknown[0]} (known: {', '.join(sorted(fields | extra))})"
             )
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in fields}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in fields}
         try:
             if "strength" in values:
                 values["strength"] = parse_strength(values["strength"])

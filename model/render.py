@@ -255,10 +255,11 @@ class StyleTransfer:
                     elapsed = time.perf_counter() - started
                     progress(Progress(_offset + iteration, total, loss, elapsed, _size))
 
-            optimise = lbfgs if settings.optimiser == "lbfgs" else _adam(settings.learning_rate)
-            pixels = optimise(
-                loss_and_gradient, start, iterations, after_iteration, EarlyStop(settings.early_stop)
-            )
+            stop = EarlyStop(settings.early_stop)
+            if settings.optimiser == "lbfgs":
+                pixels = lbfgs(loss_and_gradient, start, iterations, after_iteration, stop)
+            else:
+                pixels = adam(loss_and_gradient, start, iterations, after_iteration, stop, settings.learning_rate)
             done += iterations
         assert pixels is not None  # the last stage has at least one iteration
         picture = deprocess(pixels)[0]
@@ -394,13 +395,6 @@ def enlarge(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         for c in range(pixels.shape[-1])
     ]
     return np.stack(channels, axis=-1)[np.newaxis].astype(np.float32)
-
-
-def _adam(learning_rate: float) -> Callable[..., np.ndarray]:
-    def optimise(*args: Any) -> np.ndarray:
-        return adam(*args, learning_rate=learning_rate)
-
-    return optimise
 
 
 def _total_loss(

@@ -316,3 +316,21 @@ def test_what_is_not_an_rgb_image_is_refused_before_any_work(
 ) -> None:
     with pytest.raises(ImageError, match=message):
         painter.render(content, style)
+
+
+@pytest.mark.slow
+def test_faces_found_are_painted_closer_to_the_photo(painter: StyleTransfer) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    portrait = resize_to_longest(skimage_data.astronaut(), 128)  # NASA, public domain
+    [face] = painter.find_faces(portrait)
+    x, y, width, height = (round(v) for v in face.box)
+    settings = tiny(size=128, iterations=(12,))
+
+    protected = painter.render(portrait, draw_painting(), replace(settings, faces="auto"))
+    plain = painter.render(portrait, draw_painting(), replace(settings, faces="off"))
+
+    def change_in_face(picture: np.ndarray) -> float:
+        box = (slice(max(y, 0), y + height), slice(max(x, 0), x + width))
+        return float(np.abs(picture[box].astype(int) - portrait[box]).mean())
+
+    assert change_in_face(protected) < 0.8 * change_in_face(plain)
