@@ -199,7 +199,9 @@ def _shifts(matches: Sequence[Match]) -> str:
 
 
 def _found(matches: Sequence[Match]) -> str:
-    return f"{sum(m.found for m in matches)}/{len(matches)}"
+    """Faces found again as "k/n (IoU x)", x the lowest best overlap: how near the worst one came."""
+    lowest = f" (IoU {min(m.overlap for m in matches):.2f})" if matches else ""
+    return f"{sum(m.found for m in matches)}/{len(matches)}{lowest}"
 
 
 def main() -> None:
@@ -250,7 +252,7 @@ def main() -> None:
 
     print(f"\n{len(portraits)} portraits x {pathlib.Path(args.style).name} at {args.size} px, "
           f"{os.cpu_count()} CPUs, Keras backend {os.environ.get('KERAS_BACKEND', 'tensorflow')}")
-    print("| portrait | strength | faces on photo | found again (off / on) | landmark shift / eye distance "
+    print("| portrait | strength | faces on photo | found again, lowest IoU (off / on) | landmark shift / eye distance "
           "(off / on) | style loss outside faces (off / on, on/off) | render s (off / on) |")
     print("|---|---|---|---|---|---|---|")
     for portrait, label, reference, outcomes in rows:

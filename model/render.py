@@ -126,8 +126,9 @@ class _Objective:
         content_maps: list[np.ndarray] = []  # (1, h, w, 1) per layer, or none
         style_maps: list[np.ndarray] = []
         if faces is not None:
-            content_maps = [_at_layer(faces, layer).content[None, ..., None] for layer in settings.content_layers]
-            style_maps = [_at_layer(faces, layer).style[None, ..., None] for layer in settings.style_layers]
+            at_layer = {layer: _at_layer(faces, layer) for layer in self.layers}
+            content_maps = [at_layer[layer].content[None, ..., None] for layer in settings.content_layers]
+            style_maps = [at_layer[layer].style[None, ..., None] for layer in settings.style_layers]
 
         def loss_and_gradient(pixels: np.ndarray) -> tuple[float, np.ndarray]:
             loss, gradient = self.value_and_grad(
