@@ -160,7 +160,7 @@ class OutsideStyleLoss:
         inputs = painter._inputs(blank, painting, settings)
         photo, paintings = inputs.at(settings.size, settings.style_scale)
         self.objective = painter._objective(settings.content_layers, settings.style_layers)
-        self.units, (_, self.targets) = self.objective._units_and_targets(
+        self.units, (_, self.targets, _) = self.objective._units_and_targets(
             photo, paintings, inputs.blend, settings
         )
 

@@ -41,6 +41,9 @@ Point = tuple[float, float]  # x, y
 # it (MTCNN's boxes stop at the brows, and the forehead is face too), then fading to nothing
 # over a further 40% of each semi-axis. Being relative, the feather is as wide as the face is
 # large: a few pixels for a face in a crowd, tens for a portrait.
+# The style weight on faces, against 1 elsewhere (the renderer weighs the faces' own Gram
+# matrices by it).
+FACE_STYLE = 0.3
 _FACE_FULL = 1.1
 _FACE_FEATHER = 0.4
 
@@ -192,6 +195,9 @@ class FaceWeights:
 
     content: np.ndarray  # (H, W) float32
     style: np.ndarray  # (H, W) float32
+    # How much each pixel belongs to a face (eyes and mouth included), 0..1; derived from
+    # ``style`` when not given.
+    region: np.ndarray = field(default=None, compare=False)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         if self.content.ndim != 2 or self.content.shape != self.style.shape:
@@ -199,6 +205,10 @@ class FaceWeights:
                 f"content and style must be (H, W) maps of one shape, got: {self.content.shape} "
                 f"and {self.style.shape}"
             )
+        if self.region is None:
+            lowest = float(self.style.min())
+            region = (1 - self.style) / (1 - lowest) if lowest < 1 else np.zeros_like(self.style)
+            object.__setattr__(self, "region", region.astype(np.float32))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -215,10 +225,10 @@ class FaceWeights:
         """
         if isinstance(levels, bool) or not isinstance(levels, int) or levels < 0:
             raise ValueError(f"levels must be a whole number, 0 or more, got: {levels!r}")
-        content, style = self.content, self.style
+        content, style, region = self.content, self.style, self.region
         for _ in range(levels):
-            content, style = average_pool(content), average_pool(style)
-        return FaceWeights(content, style)
+            content, style, region = average_pool(content), average_pool(style), average_pool(region)
+        return FaceWeights(content, style, region)
 
 
 def average_pool(weights: np.ndarray) -> np.ndarray:
@@ -237,7 +247,7 @@ def face_weights(
     shape: tuple[int, int],
     faces: Sequence[Face],
     *,
-    face_style: float = 0.3,
+    face_style: float = FACE_STYLE,
     feature_style: float = 0.1,
     face_content: float = 3.0,
     feature_content: float = 6.0,
@@ -266,7 +276,8 @@ def face_weights(
     # Each mask moves its weight from 1 towards its target; the stronger protection wins.
     style = np.minimum(1 - face * (1 - face_style), 1 - features * (1 - feature_style))
     content = np.maximum(1 + face * (face_content - 1), 1 + features * (feature_content - 1))
-    return FaceWeights(content.astype(np.float32), style.astype(np.float32))
+    region = np.maximum(face, features)
+    return FaceWeights(content.astype(np.float32), style.astype(np.float32), region.astype(np.float32))
 
 
 def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:

@@ -31,7 +31,8 @@ def gram_matrix(features: Tensor, weights: Tensor | None = None) -> Tensor:
         return gram / ops.cast(channels * height * width, gram.dtype)
     weighted = flat * ops.reshape(weights, (-1, height * width, 1))
     gram = ops.matmul(ops.transpose(weighted, (0, 2, 1)), flat)  # (B, C, C)
-    return gram / (ops.cast(channels, gram.dtype) * ops.sum(weights))
+    # Floored: a region that vanished at a deep layer must not divide by zero.
+    return gram / (ops.cast(channels, gram.dtype) * ops.maximum(ops.sum(weights), 1e-6))
 
 
 def content_loss(features: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
@@ -51,6 +52,23 @@ def style_loss(features: Tensor, target_gram: Tensor, weights: Tensor | None = N
     (B, H, W, 1) weigh the picture's positions in its Gram matrix (``gram_matrix``).
     """
     return ops.mean(ops.square(gram_matrix(features, weights) - target_gram))
+
+
+def regional_style_loss(features: Tensor, target_gram: Tensor, region: Tensor, region_weight: float) -> Tensor:
+    """Style loss with a region painted apart (Gatys et al. 2017's spatial control).
+
+    ``region`` (B, H, W, 1), 0..1, marks where the region is (faces). The picture outside it and
+    the region each match ``target_gram`` with Gram matrices of their own, so that the region's
+    look does not pull the rest's style; each term is weighed by the share of the picture it
+    covers (which keeps each position's pull as in the plain loss) and the region's also by
+    ``region_weight``. With an empty region this is ``style_loss``.
+    """
+    _, height, width, _ = ops.shape(features)
+    area = ops.cast(height * width, features.dtype)
+    outside = 1.0 - region
+    return ops.sum(outside) / area * style_loss(features, target_gram, outside) + (
+        region_weight * ops.sum(region) / area * style_loss(features, target_gram, region)
+    )
 
 
 def total_variation_loss(image: Tensor) -> Tensor:

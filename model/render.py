@@ -23,12 +23,13 @@ from PIL import Image
 
 from model import colour
 from model.errors import ImageError, ModelError
-from model.faces import Face, FaceDetector, FaceWeights, face_weights
+from model.faces import FACE_STYLE, Face, FaceDetector, FaceWeights, face_weights
 from model.images import check_rgb, resize_to_longest
 from model.losses import (
     content_loss,
     feature_unit,
     gram_matrix,
+    regional_style_loss,
     style_loss,
     total_variation_loss,
 )
@@ -42,10 +43,16 @@ log = logging.getLogger(__name__)
 # Tensors of the Keras backend in use (tf.Tensor or jax.Array).
 Tensor = Any
 # (pixels, variables, units, content targets, style targets, style layer weights, loss weights,
-#  content maps, style maps) -> (loss, d loss / d pixels)
+#  content maps, style regions, faces' detail) -> (loss, d loss / d pixels)
 ValueAndGrad = Callable[..., tuple[Tensor, Tensor]]
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
+
+# Faces keep their fine detail through an extra content term at this shallow layer, on the faces
+# only, this many times the content weight: block4_conv2 alone sees a small face as a few
+# positions, and lets its eyes and mouth go.
+FACE_DETAIL_LAYER = "block2_conv2"
+FACE_DETAIL_WEIGHT = 3.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,8 @@ class _Objective:
     ) -> tuple[list[Tensor], list[Tensor]]:
         """The content targets (the photo's features) and style targets (the paintings' blended
         Gram matrices), in the units ``_units_and_targets`` says."""
-        return self._units_and_targets(photo, paintings, blend, settings)[1]
+        content_targets, style_targets, _ = self._units_and_targets(photo, paintings, blend, settings)[1]
+        return content_targets, style_targets
 
     def _units_and_targets(
         self,
@@ -77,7 +85,8 @@ class _Objective:
         paintings: Sequence[np.ndarray],
         blend: Sequence[float],
         settings: RenderSettings,
-    ) -> tuple[dict[str, Tensor], tuple[list[Tensor], list[Tensor]]]:
+    ) -> tuple[dict[str, Tensor], tuple[list[Tensor], list[Tensor], Tensor]]:
+        """Each layer's unit, and the content targets, style targets and the faces' detail target."""
         photo_features = self.features(photo)
         painting_features = [self.features(painting) for painting in paintings]
         # One unit per layer for all paintings (their blend), so that their Grams add up.
@@ -94,7 +103,8 @@ class _Objective:
             sum(w * gram_matrix(f[layer] / units[layer]) for w, f in zip(blend, painting_features))
             for layer in settings.style_layers
         ]
-        return units, (content_targets, style_targets)
+        detail_target = photo_features[FACE_DETAIL_LAYER] / units[FACE_DETAIL_LAYER]
+        return units, (content_targets, style_targets, detail_target)
 
     def loss_and_gradient(
         self,
@@ -111,7 +121,9 @@ class _Objective:
         units. ``faces``, the photo's face weights at its size, weigh each layer's losses by
         position. The targets do not change while the pixels do, so they are computed here, once.
         """
-        units, (content_targets, style_targets) = self._units_and_targets(photo, paintings, blend, settings)
+        units, (content_targets, style_targets, detail_target) = self._units_and_targets(
+            photo, paintings, blend, settings
+        )
         variables = [variable.value for variable in self.extractor.trainable_variables]
         layer_weights = np.array(settings.layer_weights, np.float32)
         loss_weights = np.array(
@@ -123,12 +135,16 @@ class _Objective:
             np.float32,
         )
         unit_list = [units[layer] for layer in self.layers]
-        content_maps: list[np.ndarray] = []  # (1, h, w, 1) per layer, or none
-        style_maps: list[np.ndarray] = []
+        # Face weights (1, h, w, 1) per layer, or none: content maps per content layer, face
+        # regions per style layer, and the faces' detail target and region.
+        content_maps: list[np.ndarray] = []
+        style_regions: list[np.ndarray] = []
+        detail: list[Tensor] = []
         if faces is not None:
             at_layer = {layer: _at_layer(faces, layer) for layer in self.layers}
             content_maps = [at_layer[layer].content[None, ..., None] for layer in settings.content_layers]
-            style_maps = [at_layer[layer].style[None, ..., None] for layer in settings.style_layers]
+            style_regions = [at_layer[layer].region[None, ..., None] for layer in settings.style_layers]
+            detail = [detail_target, at_layer[FACE_DETAIL_LAYER].region[None, ..., None]]
 
         def loss_and_gradient(pixels: np.ndarray) -> tuple[float, np.ndarray]:
             loss, gradient = self.value_and_grad(
@@ -140,7 +156,8 @@ class _Objective:
                 layer_weights,
                 loss_weights,
                 content_maps,
-                style_maps,
+                style_regions,
+                detail,
             )
             return float(loss), np.asarray(gradient)
 
@@ -375,7 +392,8 @@ class StyleTransfer:
     def _objective(self, content_layers: Sequence[str], style_layers: Sequence[str]) -> _Objective:
         key = (tuple(content_layers), tuple(style_layers))
         if key not in self._objectives:
-            layers = tuple(dict.fromkeys((*content_layers, *style_layers)))  # unique, in order
+            # Unique, in order; the faces' detail layer is computed anyway on the way deeper.
+            layers = tuple(dict.fromkeys((*content_layers, *style_layers, FACE_DETAIL_LAYER)))
             extractor = build_extractor(self._weights, layers, NETWORKS[self.network])
             loss = _total_loss(extractor, layers, key[0], key[1])
             self._objectives[key] = _Objective(extractor, layers, _compile(loss))
@@ -415,7 +433,8 @@ def _total_loss(
         layer_weights: Tensor,
         loss_weights: Tensor,
         content_maps: list[Tensor],
-        style_maps: list[Tensor],
+        style_regions: list[Tensor],
+        detail: list[Tensor],
     ) -> Tensor:
         # The network's weights come in as arguments (stateless_call), not as captured
         # variables, so that jax.jit sees them as inputs rather than baking in 58 MB constants.
@@ -423,17 +442,25 @@ def _total_loss(
         features = {layer: out / unit for layer, out, unit in zip(layers, outputs, units)}
         # Face weights per layer, or none: no faces traces the plain losses, exactly.
         content_weights = content_maps or [None] * len(content_layers)
-        style_weights = style_maps or [None] * len(style_layers)
         content = sum(
             content_loss(features[layer], target, weights)
             for layer, target, weights in zip(content_layers, content_targets, content_weights)
         )
-        style = sum(
-            layer_weights[index] * style_loss(features[layer], target, weights)
-            for index, (layer, target, weights) in enumerate(
-                zip(style_layers, style_targets, style_weights)
+        if detail:  # faces: their fine detail kept at a shallow layer too
+            detail_target, detail_region = detail
+            content = content + FACE_DETAIL_WEIGHT * content_loss(
+                features[FACE_DETAIL_LAYER], detail_target, detail_region
             )
-        )
+        if style_regions:  # faces painted apart, with less style (Gatys et al. 2017)
+            style = sum(
+                layer_weights[index] * regional_style_loss(features[layer], target, region, FACE_STYLE)
+                for index, (layer, target, region) in enumerate(zip(style_layers, style_targets, style_regions))
+            )
+        else:
+            style = sum(
+                layer_weights[index] * style_loss(features[layer], target)
+                for index, (layer, target) in enumerate(zip(style_layers, style_targets))
+            )
         smoothness = total_variation_loss(pixels)
         return (
             loss_weights[0] * content + loss_weights[1] * style + loss_weights[2] * smoothness

@@ -11,6 +11,7 @@ from model.losses import (
     content_loss,
     feature_unit,
     gram_matrix,
+    regional_style_loss,
     style_loss,
     total_variation_loss,
 )
@@ -122,3 +123,21 @@ def test_style_loss_in_feature_units_ignores_the_networks_scale(rng: np.random.G
         return float(as_numpy(style_loss(features * scale / unit, gram_matrix(painting * scale / unit))))
 
     assert in_units(37.0) == pytest.approx(in_units(1.0), rel=1e-4)
+
+
+def test_a_region_painted_apart_matches_the_target_on_its_own() -> None:
+    rng = np.random.default_rng(3)
+    features = rng.random((1, 6, 8, 4)).astype(np.float32)
+    target = gram_matrix(rng.random((1, 5, 5, 4)).astype(np.float32))
+    nothing = np.zeros((1, 6, 8, 1), np.float32)
+
+    # No region: the plain style loss.
+    np.testing.assert_allclose(
+        regional_style_loss(features, target, nothing, 0.3), style_loss(features, target), rtol=1e-5
+    )
+    # A region: each part's own Gram matrix, weighed by its share (and the region's by 0.3).
+    region = nothing.copy()
+    region[:, :3] = 1.0
+    top, bottom = features[:, :3], features[:, 3:]
+    expected = 0.5 * style_loss(bottom, target) + 0.3 * 0.5 * style_loss(top, target)
+    np.testing.assert_allclose(regional_style_loss(features, target, region, 0.3), expected, rtol=1e-5)
