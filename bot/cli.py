@@ -148,6 +148,11 @@ def render(ctx: click.Context, content: Path, style: tuple[Path, ...], out: Path
             weights_sha256 = weights_sha256 or config.render.weights_sha256
         if weights_path is not None and not weights_sha256:
             raise click.UsageError("--weights needs --weights-sha256: weights are checked before use")
+        if settings.init == "image" and init_image is None:
+            raise click.UsageError("--init image needs --init-image FILE, the picture to start from")
+        if settings.style_blend and len(settings.style_blend) != len(style):
+            count = f"{len(style)} painting" + ("s" if len(style) != 1 else "")
+            raise click.UsageError(f"--blend gives {len(settings.style_blend)} weights for {count}")
         # Bad files fail here, before TensorFlow loads.
         picture, paintings = load_image(content), [load_image(path) for path in style]
         start = load_image(init_image) if init_image else None

@@ -14,7 +14,6 @@ from bot.errors import XError, XTweetGone
 from bot.gateway import XGateway
 from storage import replies
 from storage.ledger import Need
-from storage.models import Reply
 
 log = logging.getLogger(__name__)
 

@@ -115,6 +115,8 @@ def test_forger_render_reaches_every_control(tmp_path: Path) -> None:
         (["--strength", "extreme"], "strength must be low, normal, high or a positive number"),
         (["--style-layers", "relu1_1"], "style_layers has unknown layer 'relu1_1'"),
         (["--weights", "/nowhere.h5"], "--weights needs --weights-sha256"),
+        (["--init", "image"], "--init image needs --init-image FILE"),
+        (["--blend", "1,2"], "--blend gives 2 weights for 1 painting"),
     ],
 )
 def test_forger_render_refuses_bad_flags_before_painting(tmp_path: Path, flags: list[str], message: str) -> None:
