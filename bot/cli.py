@@ -58,7 +58,7 @@ def _user_errors() -> Iterator[None]:
 
 
 class _Numbers(click.ParamType):
-    """A comma-separated list of numbers: ``0.5,1`` or ``30,10``."""
+    """A comma-separated list of numbers: ``0.5,1`` or ``20,10``."""
 
     def __init__(self, kind: type) -> None:
         self.kind = kind
@@ -70,7 +70,7 @@ class _Numbers(click.ParamType):
         try:
             return tuple(self.kind(part) for part in str(value).split(",") if part.strip())
         except ValueError:
-            self.fail(f"{value!r} is not a comma-separated {self.name}, such as 30,10", param, ctx)
+            self.fail(f"{value!r} is not a comma-separated {self.name}, such as 20,10", param, ctx)
 
 
 class _Names(click.ParamType):
@@ -100,7 +100,7 @@ _RENDER_FLAGS = {
               help="Where to write the painted picture (.jpg or .png).")
 @click.option("--size", type=click.IntRange(16, 8192), help="Longest side in pixels.")
 @click.option("--scales", type=_Numbers(float), help="Coarse-to-fine sizes, fractions of --size ending at 1: 0.5,1.")
-@click.option("--iterations", type=_Numbers(int), help="Iterations at each scale: 30,10.")
+@click.option("--iterations", type=_Numbers(int), help="Iterations at each scale: 20,10.")
 @click.option("--early-stop", type=float, help="End a stage when its loss falls less than this fraction in 10 iterations (0: never).")
 @click.option("--optimiser", "--optimizer", type=click.Choice(["lbfgs", "adam"]), help="The optimiser.")
 @click.option("--learning-rate", type=float, help="Adam's step, for pixels in 0..1.")

@@ -11,7 +11,6 @@ from collections import deque
 from collections.abc import Callable
 
 import numpy as np
-import scipy.optimize
 
 from model.errors import ModelError
 from model.network import pixel_bounds
@@ -20,9 +19,16 @@ from model.network import pixel_bounds
 LossAndGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
 AfterIteration = Callable[[int, float], None]
 
-# L-BFGS memory (pairs of vectors kept): SciPy's default. 30 lowered the loss of a 60-iteration
-# render by under 1% for the same evaluations; each pair costs 2 * 8 bytes per pixel channel.
+# L-BFGS memory (pairs of vectors kept), as SciPy's default: 30 gave a 40-iteration 256 px render
+# the same loss (1.761 against 1.760). Each pair costs 2 * 4 bytes per pixel channel.
 LBFGS_MEMORY = 10
+# L-BFGS's first step, in levels (root mean square over the pixels). Raised from about 0.06
+# (SciPy's first step here) to 4, a 20 + 10 iteration 512 px render ended at loss 4.93 instead
+# of 5.36: its full-size stage starts from an enlarged picture, and a timid first step wasted
+# one of its ten iterations.
+FIRST_STEP = 4.0
+# A step that raises the loss is halved at most this many times.
+MAX_HALVINGS = 10
 
 # The TensorFlow tutorial's Adam ("Neural style transfer"), for pixels in 0..1.
 ADAM_BETA1 = 0.99
@@ -51,59 +57,77 @@ def lbfgs(
     iterations: int,
     after_iteration: AfterIteration,
     early_stop: EarlyStop,
+    memory: int = LBFGS_MEMORY,
 ) -> np.ndarray:
-    """L-BFGS-B from ``start`` for at most ``iterations`` iterations; returns where it ends.
+    """L-BFGS from ``start`` for at most ``iterations`` iterations; returns where it ends.
 
-    SciPy's line search costs about one evaluation per iteration here (neural-style's Torch
-    L-BFGS does exactly one, with no line search).
+    As neural-style runs Torch's L-BFGS: one evaluation per iteration, no line search. Each
+    step is the two-loop recursion's (Nocedal and Wright, algorithm 7.4) over the last
+    ``memory`` steps, scaled by the latest curvature, then projected onto the displayable
+    pixels. Only a step that raises the loss is halved and evaluated again, so the loss never
+    rises. The first step, with no curvature known yet, moves the pixels by ``FIRST_STEP``
+    levels (root mean square).
     """
-    shape = start.shape
-    x0 = start.astype(np.float64).reshape(-1)
-
-    def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
-        # SciPy works in float64, the network in float32.
-        loss, gradient = loss_and_gradient(x.reshape(shape).astype(np.float32))
-        return loss, np.asarray(gradient, np.float64).reshape(-1)
-
-    first = evaluate(x0)
-    # With every pixel bounded, L-BFGS-B's first step is the raw gradient, which here moves the
-    # pixels by a ten-thousandth of a level: a change float32 cannot see, so the line search
-    # can stall at once. Scaling the loss so that the first step moves the steepest pixel by one
-    # level fixes that and changes nothing else: later steps follow the measured curvature.
-    scale = 1.0 / max(float(np.max(np.abs(first[1]))), 1e-30)
-    done = 0
-
-    def scaled(x: np.ndarray) -> tuple[float, np.ndarray]:
-        loss, gradient = first if np.array_equal(x, x0) else evaluate(x)
-        return loss * scale, gradient * scale
-
-    def callback(intermediate_result: scipy.optimize.OptimizeResult) -> None:
-        # SciPy passes the new-style result only to a parameter named exactly so, and ends the
-        # minimisation when the callback raises StopIteration.
-        nonlocal done
-        done += 1
-        loss = float(intermediate_result.fun) / scale
-        after_iteration(done, loss)
+    low, high = (bound.astype(np.float32) for bound in pixel_bounds())
+    pixels = np.clip(start.astype(np.float32), low, high)
+    loss, gradient = _evaluate(loss_and_gradient, pixels)
+    history: deque[tuple[np.ndarray, np.ndarray, float]] = deque(maxlen=memory)
+    for iteration in range(1, iterations + 1):
+        # Pixels at a bound that the gradient pushes beyond it are held there: the step is
+        # sought among the others (a projected quasi-Newton step).
+        held = ((pixels <= low) & (gradient > 0)) | ((pixels >= high) & (gradient < 0))
+        step = _lbfgs_direction(np.where(held, 0, gradient).reshape(-1), history).reshape(pixels.shape)
+        step[held] = 0
+        for _ in range(MAX_HALVINGS + 1):
+            moved = np.clip(pixels + step, low, high)
+            if np.array_equal(moved, pixels):
+                return pixels  # no pixel can move down the loss: a minimum, within the bounds
+            new_loss, new_gradient = _evaluate(loss_and_gradient, moved)
+            if new_loss <= loss:
+                break
+            step *= 0.5
+        else:
+            # No step along this direction lowers the loss: the render is as good as it gets.
+            break
+        change = (moved - pixels).reshape(-1)
+        change_in_gradient = (new_gradient - gradient).reshape(-1)
+        curvature = float(np.dot(change, change_in_gradient))
+        # A pair of non-positive curvature (or a step lost to rounding) would spoil the
+        # inverse-Hessian estimate: it is left out.
+        if curvature > 1e-10 * float(np.dot(change_in_gradient, change_in_gradient)):
+            history.append((change, change_in_gradient, 1.0 / curvature))
+        pixels, loss, gradient = moved, new_loss, new_gradient
+        after_iteration(iteration, loss)
         if early_stop.should_stop(loss):
-            raise StopIteration
+            break
+    return pixels
 
-    low, high = pixel_bounds()
-    pixel_count = shape[1] * shape[2]
-    result = scipy.optimize.minimize(
-        scaled,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        # Bounds keep every pixel displayable, and cost no more evaluations than clipping after.
-        bounds=scipy.optimize.Bounds(np.tile(low, pixel_count), np.tile(high, pixel_count)),
-        callback=callback,
-        # gtol=0: SciPy's gradient test is absolute and would stop a render of small loss; the
-        # iterations asked for (or a stalled loss) end the render instead.
-        options={"maxiter": iterations, "maxcor": LBFGS_MEMORY, "gtol": 0.0},
-    )
-    if not np.all(np.isfinite(result.x)):
-        raise ModelError(f"the render diverged: {result.message}")
-    return np.asarray(result.x, np.float32).reshape(shape)
+
+def _evaluate(loss_and_gradient: LossAndGradient, pixels: np.ndarray) -> tuple[float, np.ndarray]:
+    """The loss (a float) and gradient (float32) at ``pixels``; ``ModelError`` if the loss is not finite."""
+    loss, gradient = loss_and_gradient(pixels)
+    if not np.isfinite(loss):
+        raise ModelError("the render diverged: the loss is not a number")
+    return float(loss), np.asarray(gradient, np.float32)
+
+
+def _lbfgs_direction(gradient: np.ndarray, history: deque[tuple[np.ndarray, np.ndarray, float]]) -> np.ndarray:
+    """The L-BFGS step: minus the inverse-Hessian estimate of ``history`` times ``gradient`` (flat)."""
+    direction = gradient.copy()
+    if not history:
+        rms = float(np.sqrt(np.mean(np.square(direction, dtype=np.float64))))
+        return -direction * (FIRST_STEP / max(rms, 1e-30))
+    alphas = []
+    for change, change_in_gradient, rho in reversed(history):
+        alpha = rho * float(np.dot(change, direction))
+        direction -= alpha * change_in_gradient
+        alphas.append(alpha)
+    change, change_in_gradient, _ = history[-1]
+    direction *= float(np.dot(change, change_in_gradient)) / float(np.dot(change_in_gradient, change_in_gradient))
+    for (change, change_in_gradient, rho), alpha in zip(history, reversed(alphas)):
+        beta = rho * float(np.dot(change_in_gradient, direction))
+        direction += (alpha - beta) * change
+    return -direction
 
 
 def adam(
@@ -124,18 +148,16 @@ def adam(
     """
     low, high = pixel_bounds()
     pixels = start.astype(np.float32).copy()
-    first_moment = np.zeros_like(pixels)
-    second_moment = np.zeros_like(pixels)
+    first_moment: np.ndarray = np.zeros_like(pixels)
+    second_moment: np.ndarray = np.zeros_like(pixels)
     for step in range(1, iterations + 1):
-        loss, gradient = loss_and_gradient(pixels)
-        gradient = 255.0 * np.asarray(gradient, np.float32)  # d loss / d (pixel / 255)
+        loss, gradient = _evaluate(loss_and_gradient, pixels)
+        gradient = 255.0 * gradient  # d loss / d (pixel / 255)
         first_moment = ADAM_BETA1 * first_moment + (1 - ADAM_BETA1) * gradient
         second_moment = ADAM_BETA2 * second_moment + (1 - ADAM_BETA2) * np.square(gradient)
         alpha = learning_rate * np.sqrt(1 - ADAM_BETA2**step) / (1 - ADAM_BETA1**step)
         pixels -= 255.0 * alpha * first_moment / (np.sqrt(second_moment) + ADAM_EPSILON)
         np.clip(pixels, low, high, out=pixels)
-        if not np.isfinite(loss):
-            raise ModelError("the render diverged: the loss is not a number")
         after_iteration(step, loss)
         if early_stop.should_stop(loss):
             break

@@ -50,7 +50,8 @@ class RenderSettings:
         size: Longest side of the painted picture, in pixels; the photo is resized to it.
         scales: The sizes to paint at, as increasing fractions of ``size``, ending at 1.
         iterations: Optimiser iterations at each scale (one number per scale; an int for one
-            scale). An L-BFGS iteration costs about one pass forward and back through the network.
+            scale). An L-BFGS iteration costs one pass forward and back through the network
+            (rarely two or more: a step that raises the loss is halved and tried again).
         early_stop: A stage ends when its loss fell by less than this fraction over its last 10
             iterations; 0 runs every iteration.
         optimiser: "lbfgs" (L-BFGS, as neural-style) or "adam".
@@ -78,7 +79,7 @@ class RenderSettings:
 
     size: int = 512
     scales: tuple[float, ...] = (0.5, 1.0)
-    iterations: tuple[int, ...] = (30, 10)
+    iterations: tuple[int, ...] = (20, 10)
     early_stop: float = 0.01
     optimiser: str = "lbfgs"
     learning_rate: float = 0.02
