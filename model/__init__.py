@@ -13,7 +13,14 @@ errors. The renderer itself, which loads Keras, is ``model.render.StyleTransfer`
 from __future__ import annotations
 
 from model.errors import ImageError, ModelError, WeightsError
-from model.images import decode_image, encode_image, load_image, resize_to_longest, save_image
+from model.images import (
+    decode_image,
+    encode_image,
+    load_image,
+    resize_for_render,
+    resize_to_longest,
+    save_image,
+)
 from model.settings import Progress, RenderSettings
 from model.weights import VGG16_LAYERS, bundled_vgg16_path, load_vgg16
 
@@ -29,6 +36,7 @@ __all__ = [
     "encode_image",
     "load_image",
     "load_vgg16",
+    "resize_for_render",
     "resize_to_longest",
     "save_image",
 ]

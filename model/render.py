@@ -24,7 +24,7 @@ from PIL import Image
 from model import colour
 from model.errors import ImageError, ModelError
 from model.faces import FACE_STYLE, Face, FaceDetector, FaceWeights, face_weights
-from model.images import check_rgb, resize_to_longest
+from model.images import check_rgb, resize_for_render, resize_to_longest
 from model.losses import (
     content_loss,
     feature_unit,
@@ -242,8 +242,9 @@ class StyleTransfer:
 
         ``style`` is one painting or several, blended by ``settings.style_blend``. Returns an
         (h, w, 3) uint8 RGB picture: ``content`` resized so its longest side is
-        ``settings.size``. ``init_image`` is the start of ``init="image"``. ``progress`` is
-        called after each iteration; an exception it raises stops the render and comes out of
+        ``settings.size``, its short side rounded by ``model.images.resize_for_render``.
+        ``init_image`` is the start of ``init="image"``. ``progress`` is called after each
+        iteration; an exception it raises stops the render and comes out of
         this call. Deterministic for given inputs. Raises ``ImageError`` if an input is not such
         an array, ``ValueError`` if the settings do not fit the inputs or this network.
         """
@@ -360,7 +361,7 @@ class StyleTransfer:
         if len(weights) != len(paintings):
             raise ValueError(f"style_blend gives {len(weights)} weights for {len(paintings)} paintings")
         blend = tuple(weight / sum(weights) for weight in weights)
-        photo = resize_to_longest(content, settings.size)
+        photo = resize_for_render(content, settings.size)
         if settings.colours == "luminance":
             # Luminance only: the photo is painted in grey, its colours come back at the end.
             greys = [colour.luminance_inputs(photo, painting)[1] for painting in paintings]

@@ -15,6 +15,7 @@ from model.images import (
     decode_image,
     encode_image,
     load_image,
+    resize_for_render,
     resize_to_longest,
     save_image,
 )
@@ -177,6 +178,32 @@ def test_resize_to_longest_keeps_the_aspect_ratio(
 
     assert resized.shape == expected
     assert resized.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    ("shape", "size", "multiple", "expected"),
+    [
+        ((341, 512, 3), 512, 16, (336, 512, 3)),  # 341 -> 21.3 steps -> 21
+        ((512, 300, 3), 512, 16, (512, 304, 3)),  # 300 -> 18.75 steps -> 19
+        ((10, 1000, 3), 512, 16, (16, 512, 3)),  # never less than one step
+        ((600, 600, 3), 500, 16, (500, 500, 3)),  # the longest side is always the size asked
+    ],
+)
+def test_resize_to_longest_rounds_the_short_side_to_a_multiple(
+    shape: tuple[int, int, int], size: int, multiple: int, expected: tuple[int, int, int]
+) -> None:
+    assert resize_to_longest(np.zeros(shape, np.uint8), size, multiple).shape == expected
+
+
+def test_resize_for_render_bounds_the_shapes_from_256_px_on() -> None:
+    shapes = {
+        resize_for_render(np.zeros((height, 1000, 3), np.uint8), 512).shape
+        for height in range(1, 1001, 7)
+    }
+    assert all(width == 512 and height % 16 == 0 for height, width, _ in shapes)
+    assert len(shapes) <= 32
+    # Small renders (tests, previews) keep the exact aspect ratio.
+    assert resize_for_render(np.zeros((30, 60, 3), np.uint8), 20).shape == (10, 20, 3)
 
 
 def test_resize_to_longest_keeps_colours() -> None:
