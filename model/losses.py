@@ -59,14 +59,16 @@ def regional_style_loss(features: Tensor, target_gram: Tensor, region: Tensor, r
 
     ``region`` (B, H, W, 1), 0..1, marks where the region is (faces). The picture outside it and
     the region each match ``target_gram`` with Gram matrices of their own, so that the region's
-    look does not pull the rest's style; each term is weighed by the share of the picture it
-    covers (which keeps each position's pull as in the plain loss) and the region's also by
-    ``region_weight``. With an empty region this is ``style_loss``.
+    look does not pull the rest's style. The rest keeps the full style: its term is the plain
+    loss of that part alone, weighed 1, as in Gatys et al. The region's term is weighed by
+    ``region_weight`` times the share of the picture it covers, so that each of its positions
+    pulls ``region_weight`` times as hard as in the plain loss however small the region (a
+    small face weighed 1 would be painted harder than the plain loss paints it). With an empty
+    region this is ``style_loss``.
     """
     _, height, width, _ = ops.shape(features)
     area = ops.cast(height * width, features.dtype)
-    outside = 1.0 - region
-    return ops.sum(outside) / area * style_loss(features, target_gram, outside) + (
+    return style_loss(features, target_gram, 1.0 - region) + (
         region_weight * ops.sum(region) / area * style_loss(features, target_gram, region)
     )
 

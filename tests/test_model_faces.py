@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from model.errors import ImageError, ModelError
-from model.faces import Face, FaceDetector, FaceWeights, box_overlap, face_weights
+from model.faces import FACE_STYLE, Face, FaceDetector, FaceWeights, box_overlap, face_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,7 +137,7 @@ def test_the_feather_falls_from_the_face_to_1_without_a_step() -> None:
     row = weights.style[100, 150:]  # from the centre of the face to the right edge
     steps = np.diff(row)
     assert np.all(steps >= 0)  # rising to 1, never back
-    assert row[0] == pytest.approx(0.3) and row[-1] == 1.0
+    assert row[0] == pytest.approx(FACE_STYLE) and row[-1] == 1.0
     assert np.abs(steps).max() < 0.1  # over many pixels, not at once
 
 
@@ -151,13 +151,28 @@ def test_a_small_face_is_protected_and_feathered_to_its_size() -> None:
     assert weights.style[0, 0] == 1.0
 
 
+def test_only_small_faces_are_marked_for_detail() -> None:
+    # Eyes 0.4 of the face's size apart: 12 px for a 30 px face, 32 px for an 80 px one.
+    small, large = centred_face(200, 200, size=30), moved(centred_face(200, 200, size=80), 200)
+    weights = made(face_weights((200, 400), [small, large]))
+
+    assert at(weights.detail, box_centre(small)) == 1.0
+    assert at(weights.detail, box_centre(large)) == 0.0
+    assert np.array_equal(weights.detail > 0, (weights.region > 0) & (np.arange(400) < 200))
+    # "Small" is in pixels of the picture: at a third of the size, the large face is small too.
+    assert made(face_weights((200, 400), [large], small_face=40.0)).detail.max() == 1.0
+    assert not made(face_weights((200, 400), [small], small_face=10.0)).detail.any()
+    # Pooled with the other maps.
+    assert weights.pooled(1).detail.shape == (100, 200) and weights.pooled(1).detail.max() > 0.9
+
+
 def test_a_face_cut_by_the_edge_is_clipped() -> None:
     # Half the face past the left edge, as MTCNN reports it (boxes are not fitted to the image).
     face = Face(box=(-40.0, 20.0, 80.0, 100.0), confidence=1.0, landmarks={"right_eye": (20.0, 55.0)})
     weights = made(face_weights((150, 200), [face]))
 
     assert weights.style.shape == (150, 200)
-    assert weights.style[70, 0] == pytest.approx(0.3)  # the box's centre line, at the edge
+    assert weights.style[70, 0] == pytest.approx(FACE_STYLE)  # the box's centre line, at the edge
     assert at(weights.style, (20.0, 55.0)) == pytest.approx(0.1)
     assert weights.style[70, -1] == 1.0
 
@@ -223,7 +238,7 @@ def test_the_weights_follow_their_arguments() -> None:
         ({"face_style": 0.0}, "face_style must be between 0 and 1"),
         ({"face_style": 1.5}, "face_style must be between 0 and 1"),
         ({"face_style": math.nan}, "face_style must be between 0 and 1"),
-        ({"feature_style": 0.5}, r"feature_style must be between 0 \(excluded\) and face_style \(0.3\)"),
+        ({"feature_style": 0.5}, r"feature_style must be between 0 \(excluded\) and face_style \(0.15\)"),
         ({"feature_style": 0}, "feature_style must be between 0"),
         ({"face_content": 0.5}, "face_content must be at least 1"),
         ({"face_content": True}, "face_content must be at least 1"),

@@ -135,9 +135,11 @@ def test_a_region_painted_apart_matches_the_target_on_its_own() -> None:
     np.testing.assert_allclose(
         regional_style_loss(features, target, nothing, 0.3), style_loss(features, target), rtol=1e-5
     )
-    # A region: each part's own Gram matrix, weighed by its share (and the region's by 0.3).
+    # A region: each part's own Gram matrix; the rest's weighed 1, the region's by its share
+    # (a quarter) and by 0.3.
     region = nothing.copy()
-    region[:, :3] = 1.0
-    top, bottom = features[:, :3], features[:, 3:]
-    expected = 0.5 * style_loss(bottom, target) + 0.3 * 0.5 * style_loss(top, target)
+    region[:, :2, :6] = 1.0
+    inside = features[:, :2, :6].reshape(1, 1, 12, 4)
+    rest = np.concatenate([features[:, :2, 6:].reshape(1, 1, 4, 4), features[:, 2:].reshape(1, 1, 32, 4)], axis=2)
+    expected = style_loss(rest, target) + 0.3 * 0.25 * style_loss(inside, target)
     np.testing.assert_allclose(regional_style_loss(features, target, region, 0.3), expected, rtol=1e-5)
