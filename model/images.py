@@ -79,6 +79,8 @@ def resize_to_longest(image: np.ndarray, size: int, multiple: int = 1) -> np.nda
     check_rgb(image)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive whole number, got: {size!r}")
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+        raise ValueError(f"multiple must be a positive whole number, got: {multiple!r}")
     height, width = image.shape[:2]
     scale = size / max(height, width)
 

@@ -218,6 +218,8 @@ def test_resize_to_longest_keeps_colours() -> None:
 def test_resize_to_longest_refuses_a_size_of_zero() -> None:
     with pytest.raises(ValueError, match="size must be a positive whole number, got: 0"):
         resize_to_longest(np.zeros((4, 4, 3), np.uint8), 0)
+    with pytest.raises(ValueError, match="multiple must be a positive whole number, got: 0"):
+        resize_to_longest(np.zeros((4, 4, 3), np.uint8), 4, 0)
 
 
 def test_png_round_trips_exactly(tmp_path: pathlib.Path) -> None:
