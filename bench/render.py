@@ -166,6 +166,8 @@ def main() -> None:
         return
 
     baseline_sizes = {int(size) for size in args.baseline_sizes.split(",") if size}
+    if set(known) - baseline_sizes:
+        parser.error(f"--baseline-loss is for sizes that run the baseline (--baseline-sizes {args.baseline_sizes})")
     rows = []
     for size in (int(size) for size in args.sizes.split(",")):
         steps = args.baseline_steps if size in baseline_sizes else 0

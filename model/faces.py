@@ -37,15 +37,16 @@ LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 Box = tuple[float, float, float, float]  # x, y, width, height
 Point = tuple[float, float]  # x, y
 
-# The face region, in units of the ellipse inscribed in the box: full protection a little past
-# it (MTCNN's boxes stop at the brows, and the forehead is face too), then fading to nothing
-# over a further 40% of each semi-axis. Being relative, the feather is as wide as the face is
-# large: a few pixels for a face in a crowd, tens for a portrait.
 # The style weight on faces, against 1 elsewhere (the renderer weighs the faces' own Gram
 # matrices by it). At 0.3 the astronaut's landmarks moved further with faces on (0.058 eye
 # distances) than off (0.015): her face's own Gram matrix asks it alone to hold all of The
 # Starry Night's textures, which the whole picture's Gram matrix did not.
 FACE_STYLE = 0.15
+
+# The face region, in units of the ellipse inscribed in the box: full protection a little past
+# it (MTCNN's boxes stop at the brows, and the forehead is face too), then fading to nothing
+# over a further 40% of each semi-axis. Being relative, the feather is as wide as the face is
+# large: a few pixels for a face in a crowd, tens for a portrait.
 _FACE_FULL = 1.1
 _FACE_FEATHER = 0.4
 

@@ -409,7 +409,8 @@ class StyleTransfer:
     def _objective(self, content_layers: Sequence[str], style_layers: Sequence[str]) -> _Objective:
         key = (tuple(content_layers), tuple(style_layers))
         if key not in self._objectives:
-            # Unique, in order; the faces' detail layer is computed anyway on the way deeper.
+            # Unique, in order; the faces' detail layer too (with the default layers it lies on
+            # the way to deeper ones, so it costs nothing).
             layers = tuple(dict.fromkeys((*content_layers, *style_layers, FACE_DETAIL_LAYER)))
             extractor = build_extractor(self._weights, layers, NETWORKS[self.network])
             loss = _total_loss(extractor, layers, key[0], key[1])

@@ -334,3 +334,11 @@ def test_faces_found_are_painted_closer_to_the_photo(painter: StyleTransfer) -> 
         return float(np.abs(picture[box].astype(int) - portrait[box]).mean())
 
     assert change_in_face(protected) < 0.8 * change_in_face(plain)
+
+
+def test_from_256_px_on_the_short_side_is_painted_rounded_to_16_px(painter: StyleTransfer) -> None:
+    photo = draw_photo(200, 300)  # 256 x 170.7: rounded to 176 (11 x 16)
+    picture = painter.render(photo, draw_painting(), tiny(size=256, iterations=(1,)))
+    assert picture.shape == (176, 256, 3)
+    # Below 256 px the aspect ratio is kept to the pixel.
+    assert painter.render(photo, draw_painting(), tiny(size=90, iterations=(1,))).shape == (60, 90, 3)
