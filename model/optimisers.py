@@ -3,20 +3,32 @@
 Both work on preprocessed pixels (1, H, W, 3) float32, keep every pixel displayable, call
 ``after_iteration(iteration, loss)`` after each step, and stop early when ``EarlyStop`` says the
 loss has stopped falling. ``LossAndGradient`` is the only thing they know of the render.
+
+The pixels, gradients and L-BFGS's history stay tensors of the Keras backend, on its device (a
+GPU where there is one), and each step's arithmetic is one compiled function
+(``model.backend.compiled``): only the loss and a yes or no come back to Python each iteration.
+On an H100 the same steps done in NumPy took 16 ms per 512 px iteration, more than five times the
+network's forward and backward pass (2.8 ms), and moving the pixels to and fro 2 ms more.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
+from keras import ops
 
+from model.backend import Tensor, compiled, to_numpy, to_tensor
 from model.errors import ModelError
 from model.network import pixel_bounds
 
-# Pixels (1, H, W, 3) float32 -> (loss, gradient shaped like the pixels, float32).
-LossAndGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
+# Pixels (1, H, W, 3), a backend tensor -> (loss, a scalar tensor or float; gradient shaped like
+# the pixels, a tensor or array).
+LossAndGradient = Callable[[Tensor], tuple[Any, Any]]
 AfterIteration = Callable[[int, float], None]
 
 # L-BFGS memory (pairs of vectors kept), as SciPy's default: 30 gave a 40-iteration 256 px render
@@ -68,66 +80,37 @@ def lbfgs(
     rises. The first step, with no curvature known yet, moves the pixels by ``FIRST_STEP``
     levels (root mean square).
     """
-    low, high = (bound.astype(np.float32) for bound in pixel_bounds())
-    pixels = np.clip(start.astype(np.float32), low, high)
+    kernels = _kernels()
+    low, high = (to_tensor(bound) for bound in pixel_bounds())
+    pixels = kernels.clip(to_tensor(start), low, high)
     loss, gradient = _evaluate(loss_and_gradient, pixels)
-    history: deque[tuple[np.ndarray, np.ndarray, float]] = deque(maxlen=memory)
+    # The last ``memory`` steps and their changes in gradient, oldest first, and 1 / their
+    # curvature. Pairs not yet made are zeros with a curvature of 0: the recursion skips them.
+    size = int(np.prod(start.shape))
+    changes = to_tensor(np.zeros((memory, size), np.float32))
+    gradient_changes = to_tensor(np.zeros((memory, size), np.float32))
+    rhos = to_tensor(np.zeros(memory, np.float32))
     for iteration in range(1, iterations + 1):
-        # Pixels at a bound that the gradient pushes beyond it are held there: the step is
-        # sought among the others (a projected quasi-Newton step).
-        held = ((pixels <= low) & (gradient > 0)) | ((pixels >= high) & (gradient < 0))
-        step = _lbfgs_direction(np.where(held, 0, gradient).reshape(-1), history).reshape(pixels.shape)
-        step[held] = 0
+        step = kernels.direction(pixels, gradient, changes, gradient_changes, rhos, low, high)
         for _ in range(MAX_HALVINGS + 1):
-            moved = np.clip(pixels + step, low, high)
-            if np.array_equal(moved, pixels):
-                return pixels  # no pixel can move down the loss: a minimum, within the bounds
+            moved, moves = kernels.move(pixels, step, low, high)
+            if not bool(moves):
+                return to_numpy(pixels)  # no pixel can move down the loss: a minimum, within the bounds
             new_loss, new_gradient = _evaluate(loss_and_gradient, moved)
             if new_loss <= loss:
                 break
-            step *= 0.5
+            step = step * 0.5
         else:
             # No step along this direction lowers the loss: the render is as good as it gets.
             break
-        change = (moved - pixels).reshape(-1)
-        change_in_gradient = (new_gradient - gradient).reshape(-1)
-        curvature = float(np.dot(change, change_in_gradient))
-        # A pair of non-positive curvature (or a step lost to rounding) would spoil the
-        # inverse-Hessian estimate: it is left out.
-        if curvature > 1e-10 * float(np.dot(change_in_gradient, change_in_gradient)):
-            history.append((change, change_in_gradient, 1.0 / curvature))
+        changes, gradient_changes, rhos = kernels.remember(
+            changes, gradient_changes, rhos, pixels, moved, gradient, new_gradient
+        )
         pixels, loss, gradient = moved, new_loss, new_gradient
         after_iteration(iteration, loss)
         if early_stop.should_stop(loss):
             break
-    return pixels
-
-
-def _evaluate(loss_and_gradient: LossAndGradient, pixels: np.ndarray) -> tuple[float, np.ndarray]:
-    """The loss (a float) and gradient (float32) at ``pixels``; ``ModelError`` if the loss is not finite."""
-    loss, gradient = loss_and_gradient(pixels)
-    if not np.isfinite(loss):
-        raise ModelError("the render diverged: the loss is not a number")
-    return float(loss), np.asarray(gradient, np.float32)
-
-
-def _lbfgs_direction(gradient: np.ndarray, history: deque[tuple[np.ndarray, np.ndarray, float]]) -> np.ndarray:
-    """The L-BFGS step: minus the inverse-Hessian estimate of ``history`` times ``gradient`` (flat)."""
-    direction = gradient.copy()
-    if not history:
-        rms = float(np.sqrt(np.mean(np.square(direction, dtype=np.float64))))
-        return -direction * (FIRST_STEP / max(rms, 1e-30))
-    alphas = []
-    for change, change_in_gradient, rho in reversed(history):
-        alpha = rho * float(np.dot(change, direction))
-        direction -= alpha * change_in_gradient
-        alphas.append(alpha)
-    change, change_in_gradient, _ = history[-1]
-    direction *= float(np.dot(change, change_in_gradient)) / float(np.dot(change_in_gradient, change_in_gradient))
-    for (change, change_in_gradient, rho), alpha in zip(history, reversed(alphas)):
-        beta = rho * float(np.dot(change_in_gradient, direction))
-        direction += (alpha - beta) * change
-    return -direction
+    return to_numpy(pixels)
 
 
 def adam(
@@ -146,19 +129,125 @@ def adam(
     correction); pixels are clipped to the displayable range after each step, as the tutorial
     clips to 0..1. ``after_iteration`` gets the loss before each step.
     """
-    low, high = pixel_bounds()
-    pixels = start.astype(np.float32).copy()
-    first_moment: np.ndarray = np.zeros_like(pixels)
-    second_moment: np.ndarray = np.zeros_like(pixels)
+    kernels = _kernels()
+    low, high = (to_tensor(bound) for bound in pixel_bounds())
+    pixels = to_tensor(start)
+    first_moment = to_tensor(np.zeros(start.shape, np.float32))
+    second_moment = to_tensor(np.zeros(start.shape, np.float32))
+    rate = to_tensor(learning_rate)
     for step in range(1, iterations + 1):
         loss, gradient = _evaluate(loss_and_gradient, pixels)
-        gradient = 255.0 * gradient  # d loss / d (pixel / 255)
-        first_moment = ADAM_BETA1 * first_moment + (1 - ADAM_BETA1) * gradient
-        second_moment = ADAM_BETA2 * second_moment + (1 - ADAM_BETA2) * np.square(gradient)
-        alpha = learning_rate * np.sqrt(1 - ADAM_BETA2**step) / (1 - ADAM_BETA1**step)
-        pixels -= 255.0 * alpha * first_moment / (np.sqrt(second_moment) + ADAM_EPSILON)
-        np.clip(pixels, low, high, out=pixels)
+        pixels, first_moment, second_moment = kernels.adam(
+            pixels, gradient, first_moment, second_moment, to_tensor(step), rate, low, high
+        )
         after_iteration(step, loss)
         if early_stop.should_stop(loss):
             break
-    return pixels
+    return to_numpy(pixels)
+
+
+def _evaluate(loss_and_gradient: LossAndGradient, pixels: Tensor) -> tuple[float, Tensor]:
+    """The loss (a float) and gradient (a float32 tensor) at ``pixels``; ``ModelError`` if the loss is not finite."""
+    loss, gradient = loss_and_gradient(pixels)
+    loss = float(loss)
+    if not np.isfinite(loss):
+        raise ModelError("the render diverged: the loss is not a number")
+    return loss, to_tensor(gradient)
+
+
+@functools.cache
+def _kernels() -> SimpleNamespace:
+    """The optimisers' steps, compiled for the Keras backend (once per process)."""
+    return SimpleNamespace(
+        clip=compiled(_clip),
+        direction=compiled(_lbfgs_direction),
+        move=compiled(_move),
+        remember=compiled(_remember),
+        adam=compiled(_adam_step),
+    )
+
+
+def _clip(pixels: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    return ops.minimum(ops.maximum(pixels, low), high)
+
+
+def _lbfgs_direction(
+    pixels: Tensor, gradient: Tensor, changes: Tensor, gradient_changes: Tensor, rhos: Tensor, low: Tensor, high: Tensor
+) -> Tensor:
+    """The L-BFGS step: minus the history's inverse-Hessian estimate times the gradient.
+
+    Pixels at a bound that the gradient pushes beyond it are held there: the step is sought
+    among the others (a projected quasi-Newton step), and is zero at them.
+    """
+    held = ops.logical_or(
+        ops.logical_and(pixels <= low, gradient > 0), ops.logical_and(pixels >= high, gradient < 0)
+    )
+    direction = ops.reshape(ops.where(held, 0.0, gradient), (-1,))
+    memory = changes.shape[0]
+    alphas = []
+    for k in reversed(range(memory)):  # newest first
+        alpha = rhos[k] * ops.sum(changes[k] * direction)
+        direction = direction - alpha * gradient_changes[k]
+        alphas.append(alpha)
+    # Scaled by the newest pair's curvature or, with none yet, to a first step of FIRST_STEP levels.
+    newest_change, newest_gradient_change = changes[-1], gradient_changes[-1]
+    curvature_scale = ops.sum(newest_change * newest_gradient_change) / ops.maximum(
+        ops.sum(ops.square(newest_gradient_change)), 1e-30
+    )
+    first_scale = FIRST_STEP / ops.maximum(ops.sqrt(ops.mean(ops.square(direction))), 1e-30)
+    direction = direction * ops.where(rhos[-1] > 0, curvature_scale, first_scale)
+    for k, alpha in zip(range(memory), reversed(alphas)):  # oldest first
+        beta = rhos[k] * ops.sum(gradient_changes[k] * direction)
+        direction = direction + (alpha - beta) * changes[k]
+    return ops.where(held, 0.0, -ops.reshape(direction, ops.shape(pixels)))
+
+
+def _move(pixels: Tensor, step: Tensor, low: Tensor, high: Tensor) -> tuple[Tensor, Tensor]:
+    """The pixels after ``step``, within the bounds, and whether any of them moved."""
+    moved = _clip(pixels + step, low, high)
+    return moved, ops.any(ops.not_equal(moved, pixels))
+
+
+def _remember(
+    changes: Tensor,
+    gradient_changes: Tensor,
+    rhos: Tensor,
+    pixels: Tensor,
+    moved: Tensor,
+    gradient: Tensor,
+    new_gradient: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The history with the step from ``pixels`` to ``moved`` added as its newest pair (the oldest dropped).
+
+    A pair of non-positive curvature (or a step lost to rounding) would spoil the inverse-Hessian
+    estimate: it is left out, and the history comes back unchanged.
+    """
+    change = ops.reshape(moved - pixels, (1, -1))
+    gradient_change = ops.reshape(new_gradient - gradient, (1, -1))
+    curvature = ops.sum(change * gradient_change)
+    keep = curvature > 1e-10 * ops.sum(ops.square(gradient_change))
+    rho = ops.reshape(1.0 / ops.where(keep, curvature, 1.0), (1,))
+    return (
+        ops.where(keep, ops.concatenate([changes[1:], change], axis=0), changes),
+        ops.where(keep, ops.concatenate([gradient_changes[1:], gradient_change], axis=0), gradient_changes),
+        ops.where(keep, ops.concatenate([rhos[1:], rho], axis=0), rhos),
+    )
+
+
+def _adam_step(
+    pixels: Tensor,
+    gradient: Tensor,
+    first_moment: Tensor,
+    second_moment: Tensor,
+    step: Tensor,
+    learning_rate: Tensor,
+    low: Tensor,
+    high: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One step of Keras' Adam in the tutorial's units (pixels 0..1), clipped to the bounds."""
+    gradient = 255.0 * gradient  # d loss / d (pixel / 255)
+    first_moment = ADAM_BETA1 * first_moment + (1 - ADAM_BETA1) * gradient
+    second_moment = ADAM_BETA2 * second_moment + (1 - ADAM_BETA2) * ops.square(gradient)
+    alpha = learning_rate * ops.sqrt(1 - ops.power(ADAM_BETA2, step)) / (1 - ops.power(ADAM_BETA1, step))
+    pixels = pixels - 255.0 * alpha * first_moment / (ops.sqrt(second_moment) + ADAM_EPSILON)
+    return _clip(pixels, low, high), first_moment, second_moment

@@ -5,7 +5,8 @@ moves its pixels to lower a weighted sum of three losses (``model.losses``) seen
 keep the photo's features at the content layers, take on the paintings' Gram matrices at the style
 layers, stay smooth. It is painted coarse to fine (``RenderSettings`` says how). Only the
 value-and-gradient function is backend-specific (an XLA-compiled ``tf.function`` with a tape, or
-``jax.jit(jax.value_and_grad)``); the losses are ``keras.ops``.
+``jax.jit(jax.value_and_grad)``); the losses are ``keras.ops``. The picture stays on the backend's
+device from the start of a stage to its end.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 from PIL import Image
 
 from model import colour
-from model.errors import ImageError, ModelError
+from model.backend import Tensor, check_backend, compiled
+from model.errors import ImageError
 from model.faces import (
     FACE_STYLE,
     SMALL_FACE,
@@ -47,13 +49,9 @@ from model.weights import NETWORKS, load_weights
 
 log = logging.getLogger(__name__)
 
-# Tensors of the Keras backend in use (tf.Tensor or jax.Array).
-Tensor = Any
 # (pixels, variables, units, content targets, style targets, style layer weights, loss weights,
 #  content maps, style regions, faces' detail) -> (loss, d loss / d pixels)
 ValueAndGrad = Callable[..., tuple[Tensor, Tensor]]
-
-SUPPORTED_BACKENDS = ("tensorflow", "jax")
 
 # Small faces (``model.faces.SMALL_FACE``) keep their fine detail through an extra content term
 # at this shallow layer, on those faces only, this many times the content weight:
@@ -73,10 +71,11 @@ class _Objective:
     extractor: keras.Model
     layers: tuple[str, ...]
     value_and_grad: ValueAndGrad
+    forward: Callable[[np.ndarray], list[Tensor]]
 
     def features(self, pixels: np.ndarray) -> dict[str, Tensor]:
         """Activations of each layer for preprocessed ``pixels`` (1, H, W, 3)."""
-        return dict(zip(self.layers, self.extractor(pixels)))
+        return dict(zip(self.layers, self.forward(pixels)))
 
     def targets(
         self,
@@ -159,8 +158,8 @@ class _Objective:
             if detail_map.any():  # a small face
                 detail = [detail_target, detail_map[None, ..., None]]
 
-        def loss_and_gradient(pixels: np.ndarray) -> tuple[float, np.ndarray]:
-            loss, gradient = self.value_and_grad(
+        def loss_and_gradient(pixels: Tensor) -> tuple[Tensor, Tensor]:
+            return self.value_and_grad(
                 pixels,
                 variables,
                 unit_list,
@@ -172,7 +171,6 @@ class _Objective:
                 style_regions,
                 detail,
             )
-            return float(loss), np.asarray(gradient)
 
         return loss_and_gradient
 
@@ -213,12 +211,7 @@ class StyleTransfer:
         an unknown network, and ``ModelError`` if Keras runs on a backend other than TensorFlow
         or JAX.
         """
-        backend = keras.backend.backend()
-        if backend not in SUPPORTED_BACKENDS:
-            raise ModelError(
-                f"the renderer runs on Keras' tensorflow or jax backend, not {backend!r} "
-                "(set KERAS_BACKEND)"
-            )
+        check_backend()
         if network not in NETWORKS:
             raise ValueError(f"network must be one of {', '.join(NETWORKS)}, got: {network!r}")
         self.network = network
@@ -338,7 +331,7 @@ class StyleTransfer:
         faces = self.find_faces(inputs.colour_photo) if settings.faces == "auto" else []
         weights = face_weights(photo.shape[1:3], faces)
         function = objective.loss_and_gradient(photo, paintings, inputs.blend, settings, weights)
-        return function(preprocess(picture)[np.newaxis])[0]
+        return float(function(preprocess(picture)[np.newaxis])[0])
 
     def style_targets(
         self,
@@ -414,7 +407,7 @@ class StyleTransfer:
             layers = tuple(dict.fromkeys((*content_layers, *style_layers, FACE_DETAIL_LAYER)))
             extractor = build_extractor(self._weights, layers, NETWORKS[self.network])
             loss = _total_loss(extractor, layers, key[0], key[1])
-            self._objectives[key] = _Objective(extractor, layers, _compile(loss))
+            self._objectives[key] = _Objective(extractor, layers, _compile(loss), _forward(extractor))
         return self._objectives[key]
 
 
@@ -487,12 +480,26 @@ def _total_loss(
     return total_loss
 
 
+def _forward(extractor: keras.Model) -> Callable[[np.ndarray], list[Tensor]]:
+    """The network's activations for preprocessed pixels, as the backend runs them best.
+
+    On JAX, compiled once per image size: run op by op, each convolution is compiled and
+    autotuned by itself, and on an H100 a cold 256 px render spent most of its 46 s doing that.
+    On TensorFlow, eager: a graph would be traced anew for every painting's size.
+    """
+    if keras.backend.backend() != "jax":
+        return extractor
+    variables = [variable.value for variable in extractor.trainable_variables]
+    forward = compiled(lambda variables, pixels: extractor.stateless_call(variables, [], pixels)[0])
+    return lambda pixels: forward(variables, pixels)
+
+
 def _compile(loss: Callable[..., Tensor]) -> ValueAndGrad:
     """``loss``'s value and gradient with respect to its first argument, compiled for the backend.
 
     Traced once per input shape: a new picture size compiles anew, the same size does not.
     """
-    backend = keras.backend.backend()
+    backend = check_backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -507,8 +514,6 @@ def _compile(loss: Callable[..., Tensor]) -> ValueAndGrad:
             return value, tape.gradient(value, pixels)
 
         return value_and_grad
-    if backend == "jax":
-        import jax
+    import jax
 
-        return jax.jit(jax.value_and_grad(loss))
-    raise ModelError(f"the renderer runs on Keras' tensorflow or jax backend, not {backend!r}")
+    return jax.jit(jax.value_and_grad(loss))

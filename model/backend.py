@@ -1,0 +1,55 @@
+"""Compiling ``keras.ops`` functions for the Keras backend in use: TensorFlow or JAX.
+
+The renderer keeps its tensors where the backend keeps them (on the GPU, where there is one)
+and runs compiled functions on them; only scalars (a loss, a yes or no) come back to Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+from model.errors import ModelError
+
+SUPPORTED_BACKENDS = ("tensorflow", "jax")
+
+# A tensor of the Keras backend in use (tf.Tensor or jax.Array).
+Tensor = Any
+
+
+def check_backend() -> str:
+    """The Keras backend's name; ``ModelError`` unless the renderer runs on it."""
+    backend = keras.backend.backend()
+    if backend not in SUPPORTED_BACKENDS:
+        raise ModelError(
+            f"the renderer runs on Keras' tensorflow or jax backend, not {backend!r} (set KERAS_BACKEND)"
+        )
+    return backend
+
+
+def compiled(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (of tensors, written with ``keras.ops``) compiled for the backend, once per input shape.
+
+    JAX: ``jax.jit``. TensorFlow: a graph (``tf.function``) without XLA: the functions given here
+    are a few dozen vector operations, which TensorFlow's own kernels run as fast on a CPU, while
+    XLA would spend a second compiling each for every new picture size.
+    """
+    if check_backend() == "jax":
+        import jax
+
+        return jax.jit(function)
+    import tensorflow as tf
+
+    return tf.function(function, reduce_retracing=False)
+
+
+def to_tensor(array: Any) -> Tensor:
+    """A float32 tensor of the backend (on its device) from an array or tensor."""
+    return keras.ops.convert_to_tensor(array, "float32")
+
+
+def to_numpy(tensor: Tensor) -> Any:
+    """A NumPy array from a backend tensor (copied off the device)."""
+    return keras.ops.convert_to_numpy(tensor)
