@@ -70,6 +70,7 @@ def lbfgs(
     after_iteration: AfterIteration,
     early_stop: EarlyStop,
     memory: int = LBFGS_MEMORY,
+    preconditioner: np.ndarray | None = None,
 ) -> np.ndarray:
     """L-BFGS from ``start`` for at most ``iterations`` iterations; returns where it ends.
 
@@ -79,9 +80,14 @@ def lbfgs(
     pixels. Only a step that raises the loss is halved and evaluated again, so the loss never
     rises. The first step, with no curvature known yet, moves the pixels by ``FIRST_STEP``
     levels (root mean square).
+
+    ``preconditioner``, positive and broadcastable to the pixels, shapes the first estimate of
+    the inverse Hessian (the recursion's ``H0``): a pixel weighed 0.5 where the loss is twice
+    as stiff as elsewhere is stepped as far as the rest. None is 1 everywhere.
     """
     kernels = _kernels()
     low, high = (to_tensor(bound) for bound in pixel_bounds())
+    scale = to_tensor(np.broadcast_to(1.0 if preconditioner is None else preconditioner, start.shape))
     pixels = kernels.clip(to_tensor(start), low, high)
     loss, gradient = _evaluate(loss_and_gradient, pixels)
     # The last ``memory`` steps and their changes in gradient, oldest first, and 1 / their
@@ -91,7 +97,7 @@ def lbfgs(
     gradient_changes = to_tensor(np.zeros((memory, size), np.float32))
     rhos = to_tensor(np.zeros(memory, np.float32))
     for iteration in range(1, iterations + 1):
-        step = kernels.direction(pixels, gradient, changes, gradient_changes, rhos, low, high)
+        step = kernels.direction(pixels, gradient, changes, gradient_changes, rhos, scale, low, high)
         for _ in range(MAX_HALVINGS + 1):
             moved, moves = kernels.move(pixels, step, low, high)
             if not bool(moves):
@@ -172,10 +178,18 @@ def _clip(pixels: Tensor, low: Tensor, high: Tensor) -> Tensor:
 
 
 def _lbfgs_direction(
-    pixels: Tensor, gradient: Tensor, changes: Tensor, gradient_changes: Tensor, rhos: Tensor, low: Tensor, high: Tensor
+    pixels: Tensor,
+    gradient: Tensor,
+    changes: Tensor,
+    gradient_changes: Tensor,
+    rhos: Tensor,
+    preconditioner: Tensor,
+    low: Tensor,
+    high: Tensor,
 ) -> Tensor:
     """The L-BFGS step: minus the history's inverse-Hessian estimate times the gradient.
 
+    The estimate starts from ``preconditioner`` (shaped like the pixels) times a scalar.
     Pixels at a bound that the gradient pushes beyond it are held there: the step is sought
     among the others (a projected quasi-Newton step), and is zero at them.
     """
@@ -189,10 +203,13 @@ def _lbfgs_direction(
         alpha = rhos[k] * ops.sum(changes[k] * direction)
         direction = direction - alpha * gradient_changes[k]
         alphas.append(alpha)
-    # Scaled by the newest pair's curvature or, with none yet, to a first step of FIRST_STEP levels.
+    # H0 = the preconditioner times the newest pair's curvature or, with none yet, times what
+    # makes a first step of FIRST_STEP levels.
+    shape = ops.reshape(preconditioner, (-1,))
+    direction = shape * direction
     newest_change, newest_gradient_change = changes[-1], gradient_changes[-1]
     curvature_scale = ops.sum(newest_change * newest_gradient_change) / ops.maximum(
-        ops.sum(ops.square(newest_gradient_change)), 1e-30
+        ops.sum(shape * ops.square(newest_gradient_change)), 1e-30
     )
     first_scale = FIRST_STEP / ops.maximum(ops.sqrt(ops.mean(ops.square(direction))), 1e-30)
     direction = direction * ops.where(rhos[-1] > 0, curvature_scale, first_scale)

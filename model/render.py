@@ -285,7 +285,10 @@ class StyleTransfer:
 
             stop = EarlyStop(settings.early_stop)
             if settings.optimiser == "lbfgs":
-                pixels = lbfgs(loss_and_gradient, start, iterations, after_iteration, stop)
+                preconditioner = None if stage_faces is None else _face_preconditioner(stage_faces)
+                pixels = lbfgs(
+                    loss_and_gradient, start, iterations, after_iteration, stop, preconditioner=preconditioner
+                )
             else:
                 pixels = adam(loss_and_gradient, start, iterations, after_iteration, stop, settings.learning_rate)
             done += iterations
@@ -409,6 +412,23 @@ class StyleTransfer:
             loss = _total_loss(extractor, layers, key[0], key[1])
             self._objectives[key] = _Objective(extractor, layers, _compile(loss), _forward(extractor))
         return self._objectives[key]
+
+
+def _face_preconditioner(faces: FaceWeights) -> np.ndarray:
+    """L-BFGS's per-pixel first inverse-Hessian shape for a picture with faces: (1, H, W, 1).
+
+    Faces weigh more content, so the loss is stiffer there, and one scalar step size fitted to
+    the stiffest pixels crawls everywhere else: the rest of the picture was painted less far
+    than with faces off. Steps shortened on faces by the square root of their content weight (1
+    away from faces) let it keep pace; on small faces, by the whole content weight, which holds
+    their few pixels of eyes and mouth in place. Measured with ``bench.faces`` at 512 px (The
+    Starry Night, high strength): the style loss outside the astronaut's face against faces off
+    was 1.069 times without this, 1.088 with the whole weight, 0.998 with its square root; the
+    landmarks of the group's small face moved 0.071 eye distances without this, 0.055 with the
+    square root and 0.034 with the whole weight.
+    """
+    exponent = 0.5 + 0.5 * faces.detail  # 1 on small faces, 0.5 on the others
+    return (faces.content ** -exponent)[None, ..., None]
 
 
 def _at_layer(faces: FaceWeights, layer: str) -> FaceWeights:

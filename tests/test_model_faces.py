@@ -130,6 +130,30 @@ def test_the_maps_are_exactly_1_away_from_faces() -> None:
     assert np.array_equal(weights.style == 1.0, weights.content == 1.0)
 
 
+def test_l_bfgs_steps_as_usual_away_from_faces_and_shorter_on_them() -> None:
+    from model.render import _face_preconditioner
+
+    large, centred = centred_face(200, 300, size=80), centred_face(200, 300, size=20)
+    dx, dy = 20 - centred.box[0], 20 - centred.box[1]  # the small one moved to the top left
+    small = Face(
+        box=(20.0, 20.0, *centred.box[2:]),
+        confidence=1.0,
+        landmarks={name: (x + dx, y + dy) for name, (x, y) in centred.landmarks.items()},
+    )
+    weights = made(face_weights((200, 300), [large, small]))
+    shape = _face_preconditioner(weights)[0, ..., 0]
+    assert shape.shape == (200, 300)
+    assert np.all(shape[weights.content == 1.0] == 1.0)
+    # Shorter where the content weighs more, most on the eyes and mouth: by the square root of
+    # the content weight on a large face, by all of it on a small one.
+    on_large = (weights.region > 0.99) & (weights.detail == 0)
+    on_small = weights.detail == 1.0
+    assert on_large.any() and on_small.any()
+    np.testing.assert_allclose(shape[on_large], weights.content[on_large] ** -0.5, rtol=1e-5)
+    np.testing.assert_allclose(shape[on_small], 1 / weights.content[on_small], rtol=1e-5)
+    assert shape.min() < 0.5
+
+
 def test_the_feather_falls_from_the_face_to_1_without_a_step() -> None:
     face = Face(box=(100.0, 50.0, 100.0, 100.0), confidence=1.0)
     weights = made(face_weights((200, 400), [face]))
