@@ -33,8 +33,9 @@ def compiled(function: Callable[..., Any]) -> Callable[..., Any]:
     """``function`` (of tensors, written with ``keras.ops``) compiled for the backend, once per input shape.
 
     JAX: ``jax.jit``. TensorFlow: a graph (``tf.function``) without XLA: the functions given here
-    are a few dozen vector operations, which TensorFlow's own kernels run as fast on a CPU, while
-    XLA would spend a second compiling each for every new picture size.
+    are a few dozen vector operations, and a graph of them is only traced, not compiled, for each
+    new picture size. (On 2 CPU cores a 512 px render took as long with them as with the NumPy
+    steps they replaced: 55.3 s warm both.)
     """
     if check_backend() == "jax":
         import jax
