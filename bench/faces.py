@@ -1,7 +1,8 @@
 """Do faces stay faces? Portraits painted with face protection on and off, side by side.
 
     python -m bench.faces                                   # the portraits below x starry_night, 512 px
-    python -m bench.faces --size 256 --strengths normal,high,low --style PAINTING PORTRAIT ...
+    python -m bench.faces --sizes 448,512,576                # each at three sizes (see (c) below)
+    python -m bench.faces --sizes 256 --strengths normal,high,low --style PAINTING PORTRAIT ...
 
 Portraits (unless paths are given): the NASA astronaut of ``skimage.data.astronaut()`` (public
 domain, in scikit-image's wheel); Grace Hopper from matplotlib's sample data, if matplotlib is
@@ -18,7 +19,10 @@ render's size (the faces the render itself protects):
 (c) style loss outside the faces: the plain sum over the style layers of ``style_loss`` (no
     style weight, strength or layer weights) against the painting's Gram matrices, in the
     render's feature units, with every position inside a face region (where the face style map
-    of ``model.faces.face_weights`` is below 1) weighed 0. Lower is better.
+    of ``model.faces.face_weights`` is below 1) weighed 0. Lower is better. Its ratio (faces
+    on / off) swings by several per cent with any small change to the optimiser's path (30
+    iterations are far from a minimum), so with several ``--sizes`` it is judged on the
+    geometric mean of the ratios over the sizes, each size's shown too.
 
 Targets (the issue's): with faces on, every face found again with a shift of at most 0.05 at
 the normal and high strengths, and the style loss outside the faces no worse with faces on than
@@ -204,6 +208,20 @@ def side_by_side(images: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
     return np.concatenate(row, axis=1)
 
 
+def _ratio(on: float, off: float) -> float:
+    """on / off; NaN (judged a failure) where off is 0, as nothing can be told from it."""
+    return on / off if off > 0 else math.nan
+
+
+def _geometric_mean(values: Sequence[float]) -> float:
+    """The geometric mean of ratios: 0 if one is 0, NaN if one is NaN."""
+    if any(math.isnan(value) for value in values):
+        return math.nan
+    if min(values) <= 0:
+        return 0.0
+    return math.exp(sum(math.log(value) for value in values) / len(values))
+
+
 def _shifts(matches: Sequence[Match]) -> str:
     return ", ".join("n/a" if m.shift is None else f"{m.shift:.3f}" for m in matches) or "-"
 
@@ -218,7 +236,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("portraits", nargs="*", help="portrait photos (default: the built-in ones)")
     parser.add_argument("--style", default=str(IMAGES / "starry_night.jpg"), help="the painting")
-    parser.add_argument("--size", type=int, default=512, help="longest side of the pictures")
+    parser.add_argument("--sizes", default="512", help="comma-separated longest sides of the pictures")
     parser.add_argument("--strengths", default=",".join(TARGET_STRENGTHS), help="comma-separated: low, normal, high or numbers")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench-output/faces"))
     args = parser.parse_args()
@@ -237,54 +255,57 @@ def main() -> None:
     painting = load_image(args.style)
     args.out.mkdir(parents=True, exist_ok=True)
     painter = StyleTransfer.bundled()
-    outside_loss = OutsideStyleLoss(painter, painting, RenderSettings(size=args.size))
+    sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
 
-    rows = []  # (portrait, strength label, reference faces, {faces: Outcome}, detector floor)
+    rows = []  # (portrait, size, strength label, reference faces, {faces: Outcome}, detector floor)
     saved = []
-    for portrait in portraits:
-        photo = resize_for_render(portrait.photo, args.size)  # the shape the render paints
-        reference = painter.find_faces(photo)  # what the render with faces on protects
-        floor = match_faces(reference, painter.find_faces(blurred(photo)))
-        mask = outside_faces(photo.shape[:2], reference)
-        for label, strength in strengths:
-            outcomes: dict[str, Outcome] = {}
-            for faces in ("off", "auto"):
-                settings = RenderSettings(size=args.size, strength=strength, faces=faces)
-                started = time.perf_counter()
-                picture = painter.render(portrait.photo, painting, settings)
-                seconds = time.perf_counter() - started
-                matches = match_faces(reference, painter.find_faces(picture))
-                outcomes[faces] = Outcome(picture, seconds, matches, outside_loss(picture, mask))
-                print(f"{portrait.name} {label} faces={faces}: {seconds:.1f} s", flush=True)
-            path = args.out / f"{portrait.name}_{label}_{args.size}.png"
-            save_image(side_by_side([photo, outcomes["off"].picture, outcomes["auto"].picture]), path)
-            saved.append(path)
-            rows.append((portrait, label, reference, outcomes, floor))
+    for size in sizes:
+        outside_loss = OutsideStyleLoss(painter, painting, RenderSettings(size=size))
+        for portrait in portraits:
+            photo = resize_for_render(portrait.photo, size)  # the shape the render paints
+            reference = painter.find_faces(photo)  # what the render with faces on protects
+            floor = match_faces(reference, painter.find_faces(blurred(photo)))
+            mask = outside_faces(photo.shape[:2], reference)
+            for label, strength in strengths:
+                outcomes: dict[str, Outcome] = {}
+                for faces in ("off", "auto"):
+                    settings = RenderSettings(size=size, strength=strength, faces=faces)
+                    started = time.perf_counter()
+                    picture = painter.render(portrait.photo, painting, settings)
+                    seconds = time.perf_counter() - started
+                    matches = match_faces(reference, painter.find_faces(picture))
+                    outcomes[faces] = Outcome(picture, seconds, matches, outside_loss(picture, mask))
+                    print(f"{portrait.name} {size} px {label} faces={faces}: {seconds:.1f} s", flush=True)
+                path = args.out / f"{portrait.name}_{label}_{size}.png"
+                save_image(side_by_side([photo, outcomes["off"].picture, outcomes["auto"].picture]), path)
+                saved.append(path)
+                rows.append((portrait, size, label, reference, outcomes, floor))
 
-    print(f"\n{len(portraits)} portraits x {pathlib.Path(args.style).name} at {args.size} px, "
+    print(f"\n{len(portraits)} portraits x {pathlib.Path(args.style).name} at {args.sizes} px, "
           f"{os.cpu_count()} CPUs, Keras backend {os.environ.get('KERAS_BACKEND', 'tensorflow')}")
-    print("| portrait | strength | faces on photo | found again, lowest IoU (off / on) | landmark shift / eye distance "
+    print("| portrait | size | strength | faces on photo | found again, lowest IoU (off / on) | landmark shift / eye distance "
           "(off / on) | detector's floor: shift on the photo blurred 1 px | style loss outside faces (off / on, on/off) "
           "| render s (off / on) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for portrait, label, reference, outcomes, floor in rows:
+    print("|---|---|---|---|---|---|---|---|---|")
+    for portrait, size, label, reference, outcomes, floor in rows:
         off, on = outcomes["off"], outcomes["auto"]
         seen = f"{len(reference)}" + (f" of {portrait.faces}" if portrait.faces is not None else "")
-        ratio = on.outside_loss / off.outside_loss if off.outside_loss > 0 else math.nan
-        print(f"| {portrait.name} | {label} | {seen} | {_found(off.matches)} / {_found(on.matches)} "
+        ratio = _ratio(on.outside_loss, off.outside_loss)
+        print(f"| {portrait.name} | {size} | {label} | {seen} | {_found(off.matches)} / {_found(on.matches)} "
               f"| {_shifts(off.matches)} / {_shifts(on.matches)} | {_shifts(floor)} "
               f"| {off.outside_loss:.4g} / {on.outside_loss:.4g} ({ratio:.3f}) | {off.seconds:.1f} / {on.seconds:.1f} |")
     if any(p.name == "group_synthetic" for p in portraits):
         print("\ngroup_synthetic is made up: the astronaut beside a half-size copy of herself.")
 
     print()
-    judged = any(label in TARGET_STRENGTHS for _, label, _, _, _ in rows)
+    judged = any(label in TARGET_STRENGTHS for _, _, label, _, _, _ in rows)
     missing = [s for s in TARGET_STRENGTHS if s not in {label for label, _ in strengths}]
     note = f" ({', '.join(missing)} not run)" if missing else ""
     failures: dict[str, list[str]] = {"found": [], "shift": [], "loss": []}
-    for portrait, label, reference, outcomes, _ in rows:
+    ratios: dict[tuple[str, str], list[float]] = {}  # (portrait, strength) -> on/off per size
+    for portrait, size, label, reference, outcomes, _ in rows:
         on, off = outcomes["auto"], outcomes["off"]
-        where = f"{portrait.name} {label}"
+        where = f"{portrait.name} {size} px {label}"
         if label in TARGET_STRENGTHS:
             if not reference or (portrait.faces is not None and len(reference) < portrait.faces):
                 failures["found"].append(f"{where}: {len(reference)} faces found on the photo")
@@ -293,12 +314,23 @@ def main() -> None:
             bad = [m.shift for m in on.matches if m.shift is None or m.shift > MAX_SHIFT]
             if bad or not reference:
                 failures["shift"].append(f"{where}: {_shifts(on.matches)}")
-        if not on.outside_loss <= off.outside_loss:
-            failures["loss"].append(f"{where}: {on.outside_loss:.4g} > {off.outside_loss:.4g}")
+        ratios.setdefault((portrait.name, label), []).append(_ratio(on.outside_loss, off.outside_loss))
+    if len(sizes) > 1:
+        print("| portrait | strength | style loss outside faces, on/off: geometric mean over the sizes |")
+        print("|---|---|---|")
+    for (name, label), each in ratios.items():
+        mean = _geometric_mean(each)
+        if len(sizes) > 1:
+            print(f"| {name} | {label} | {mean:.3f} ({', '.join(f'{ratio:.3f}' for ratio in each)}) |")
+        if not mean <= 1.0:
+            failures["loss"].append(f"{name} {label}: on/off {mean:.3f}")
+    if len(sizes) > 1:
+        print()
     targets = {
         "found": f"faces on: every face found again (overlap > {FOUND_OVERLAP}) at {' and '.join(TARGET_STRENGTHS)}{note}",
         "shift": f"faces on: landmark shift <= {MAX_SHIFT} eye distances at {' and '.join(TARGET_STRENGTHS)}{note}",
-        "loss": "style loss outside the faces no worse with faces on, at every strength run",
+        "loss": "style loss outside the faces no worse with faces on, at every strength run"
+        + (" (geometric mean over the sizes)" if len(sizes) > 1 else ""),
     }
     for key, target in targets.items():
         verdict = "FAIL" if failures[key] or (key != "loss" and not judged) else "PASS"
