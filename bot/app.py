@@ -54,7 +54,8 @@ class Forger:
         )
         if renderer is None:
             renderer = NeuralRenderer(
-                config.render.settings, config.render.weights_path, config.render.weights_sha256
+                config.render.settings, config.render.weights_path, config.render.weights_sha256,
+                compile_cache=config.paths.data_dir / "compiled",
             )
         lease = Lease(worker=worker_name(), lease_s=config.queue.lease_s, max_attempts=config.bot.max_attempts)
         return cls(config, engine, sessions, gateway, renderer, lease)

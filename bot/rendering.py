@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -58,18 +59,29 @@ class NeuralRenderer:
     """Gatys et al. style transfer (``model.render``), its network loaded once on the first render."""
 
     def __init__(
-        self, settings: RenderSettings, weights_path: str | None = None, weights_sha256: str | None = None
+        self,
+        settings: RenderSettings,
+        weights_path: str | None = None,
+        weights_sha256: str | None = None,
+        compile_cache: Path | None = None,
     ) -> None:
+        """``compile_cache``: a folder where the compiled network is kept across restarts, on
+        backends that can (JAX; see ``model.backend.keep_compiled_programs``)."""
         self.settings = settings
         self.weights_path = weights_path
         self.weights_sha256 = weights_sha256
+        self.compile_cache = compile_cache
         self._transfer: StyleTransfer | None = None
         self._lock = threading.Lock()
 
     def _network(self) -> StyleTransfer:
         with self._lock:
             if self._transfer is None:
+                from model.backend import keep_compiled_programs
                 from model.render import StyleTransfer  # imports TensorFlow: only when needed
+
+                if self.compile_cache is not None:
+                    keep_compiled_programs(self.compile_cache)
 
                 self._transfer = StyleTransfer.load(
                     self.settings.network, self.weights_path, self.weights_sha256

@@ -6,6 +6,8 @@ and runs compiled functions on them; only scalars (a loss, a yes or no) come bac
 
 from __future__ import annotations
 
+import os
+import pathlib
 from collections.abc import Callable
 from typing import Any
 
@@ -54,3 +56,22 @@ def to_tensor(array: Any) -> Tensor:
 def to_numpy(tensor: Tensor) -> Any:
     """A NumPy array from a backend tensor (copied off the device)."""
     return keras.ops.convert_to_numpy(tensor)
+
+
+def keep_compiled_programs(directory: str | os.PathLike[str]) -> bool:
+    """Keep the programs compiled for the backend in ``directory``, for later processes to reuse.
+
+    On JAX (the GPU machines), the first render of each picture shape compiles and autotunes its
+    programs: about 48 s on an H100 for a 512 px render, against 0.2 s for the render itself. With
+    this, a restarted bot pays that once per shape, not once per process. TensorFlow keeps no
+    such cache: returns False there and does nothing.
+    """
+    if check_backend() != "jax":
+        return False
+    import jax
+
+    pathlib.Path(directory).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    # Every program, however quick to compile: the small optimiser steps add up too.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return True

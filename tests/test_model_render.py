@@ -289,6 +289,40 @@ def test_the_jax_backend_gives_the_same_losses_and_picture(painter: StyleTransfe
     assert np.abs(np.array(on_jax["picture"]) - picture).mean() < 1.0
 
 
+CACHE_SCRIPT = """
+import sys
+from model.backend import keep_compiled_programs
+assert keep_compiled_programs(sys.argv[1])
+from model.render import StyleTransfer
+from tests.test_model_render import draw_painting, draw_photo, tiny
+StyleTransfer.bundled().render(draw_photo(), draw_painting(), tiny(size=32, scales=(0.5, 1.0), iterations=(2, 2)))
+"""
+
+
+@pytest.mark.slow
+def test_a_restarted_renderer_reuses_its_compiled_programs_on_jax(tmp_path: pathlib.Path) -> None:
+    pytest.importorskip("jax")
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    kept = []  # each program file and when it was written, after each process
+    for _ in range(2):  # two processes, one after the other: a bot and the same bot restarted
+        result = subprocess.run(
+            [sys.executable, "-c", CACHE_SCRIPT, str(tmp_path / "compiled")],
+            capture_output=True, text=True, env=env, cwd=pathlib.Path(__file__).parents[1], timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        kept.append({path.name: path.stat().st_mtime_ns for path in (tmp_path / "compiled").iterdir()})
+    assert len(kept[0]) > 5  # the loss, the forward pass and the optimiser's steps, at two sizes
+    # Every program the restarted one needed was found kept: none compiled and written again.
+    assert kept[1] == kept[0]
+
+
+def test_tensorflow_keeps_no_compiled_programs(tmp_path: pathlib.Path) -> None:
+    from model.backend import keep_compiled_programs
+
+    assert keep_compiled_programs(tmp_path / "compiled") is False
+    assert not (tmp_path / "compiled").exists()
+
+
 def test_settings_for_another_network_are_refused(painter: StyleTransfer) -> None:
     with pytest.raises(ValueError, match="these settings are for vgg19, this renderer runs vgg16"):
         painter.render(draw_photo(), draw_painting(), RenderSettings.neural_style())
