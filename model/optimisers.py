@@ -83,8 +83,11 @@ def lbfgs(
 
     ``preconditioner``, positive and broadcastable to the pixels, shapes the first estimate of
     the inverse Hessian (the recursion's ``H0``): a pixel weighed 0.5 where the loss is twice
-    as stiff as elsewhere is stepped as far as the rest. None is 1 everywhere.
+    as stiff as elsewhere is stepped as far as the rest. None is 1 everywhere. Raises
+    ``ValueError`` if it is not positive and finite everywhere (the steps would not go downhill).
     """
+    if preconditioner is not None and not np.all(np.isfinite(preconditioner) & (np.asarray(preconditioner) > 0)):
+        raise ValueError("the preconditioner must be positive and finite at every pixel")
     kernels = _kernels()
     low, high = (to_tensor(bound) for bound in pixel_bounds())
     scale = to_tensor(np.broadcast_to(1.0 if preconditioner is None else preconditioner, start.shape))

@@ -148,3 +148,12 @@ def test_a_preconditioner_of_ones_changes_nothing():
     plain = lbfgs(function, start, 10, lambda i, loss: None, EarlyStop(0))
     ones = lbfgs(function, start, 10, lambda i, loss: None, EarlyStop(0), preconditioner=np.ones(SHAPE[:-1] + (1,)))
     np.testing.assert_array_equal(plain, ones)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_preconditioner_that_is_not_positive_and_finite_is_refused(bad):
+    preconditioner = np.ones(SHAPE, np.float32)
+    preconditioner[0, 1, 2, 0] = bad
+    with pytest.raises(ValueError, match="positive and finite"):
+        lbfgs(Quadratic(np.zeros(SHAPE)), np.ones(SHAPE, np.float32), 3, lambda i, loss: None, EarlyStop(0),
+              preconditioner=preconditioner)
