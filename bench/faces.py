@@ -255,7 +255,10 @@ def main() -> None:
     painting = load_image(args.style)
     args.out.mkdir(parents=True, exist_ok=True)
     painter = StyleTransfer.bundled()
-    sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+    try:
+        sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+    except ValueError:
+        parser.error(f"--sizes takes whole numbers separated by commas, such as 448,512,576, got: {args.sizes}")
 
     rows = []  # (portrait, size, strength label, reference faces, {faces: Outcome}, detector floor)
     saved = []

@@ -206,11 +206,16 @@ def main() -> None:
         print(json.dumps(figures))
         return
 
-    baseline_sizes = {int(size) for size in args.baseline_sizes.split(",") if size}
+    try:
+        sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+        baseline_sizes = {int(size) for size in args.baseline_sizes.split(",") if size.strip()}
+    except ValueError:
+        parser.error(f"--sizes and --baseline-sizes take whole numbers separated by commas, got: "
+                     f"{args.sizes} and {args.baseline_sizes}")
     if set(known) - baseline_sizes:
         parser.error(f"--baseline-loss is for sizes that run the baseline (--baseline-sizes {args.baseline_sizes})")
     rows = []
-    for size in (int(size) for size in args.sizes.split(",")):
+    for size in sizes:
         steps = args.baseline_steps if size in baseline_sizes else 0
         command = [sys.executable, "-m", "bench.render", args.content, args.style, "--one", str(size),
                    "--baseline-steps", str(steps), "--out", str(args.out)]

@@ -6,6 +6,7 @@ and runs compiled functions on them; only scalars (a loss, a yes or no) come bac
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from typing import Any
 import keras
 
 from model.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 
@@ -64,13 +67,18 @@ def keep_compiled_programs(directory: str | os.PathLike[str]) -> bool:
     On JAX (the GPU machines), the first render of each picture shape compiles and autotunes its
     programs: about 48 s on an H100 for a 512 px render, against 0.2 s for the render itself. With
     this, a restarted bot pays that once per shape, not once per process. TensorFlow keeps no
-    such cache: returns False there and does nothing.
+    such cache: returns False there and does nothing. A folder that cannot be made is only
+    warned of (False): renders go on, compiling as they would without it.
     """
     if check_backend() != "jax":
         return False
     import jax
 
-    pathlib.Path(directory).mkdir(parents=True, exist_ok=True)
+    try:
+        pathlib.Path(directory).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("compiled programs are not kept: %s cannot be made (%s)", directory, exc)
+        return False
     jax.config.update("jax_compilation_cache_dir", str(directory))
     # Every program, however quick to compile: the small optimiser steps add up too.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

@@ -90,7 +90,7 @@ def lbfgs(
         raise ValueError("the preconditioner must be positive and finite at every pixel")
     kernels = _kernels()
     low, high = (to_tensor(bound) for bound in pixel_bounds())
-    scale = to_tensor(np.broadcast_to(1.0 if preconditioner is None else preconditioner, start.shape))
+    diagonal = to_tensor(np.broadcast_to(1.0 if preconditioner is None else preconditioner, start.shape))
     pixels = kernels.clip(to_tensor(start), low, high)
     loss, gradient = _evaluate(loss_and_gradient, pixels)
     # The last ``memory`` steps and their changes in gradient, oldest first, and 1 / their
@@ -100,7 +100,7 @@ def lbfgs(
     gradient_changes = to_tensor(np.zeros((memory, size), np.float32))
     rhos = to_tensor(np.zeros(memory, np.float32))
     for iteration in range(1, iterations + 1):
-        step = kernels.direction(pixels, gradient, changes, gradient_changes, rhos, scale, low, high)
+        step = kernels.direction(pixels, gradient, changes, gradient_changes, rhos, diagonal, low, high)
         for _ in range(MAX_HALVINGS + 1):
             moved, moves = kernels.move(pixels, step, low, high)
             if not bool(moves):
@@ -208,11 +208,11 @@ def _lbfgs_direction(
         alphas.append(alpha)
     # H0 = the preconditioner times the newest pair's curvature or, with none yet, times what
     # makes a first step of FIRST_STEP levels.
-    shape = ops.reshape(preconditioner, (-1,))
-    direction = shape * direction
+    diagonal = ops.reshape(preconditioner, (-1,))
+    direction = diagonal * direction
     newest_change, newest_gradient_change = changes[-1], gradient_changes[-1]
     curvature_scale = ops.sum(newest_change * newest_gradient_change) / ops.maximum(
-        ops.sum(shape * ops.square(newest_gradient_change)), 1e-30
+        ops.sum(diagonal * ops.square(newest_gradient_change)), 1e-30
     )
     first_scale = FIRST_STEP / ops.maximum(ops.sqrt(ops.mean(ops.square(direction))), 1e-30)
     direction = direction * ops.where(rhos[-1] > 0, curvature_scale, first_scale)

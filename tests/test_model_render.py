@@ -316,6 +316,25 @@ def test_a_restarted_renderer_reuses_its_compiled_programs_on_jax(tmp_path: path
     assert kept[1] == kept[0]
 
 
+def test_a_folder_for_compiled_programs_that_cannot_be_made_is_only_warned_of(tmp_path: pathlib.Path) -> None:
+    pytest.importorskip("jax")
+    (tmp_path / "a-file").write_text("not a folder")
+    script = (
+        "import logging, sys\n"
+        "logging.basicConfig()\n"
+        "from model.backend import keep_compiled_programs\n"
+        "print(keep_compiled_programs(sys.argv[1]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "a-file" / "compiled")],
+        capture_output=True, text=True, env=dict(os.environ, KERAS_BACKEND="jax"),
+        cwd=pathlib.Path(__file__).parents[1], timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-1] == "False"
+    assert "compiled programs are not kept" in result.stderr
+
+
 def test_tensorflow_keeps_no_compiled_programs(tmp_path: pathlib.Path) -> None:
     from model.backend import keep_compiled_programs
 
