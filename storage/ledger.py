@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from storage.models import ApiCall, RateWindow, utcnow
 
@@ -90,20 +92,42 @@ def record_call(session: Session, endpoint: str, *, status: int | None, cost_usd
 
 def record_window(session: Session, endpoint: str, *, limit: int, remaining: int, reset_at: datetime) -> None:
     """Keep the window X reported in its ``x-rate-limit-*`` headers."""
-    window = session.get(RateWindow, endpoint)
-    if window is None:
-        session.add(RateWindow(endpoint=endpoint, limit=limit, remaining=remaining, reset_at=reset_at))
-    else:
-        window.limit, window.remaining, window.reset_at = limit, remaining, reset_at
+    values = {"limit": limit, "remaining": remaining, "reset_at": reset_at}
+    _upsert_window(session, endpoint, insert=values, update=values)
 
 
 def record_cap(session: Session, endpoint: str, *, until: datetime) -> None:
     """X said a usage cap is hit: no such call until ``until``."""
-    window = session.get(RateWindow, endpoint)
-    if window is None:
-        session.add(RateWindow(endpoint=endpoint, limit=0, remaining=0, reset_at=until, capped_until=until))
+    _upsert_window(
+        session, endpoint,
+        insert={"limit": 0, "remaining": 0, "reset_at": until, "capped_until": until},
+        update={"capped_until": until},
+    )
+
+
+def _upsert_window(session: Session, endpoint: str, *, insert: dict[str, object], update: dict[str, object]) -> None:
+    """Insert ``endpoint``'s window, or update it if it is there, in one statement.
+
+    Several workers record the same endpoint's first window at once: a read then an insert let
+    two of them insert it, and PostgreSQL refused the second (a duplicate key, and a failed job).
+    ``INSERT ... ON CONFLICT DO UPDATE`` (PostgreSQL and SQLite alike) cannot race.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement: postgresql.Insert | sqlite.Insert = postgresql.insert(RateWindow)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(RateWindow)
     else:
-        window.capped_until = until
+        raise NotImplementedError(f"rate windows are kept on PostgreSQL or SQLite, not {dialect}")
+    now = utcnow()
+    statement = statement.values(endpoint=endpoint, updated_at=now, **insert)
+    session.execute(
+        statement.on_conflict_do_update(index_elements=[RateWindow.endpoint], set_={**update, "updated_at": now})
+    )
+    # A copy of the row this session already holds is stale now: read it afresh when next used.
+    cached = session.identity_map.get(identity_key(RateWindow, endpoint))
+    if cached is not None:
+        session.expire(cached)
 
 
 def windows(session: Session) -> list[RateWindow]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -247,6 +248,32 @@ def test_a_used_up_window_waits_until_its_reset_and_a_cap_until_its_end(sessions
         ledger.record_cap(s, endpoint, until=T0 + timedelta(days=3))
         capped = ledger.decide(s, endpoint, Need.OWED, BUDGET, now=T0 + timedelta(minutes=6))
         assert isinstance(capped, Wait) and "usage cap" in capped.reason
+
+
+def test_two_workers_recording_an_endpoints_first_window_at_once_both_succeed(sessions: Sessions) -> None:
+    endpoint = "POST /2/media/upload"
+    first = sessions()
+    first.begin()
+    ledger.record_window(first, endpoint, limit=3000, remaining=2999, reset_at=T0)
+    errors: list[Exception] = []
+
+    def second_worker() -> None:
+        try:
+            with sessions.begin() as s:
+                ledger.record_window(s, endpoint, limit=3000, remaining=2998, reset_at=T0)
+        except Exception as exc:  # noqa: BLE001 - what the test is about
+            errors.append(exc)
+
+    worker = threading.Thread(target=second_worker)
+    worker.start()
+    worker.join(0.5)  # it waits on the first's uncommitted row (or SQLite's write lock)
+    first.commit()
+    first.close()
+    worker.join(30)
+    # A read then an insert made the second a duplicate key on PostgreSQL: its job failed.
+    assert not errors, errors
+    with sessions() as s:
+        assert [(w.endpoint, w.remaining) for w in ledger.windows(s)] == [(endpoint, 2998)]
 
 
 def test_the_budget_stops_optional_posts_first_and_new_work_last(sessions: Sessions) -> None:
