@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import pytest
 
+import model.render as render_module
 from model.colour import rgb_to_yiq
 from model.errors import ImageError, WeightsError
 from model.images import resize_to_longest
@@ -387,6 +388,34 @@ def test_faces_found_are_painted_closer_to_the_photo(painter: StyleTransfer) -> 
         return float(np.abs(picture[box].astype(int) - portrait[box]).mean())
 
     assert change_in_face(protected) < 0.8 * change_in_face(plain)
+
+
+@pytest.mark.slow
+def test_l_bfgs_is_given_shorter_steps_on_faces_at_every_stage(
+    painter: StyleTransfer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    portrait = resize_to_longest(skimage_data.astronaut(), 128)  # NASA, public domain
+    [face] = painter.find_faces(portrait)
+    given: list[np.ndarray | None] = []
+    real_lbfgs = render_module.lbfgs
+
+    def recording_lbfgs(*args: Any, preconditioner: np.ndarray | None = None, **kwargs: Any) -> np.ndarray:
+        given.append(preconditioner)
+        return real_lbfgs(*args, preconditioner=preconditioner, **kwargs)
+
+    monkeypatch.setattr(render_module, "lbfgs", recording_lbfgs)
+    settings = tiny(size=128, scales=(0.5, 1.0), iterations=(1, 1), faces="auto")
+    painter.render(portrait, draw_painting(), settings)
+    painter.render(portrait, draw_painting(), replace(settings, faces="off"))
+
+    assert len(given) == 4 and given[2] is None and given[3] is None  # faces off: plain steps
+    for preconditioner, size in zip(given[:2], (64, 128)):
+        assert preconditioner is not None and preconditioner.shape == (1, size, size, 1)
+        x, y, width, height = (round(v * size / 128) for v in face.box)
+        centre = preconditioner[0, y + height // 2, x + width // 2, 0]
+        assert centre <= 3.0**-0.5 + 1e-6  # shorter on the face: its content weighs 3 or more
+        assert preconditioner[0, 0, 0, 0] == 1.0 and preconditioner.max() == 1.0  # as usual away from it
 
 
 def test_from_256_px_on_the_short_side_is_painted_rounded_to_16_px(painter: StyleTransfer) -> None:
