@@ -99,21 +99,23 @@ def lbfgs(
     changes = to_tensor(np.zeros((memory, size), np.float32))
     gradient_changes = to_tensor(np.zeros((memory, size), np.float32))
     rhos = to_tensor(np.zeros(memory, np.float32))
+    step = kernels.direction(pixels, gradient, changes, gradient_changes, rhos, diagonal, low, high)
     for iteration in range(1, iterations + 1):
-        step = kernels.direction(pixels, gradient, changes, gradient_changes, rhos, diagonal, low, high)
         for _ in range(MAX_HALVINGS + 1):
             moved, moves = kernels.move(pixels, step, low, high)
+            # Evaluated before asking whether any pixel moved: the answer waits for the device,
+            # and the evaluation is on its way to it by then. One wait per try, not two.
+            new_loss, new_gradient = _evaluate(loss_and_gradient, moved)
             if not bool(moves):
                 return to_numpy(pixels)  # no pixel can move down the loss: a minimum, within the bounds
-            new_loss, new_gradient = _evaluate(loss_and_gradient, moved)
             if new_loss <= loss:
                 break
             step = step * 0.5
         else:
             # No step along this direction lowers the loss: the render is as good as it gets.
             break
-        changes, gradient_changes, rhos = kernels.remember(
-            changes, gradient_changes, rhos, pixels, moved, gradient, new_gradient
+        changes, gradient_changes, rhos, step = kernels.advance(
+            changes, gradient_changes, rhos, pixels, moved, gradient, new_gradient, diagonal, low, high
         )
         pixels, loss, gradient = moved, new_loss, new_gradient
         after_iteration(iteration, loss)
@@ -171,7 +173,7 @@ def _kernels() -> SimpleNamespace:
         clip=compiled(_clip),
         direction=compiled(_lbfgs_direction),
         move=compiled(_move),
-        remember=compiled(_remember),
+        advance=compiled(_advance),
         adam=compiled(_adam_step),
     )
 
@@ -252,6 +254,24 @@ def _remember(
         ops.where(keep, ops.concatenate([gradient_changes[1:], gradient_change], axis=0), gradient_changes),
         ops.where(keep, ops.concatenate([rhos[1:], rho], axis=0), rhos),
     )
+
+
+def _advance(
+    changes: Tensor,
+    gradient_changes: Tensor,
+    rhos: Tensor,
+    pixels: Tensor,
+    moved: Tensor,
+    gradient: Tensor,
+    new_gradient: Tensor,
+    preconditioner: Tensor,
+    low: Tensor,
+    high: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """After a step from ``pixels`` to ``moved``: the history with it (``_remember``) and the next step from ``moved``."""
+    changes, gradient_changes, rhos = _remember(changes, gradient_changes, rhos, pixels, moved, gradient, new_gradient)
+    step = _lbfgs_direction(moved, new_gradient, changes, gradient_changes, rhos, preconditioner, low, high)
+    return changes, gradient_changes, rhos, step
 
 
 def _adam_step(
