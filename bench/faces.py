@@ -27,8 +27,8 @@ render's size (the faces the render itself protects):
 Targets (the issue's): with faces on, every face found again with a shift of at most 0.05 at
 the normal and high strengths, and the style loss outside the faces no worse with faces on than
 off. Beside the shifts, the detector's floor: the shift it reports on the photo itself under a
-1 px Gaussian blur; on a face whose eyes are 14 px apart a shift of 0.05 is 0.7 px, which that
-blur alone exceeds. Render seconds include compiling, which happens on the first render of each picture size
+1 px Gaussian blur; on a face whose eyes are 14 px apart a shift of 0.05 is 0.7 px, and the blur
+alone shifts its landmarks by about half that. Render seconds include compiling, which happens on the first render of each picture size
 and again on the first with faces on. Pictures (photo | faces off | faces on) go to ``--out``.
 """
 
