@@ -173,7 +173,7 @@ class OutsideStyleLoss:
         blank = np.zeros((settings.size, settings.size, 3), np.uint8)
         inputs = painter._inputs(blank, painting, settings)
         photo, paintings = inputs.at(settings.size, settings.style_scale)
-        self.objective = painter._objective(settings.content_layers, settings.style_layers)
+        self.objective = painter._objective(settings)
         self.units, (_, self.targets, _) = self.objective._units_and_targets(
             photo, paintings, inputs.blend, settings
         )

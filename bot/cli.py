@@ -90,6 +90,7 @@ _RENDER_FLAGS = {
     "tv_weight": "tv_weight", "strength": "strength", "content_layers": "content_layers",
     "style_layers": "style_layers", "layer_weights": "style_layer_weights",
     "style_scale": "style_scale", "blend": "style_blend", "colours": "colours", "faces": "faces",
+    "precision": "precision",
 }
 
 
@@ -122,6 +123,8 @@ _RENDER_FLAGS = {
 @click.option("--colours", "--colors", type=click.Choice(["painting", "luminance", "histogram"]),
               help="painting: its colours; luminance: keep the photo's colours; histogram: the painting's matched to the photo's.")
 @click.option("--faces", type=click.Choice(["auto", "off"]), help="auto: keep faces recognisable; off: paint them like the rest.")
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]),
+              help="What the network computes in; auto: bfloat16 on a GPU, float32 elsewhere.")
 @click.pass_context
 def render(ctx: click.Context, content: Path, style: tuple[Path, ...], out: Path, init_image: Path | None,
            weights_path: Path | None, weights_sha256: str | None, **flags: object) -> None:

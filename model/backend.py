@@ -51,6 +51,17 @@ def compiled(function: Callable[..., Any]) -> Callable[..., Any]:
     return tf.function(function, reduce_retracing=False)
 
 
+def on_gpu() -> bool:
+    """Whether Keras' backend computes on a GPU (its default device is one)."""
+    if check_backend() == "jax":
+        import jax
+
+        return jax.default_backend() in ("gpu", "cuda", "rocm")
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
 def to_tensor(array: Any) -> Tensor:
     """A float32 tensor of the backend (on its device) from an array or tensor."""
     return keras.ops.convert_to_tensor(array, "float32")

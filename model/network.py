@@ -38,14 +38,20 @@ def build_extractor(
     weights: Mapping[str, tuple[np.ndarray, np.ndarray]],
     layers: Sequence[str],
     net: Network = NETWORKS["vgg16"],
+    precision: str = "float32",
 ) -> keras.Model:
     """A VGG (``net``, VGG16 unless told) that maps preprocessed images (B, H, W, 3) to the activations of ``layers``.
 
     The network stops at the deepest of ``layers``: the convolutions after it would cost time and
     change nothing. Activations are after the ReLU (``block4_conv2`` is Gatys' ``relu4_2``), and
     come out as a list in the order of ``layers``. Any image size works: pooling pads odd sizes,
-    as Caffe's did. Raises ``WeightsError`` if ``weights`` lacks a layer or has a wrong shape.
+    as Caffe's did. ``precision`` "bfloat16" computes in bfloat16 (Keras' mixed_bfloat16
+    policy: float32 weights, bfloat16 activations out); "float32" in float32. Raises
+    ``WeightsError`` if ``weights`` lacks a layer or has a wrong shape.
     """
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision must be float32 or bfloat16, got: {precision!r}")
+    policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
     unknown = [layer for layer in layers if layer not in net.kernel_shapes]
     if unknown or not layers:
         raise ValueError(f"layers must be {net.name} layer names, got: {list(layers)}")
@@ -59,9 +65,9 @@ def build_extractor(
     for name in used:
         block = name.split("_")[0]
         if name.endswith("conv1") and block != "block1":
-            x = keras.layers.MaxPooling2D(2, padding="same", name=f"{block}_pool")(x)
+            x = keras.layers.MaxPooling2D(2, padding="same", name=f"{block}_pool", dtype=policy)(x)
         filters = net.kernel_shapes[name][-1]
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=name)(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=name, dtype=policy)(x)
         activations[name] = x
     model = keras.Model(inputs, [activations[layer] for layer in layers], name=f"{net.name}_features")
     for name in used:

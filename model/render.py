@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from model import colour
-from model.backend import Tensor, check_backend, compiled
+from model.backend import Tensor, check_backend, compiled, on_gpu
 from model.errors import ImageError
 from model.faces import (
     FACE_STYLE,
@@ -77,8 +77,8 @@ class _Objective:
     forward: Callable[[np.ndarray], list[Tensor]]
 
     def features(self, pixels: np.ndarray) -> dict[str, Tensor]:
-        """Activations of each layer for preprocessed ``pixels`` (1, H, W, 3)."""
-        return dict(zip(self.layers, self.forward(pixels)))
+        """Activations of each layer for preprocessed ``pixels`` (1, H, W, 3), in float32."""
+        return {layer: keras.ops.cast(out, "float32") for layer, out in zip(self.layers, self.forward(pixels))}
 
     def targets(
         self,
@@ -223,7 +223,7 @@ class StyleTransfer:
             name: (np.asarray(kernel, np.float32), np.asarray(bias, np.float32))
             for name, (kernel, bias) in weights.items()
         }
-        self._objectives: dict[tuple[tuple[str, ...], tuple[str, ...]], _Objective] = {}
+        self._objectives: dict[tuple[tuple[str, ...], tuple[str, ...], str], _Objective] = {}
         self._detector: FaceDetector | None = None
 
     @classmethod
@@ -263,7 +263,7 @@ class StyleTransfer:
             if init_image is None:
                 raise ValueError('init="image" needs an init_image to start from')
             check_rgb(init_image, "the initial image")
-        objective = self._objective(settings.content_layers, settings.style_layers)
+        objective = self._objective(settings)
         faces = self.find_faces(inputs.colour_photo) if settings.faces == "auto" else []
         total, done = settings.total_iterations, 0
         pixels: np.ndarray | None = None
@@ -333,7 +333,7 @@ class StyleTransfer:
         if settings.colours == "luminance":
             picture = colour.grey(picture)
         photo, paintings = inputs.at(settings.size, settings.style_scale)
-        objective = self._objective(settings.content_layers, settings.style_layers)
+        objective = self._objective(settings)
         faces = self.find_faces(inputs.colour_photo) if settings.faces == "auto" else []
         weights = face_weights(photo.shape[1:3], faces)
         function = objective.loss_and_gradient(photo, paintings, inputs.blend, settings, weights)
@@ -352,7 +352,7 @@ class StyleTransfer:
         # The photo only sets the size; the targets do not depend on it.
         inputs = self._inputs(np.zeros((settings.size, settings.size, 3), np.uint8), paintings, settings)
         photo, prepared = inputs.at(settings.size, settings.style_scale)
-        objective = self._objective(settings.content_layers, settings.style_layers)
+        objective = self._objective(settings)
         return [np.asarray(target) for target in objective.targets(photo, prepared, inputs.blend, settings)[1]]
 
     def _inputs(
@@ -405,16 +405,26 @@ class StyleTransfer:
         start = np.array(Image.fromarray(init_image).resize(shape[::-1], Image.Resampling.LANCZOS))
         return preprocess(start)[np.newaxis]
 
-    def _objective(self, content_layers: Sequence[str], style_layers: Sequence[str]) -> _Objective:
-        key = (tuple(content_layers), tuple(style_layers))
+    def _objective(self, settings: RenderSettings) -> _Objective:
+        """The network and compiled loss for ``settings``' layers and precision, made once."""
+        precision = computes_in(settings)
+        content_layers, style_layers = tuple(settings.content_layers), tuple(settings.style_layers)
+        key = (content_layers, style_layers, precision)
         if key not in self._objectives:
             # Unique, in order; the faces' detail layer too (with the default layers it lies on
             # the way to deeper ones, so it costs nothing).
             layers = tuple(dict.fromkeys((*content_layers, *style_layers, FACE_DETAIL_LAYER)))
-            extractor = build_extractor(self._weights, layers, NETWORKS[self.network])
-            loss = _total_loss(extractor, layers, key[0], key[1])
+            extractor = build_extractor(self._weights, layers, NETWORKS[self.network], precision)
+            loss = _total_loss(extractor, layers, content_layers, style_layers)
             self._objectives[key] = _Objective(extractor, layers, _compile(loss), _forward(extractor))
         return self._objectives[key]
+
+
+def computes_in(settings: RenderSettings) -> str:
+    """What a render with ``settings`` computes in here: "float32" or "bfloat16" ("auto" decided)."""
+    if settings.precision != "auto":
+        return settings.precision
+    return "bfloat16" if on_gpu() else "float32"
 
 
 def _face_preconditioner(faces: FaceWeights) -> np.ndarray:
@@ -478,7 +488,8 @@ def _total_loss(
         # The network's weights come in as arguments (stateless_call), not as captured
         # variables, so that jax.jit sees them as inputs rather than baking in 58 MB constants.
         outputs, _ = extractor.stateless_call(variables, [], pixels)
-        features = {layer: out / unit for layer, out, unit in zip(layers, outputs, units)}
+        # In float32 whatever the network computes in: the losses sum over many positions.
+        features = {layer: keras.ops.cast(out, "float32") / unit for layer, out, unit in zip(layers, outputs, units)}
         # Face weights per layer, or none: no faces traces the plain losses, exactly.
         content_weights = content_maps or [None] * len(content_layers)
         content = sum(

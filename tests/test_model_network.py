@@ -59,6 +59,28 @@ def test_the_weights_are_the_ones_given(weights: dict) -> None:
     assert np.array_equal(bias, weights["block1_conv1"][1])
 
 
+def test_in_bfloat16_the_network_computes_in_bfloat16_from_float32_weights_to_the_same_features(weights: dict) -> None:
+    rng = np.random.default_rng(0)
+    pixels = preprocess(rng.integers(0, 256, (1, 40, 48, 3), dtype=np.uint8))
+    layers = ("block1_conv1", "block3_conv1")
+
+    half = build_extractor(weights, layers, precision="bfloat16")
+    full = build_extractor(weights, layers)
+
+    assert {layer.compute_dtype for layer in half.layers[1:]} == {"bfloat16"}
+    assert {layer.variable_dtype for layer in half.layers[1:]} == {"float32"}
+    for ours, exact in zip(half(pixels), full(pixels)):
+        assert keras.backend.standardize_dtype(ours.dtype) == "bfloat16"
+        ours, exact = (keras.ops.convert_to_numpy(keras.ops.cast(x, "float32")) for x in (ours, exact))
+        # bfloat16 keeps 8 bits of mantissa: each activation within about 1% of its scale.
+        assert np.abs(ours - exact).mean() < 0.01 * np.abs(exact).mean()
+
+
+def test_an_unknown_precision_is_refused(weights: dict) -> None:
+    with pytest.raises(ValueError, match="precision must be float32 or bfloat16, got: 'float16'"):
+        build_extractor(weights, ("block1_conv1",), precision="float16")
+
+
 def test_missing_or_misshapen_weights_are_named(weights: dict) -> None:
     partial = {name: weights[name] for name in VGG16_LAYERS[:3]}
     with pytest.raises(WeightsError, match="no block2_conv2 layer"):

@@ -418,6 +418,27 @@ def test_l_bfgs_is_given_shorter_steps_on_faces_at_every_stage(
         assert preconditioner[0, 0, 0, 0] == 1.0 and preconditioner.max() == 1.0  # as usual away from it
 
 
+def test_precision_auto_is_float32_without_a_gpu(painter: StyleTransfer) -> None:
+    photo, painting = draw_photo(), draw_painting()
+    auto = painter.render(photo, painting, tiny(iterations=(3,), precision="auto"))
+    assert np.array_equal(auto, painter.render(photo, painting, tiny(iterations=(3,), precision="float32")))
+
+
+@pytest.mark.slow
+def test_a_bfloat16_render_is_as_good_by_the_float32_loss(painter: StyleTransfer) -> None:
+    photo, painting = draw_photo(), draw_painting()
+    settings = tiny(precision="float32")
+    start = painter.loss(photo, photo, painting, settings)
+
+    full = painter.loss(painter.render(photo, painting, settings), photo, painting, settings)
+    half = painter.loss(
+        painter.render(photo, painting, replace(settings, precision="bfloat16")), photo, painting, settings
+    )
+
+    assert half < 0.5 * start  # it painted
+    assert half == pytest.approx(full, rel=0.02)  # 0.2-0.4% apart, on TensorFlow and on JAX
+
+
 def test_from_256_px_on_the_short_side_is_painted_rounded_to_16_px(painter: StyleTransfer) -> None:
     photo = draw_photo(200, 300)  # 256 x 170.7: rounded to 176 (11 x 16)
     picture = painter.render(photo, draw_painting(), tiny(size=256, iterations=(1,)))

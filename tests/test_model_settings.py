@@ -90,6 +90,7 @@ def test_layer_lists_become_tuples() -> None:
         ("network", "resnet", "network must be one of vgg16, vgg19"),
         ("colours", "sepia", "colours must be one of painting, luminance, histogram"),
         ("faces", "on", "faces must be one of auto, off"),
+        ("precision", "float16", "precision must be one of auto, float32, bfloat16"),
         ("learning_rate", 0, "learning_rate must be positive"),
         ("strength", -1, "strength must be positive"),
         ("style_layer_weights", (1.0, 2.0), "style_layer_weights must give one weight per style layer"),

@@ -94,7 +94,7 @@ def test_forger_render_reaches_every_control(tmp_path: Path) -> None:
         "--content-weight", "2", "--style-weight", "1e3", "--tv-weight", "0", "--strength", "high",
         "--content-layers", "block3_conv2", "--style-layers", "block1_conv1,block2_conv1",
         "--layer-weights", "1,0.5", "--style-scale", "0.8", "--blend", "0.7,0.3",
-        "--colours", "luminance", "--faces", "off",
+        "--colours", "luminance", "--faces", "off", "--precision", "bfloat16",
     ]
 
     result = CliRunner().invoke(
