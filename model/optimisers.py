@@ -30,6 +30,10 @@ from model.network import pixel_bounds
 # the pixels, a tensor or array).
 LossAndGradient = Callable[[Tensor], tuple[Any, Any]]
 AfterIteration = Callable[[int, float], None]
+# L-BFGS's memory: its last steps (changes of the pixels) and their changes in gradient, each
+# (memory, pixels) oldest first, and 1 / each pair's curvature (memory,). Pairs not yet made are
+# zeros with a curvature of 0: the recursion skips them.
+History = tuple[Tensor, Tensor, Tensor]
 
 # L-BFGS memory (pairs of vectors kept), as SciPy's default: 30 gave a 40-iteration 256 px render
 # the same loss (1.761 against 1.760). Each pair costs 2 * 4 bytes per pixel channel.
@@ -93,13 +97,13 @@ def lbfgs(
     diagonal = to_tensor(np.broadcast_to(1.0 if preconditioner is None else preconditioner, start.shape))
     pixels = kernels.clip(to_tensor(start), low, high)
     loss, gradient = _evaluate(loss_and_gradient, pixels)
-    # The last ``memory`` steps and their changes in gradient, oldest first, and 1 / their
-    # curvature. Pairs not yet made are zeros with a curvature of 0: the recursion skips them.
     size = int(np.prod(start.shape))
-    changes = to_tensor(np.zeros((memory, size), np.float32))
-    gradient_changes = to_tensor(np.zeros((memory, size), np.float32))
-    rhos = to_tensor(np.zeros(memory, np.float32))
-    step = kernels.direction(pixels, gradient, changes, gradient_changes, rhos, diagonal, low, high)
+    history: History = (
+        to_tensor(np.zeros((memory, size), np.float32)),
+        to_tensor(np.zeros((memory, size), np.float32)),
+        to_tensor(np.zeros(memory, np.float32)),
+    )
+    step = kernels.direction(pixels, gradient, history, diagonal, low, high)
     for iteration in range(1, iterations + 1):
         for _ in range(MAX_HALVINGS + 1):
             moved, moves = kernels.move(pixels, step, low, high)
@@ -114,9 +118,7 @@ def lbfgs(
         else:
             # No step along this direction lowers the loss: the render is as good as it gets.
             break
-        changes, gradient_changes, rhos, step = kernels.advance(
-            changes, gradient_changes, rhos, pixels, moved, gradient, new_gradient, diagonal, low, high
-        )
+        history, step = kernels.advance(history, pixels, moved, gradient, new_gradient, diagonal, low, high)
         pixels, loss, gradient = moved, new_loss, new_gradient
         after_iteration(iteration, loss)
         if early_stop.should_stop(loss):
@@ -183,14 +185,7 @@ def _clip(pixels: Tensor, low: Tensor, high: Tensor) -> Tensor:
 
 
 def _lbfgs_direction(
-    pixels: Tensor,
-    gradient: Tensor,
-    changes: Tensor,
-    gradient_changes: Tensor,
-    rhos: Tensor,
-    preconditioner: Tensor,
-    low: Tensor,
-    high: Tensor,
+    pixels: Tensor, gradient: Tensor, history: History, preconditioner: Tensor, low: Tensor, high: Tensor
 ) -> Tensor:
     """The L-BFGS step: minus the history's inverse-Hessian estimate times the gradient.
 
@@ -202,6 +197,7 @@ def _lbfgs_direction(
         ops.logical_and(pixels <= low, gradient > 0), ops.logical_and(pixels >= high, gradient < 0)
     )
     direction = ops.reshape(ops.where(held, 0.0, gradient), (-1,))
+    changes, gradient_changes, rhos = history
     memory = changes.shape[0]
     alphas = []
     for k in reversed(range(memory)):  # newest first
@@ -230,20 +226,13 @@ def _move(pixels: Tensor, step: Tensor, low: Tensor, high: Tensor) -> tuple[Tens
     return moved, ops.any(ops.not_equal(moved, pixels))
 
 
-def _remember(
-    changes: Tensor,
-    gradient_changes: Tensor,
-    rhos: Tensor,
-    pixels: Tensor,
-    moved: Tensor,
-    gradient: Tensor,
-    new_gradient: Tensor,
-) -> tuple[Tensor, Tensor, Tensor]:
+def _remember(history: History, pixels: Tensor, moved: Tensor, gradient: Tensor, new_gradient: Tensor) -> History:
     """The history with the step from ``pixels`` to ``moved`` added as its newest pair (the oldest dropped).
 
     A pair of non-positive curvature (or a step lost to rounding) would spoil the inverse-Hessian
     estimate: it is left out, and the history comes back unchanged.
     """
+    changes, gradient_changes, rhos = history
     change = ops.reshape(moved - pixels, (1, -1))
     gradient_change = ops.reshape(new_gradient - gradient, (1, -1))
     curvature = ops.sum(change * gradient_change)
@@ -257,9 +246,7 @@ def _remember(
 
 
 def _advance(
-    changes: Tensor,
-    gradient_changes: Tensor,
-    rhos: Tensor,
+    history: History,
     pixels: Tensor,
     moved: Tensor,
     gradient: Tensor,
@@ -267,11 +254,10 @@ def _advance(
     preconditioner: Tensor,
     low: Tensor,
     high: Tensor,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[History, Tensor]:
     """After a step from ``pixels`` to ``moved``: the history with it (``_remember``) and the next step from ``moved``."""
-    changes, gradient_changes, rhos = _remember(changes, gradient_changes, rhos, pixels, moved, gradient, new_gradient)
-    step = _lbfgs_direction(moved, new_gradient, changes, gradient_changes, rhos, preconditioner, low, high)
-    return changes, gradient_changes, rhos, step
+    history = _remember(history, pixels, moved, gradient, new_gradient)
+    return history, _lbfgs_direction(moved, new_gradient, history, preconditioner, low, high)
 
 
 def _adam_step(
