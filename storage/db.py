@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage.errors import StorageError
 
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
 
 def open_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout, foreign keys, immediate locks.
@@ -20,10 +22,20 @@ def open_engine(url: str) -> Engine:
     """
     try:
         parsed = make_url(url)
-        if parsed.get_backend_name() != "sqlite":
-            return create_engine(url, pool_pre_ping=True)
-    except ArgumentError as exc:  # a malformed URL, or a kind of database SQLAlchemy has no driver for
+    except ArgumentError as exc:  # a malformed URL
         raise StorageError(f"cannot use the database URL {url!r}: {exc}") from exc
+    shown = parsed.render_as_string(hide_password=True)  # errors never show the password
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_DATABASES:
+        # The queue's claims and the rate ledger's upserts are written for these two.
+        raise StorageError(
+            f"cannot use the database URL {shown!r}: Forger keeps its data in SQLite or PostgreSQL, not {backend}"
+        )
+    if backend == "postgresql":
+        try:
+            return create_engine(url, pool_pre_ping=True)
+        except (ArgumentError, ImportError) as exc:  # an unknown or missing driver (postgresql+xyz://)
+            raise StorageError(f"cannot use the database URL {shown!r}: {exc}") from exc
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

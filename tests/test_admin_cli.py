@@ -45,7 +45,7 @@ class Forger:
         result = self(*args, env=env)
         assert result.exit_code == 1, result.output
         assert isinstance(result.exception, SystemExit)
-        assert "Traceback" not in result.output
+        assert "Traceback" not in result.output and "secret" not in result.output
         return result.output
 
 
@@ -185,6 +185,8 @@ def test_a_bad_or_unreachable_database_is_one_clear_line(tmp_path: Path) -> None
     shipped = (Path(__file__).resolve().parents[1] / "config.yaml").read_text()
     for url, message in [
         ("foo://x/y", "cannot use the database URL 'foo://x/y'"),
+        ("mysql://u:secret@127.0.0.1/forger", "'mysql://u:***@127.0.0.1/forger': Forger keeps its data in SQLite or PostgreSQL, not mysql"),
+        ("postgresql+nodriver://u@127.0.0.1/db", "cannot use the database URL 'postgresql+nodriver://"),
         ("postgresql+psycopg://u@127.0.0.1:1/db", "the database could not be used: connection failed"),
     ]:
         config = tmp_path / "config.yaml"
