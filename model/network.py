@@ -34,6 +34,48 @@ def pixel_bounds() -> tuple[np.ndarray, np.ndarray]:
     return -CAFFE_MEAN_BGR, 255.0 - CAFFE_MEAN_BGR
 
 
+class MaxPool2x2(keras.layers.Layer):
+    """2x2 max pooling with stride 2, an odd last row or column pooled on its own (Keras'
+    ``MaxPooling2D(2, padding="same")``, Caffe's ceil mode): the same values, computed as a
+    reshape and a max over each window wherever a gradient is compiled.
+
+    What differs is the gradient. ``MaxPooling2D``'s is a select-and-scatter, which XLA's CPU
+    backend runs as a loop of its own over the full-size activations; a max's is a mask of where
+    the maxima are, which XLA fuses with the ReLU's. On 2 CPU cores the default loss's pass
+    forward and back at 512 x 384 px took 2.61-2.67 s against 2.90 s on TensorFlow, 2.61-2.77 s
+    against 3.17-3.30 s on JAX; a default 512 px render, 51.7 s against 55.6 s. Where two
+    values of a window tie for the maximum they share its gradient; after a ReLU, ties are
+    zeros, whose gradient the ReLU stops anyway. Run eagerly on TensorFlow (the targets' pass, no gradient), Keras'
+    own pooling is faster, and gives the same values.
+    """
+
+    def call(self, inputs: keras.KerasTensor) -> keras.KerasTensor:
+        if _tensorflow_eagerly():
+            return keras.ops.max_pool(inputs, 2, 2, padding="same")
+        _, height, width, channels = inputs.shape
+        # An odd last row (column) repeated: its window's maximum is itself, as in "same" pooling.
+        if height % 2:
+            inputs = keras.ops.concatenate([inputs, inputs[:, -1:]], axis=1)
+        if width % 2:
+            inputs = keras.ops.concatenate([inputs, inputs[:, :, -1:]], axis=2)
+        windows = keras.ops.reshape(inputs, (-1, (height + 1) // 2, 2, (width + 1) // 2, 2, channels))
+        return keras.ops.max(windows, axis=(2, 4))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        batch, height, width, channels = input_shape
+        half = [None if side is None else (side + 1) // 2 for side in (height, width)]
+        return (batch, *half, channels)
+
+
+def _tensorflow_eagerly() -> bool:
+    """Whether Keras runs on TensorFlow, eagerly (not inside a ``tf.function``)."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return bool(tf.executing_eagerly())
+
+
 def build_extractor(
     weights: Mapping[str, tuple[np.ndarray, np.ndarray]],
     layers: Sequence[str],
@@ -65,7 +107,7 @@ def build_extractor(
     for name in used:
         block = name.split("_")[0]
         if name.endswith("conv1") and block != "block1":
-            x = keras.layers.MaxPooling2D(2, padding="same", name=f"{block}_pool", dtype=policy)(x)
+            x = MaxPool2x2(name=f"{block}_pool", dtype=policy)(x)
         filters = net.kernel_shapes[name][-1]
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=name, dtype=policy)(x)
         activations[name] = x

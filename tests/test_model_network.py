@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model.errors import WeightsError
-from model.network import build_extractor, deprocess, pixel_bounds, preprocess
+from model.network import MaxPool2x2, build_extractor, deprocess, pixel_bounds, preprocess
 from model.weights import VGG16_KERNEL_SHAPES, VGG16_LAYERS, bundled_vgg16_path, load_vgg16
 
 
@@ -49,6 +49,27 @@ def test_the_activations_come_out_in_the_order_asked_for_at_their_scales(weights
     assert tuple(deep.shape) == (1, 5, 7, 512)  # 36x52 halved three times, rounding up as Caffe
     assert tuple(shallow.shape) == (1, 36, 52, 64)
     assert np.min(keras.ops.convert_to_numpy(shallow)) >= 0  # after the ReLU
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 10, 3), (2, 7, 9, 4), (1, 5, 6, 2), (1, 1, 1, 3), (1, 3, 1, 2)])
+def test_our_pooling_gives_keras_values_and_gradients_eagerly_and_compiled(shape: tuple[int, ...]) -> None:
+    tf = pytest.importorskip("tensorflow")
+    # Signed values: the layer must not lean on the ReLU before it to pad odd sizes.
+    pixels = tf.constant(np.random.default_rng(1).normal(size=shape).astype(np.float32))
+
+    def pooled_and_gradient(layer: keras.layers.Layer, x: object) -> tuple[object, object]:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            pooled = layer(x)
+            loss = tf.reduce_sum(pooled * pooled * np.linspace(0.5, 2, pooled.shape[-1], dtype=np.float32))
+        return pooled, tape.gradient(loss, x)
+
+    expected, expected_gradient = pooled_and_gradient(keras.layers.MaxPooling2D(2, padding="same"), pixels)
+    ours = MaxPool2x2()
+    compiled = tf.function(lambda x: pooled_and_gradient(ours, x), jit_compile=True)
+    for pooled, gradient in (pooled_and_gradient(ours, pixels), compiled(pixels)):
+        assert np.array_equal(pooled, expected)
+        assert np.array_equal(gradient, expected_gradient)
 
 
 def test_the_weights_are_the_ones_given(weights: dict) -> None:
