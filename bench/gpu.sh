@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench.render on a lent GPU machine (Keras on JAX, no TensorFlow there), float32 beside bfloat16.
+# bench.optimiser, then bench.render on a lent GPU machine (Keras on JAX, no TensorFlow there),
+# float32 beside bfloat16.
 #
 #   bash bench/gpu.sh prepare      # here: fills .gpu/ (ignored by git) with what the machine lacks
 #   bash bench/gpu.sh run          # there: the device tool's run, carry [".gpu"], timeout_s 600
@@ -30,6 +31,9 @@ run)
     mkdir -p "$out"
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/device.txt"
     sha=$(python3 -c 'from model.weights import HED_VGG16_SHA256; print(HED_VGG16_SHA256)')
+    # L-BFGS's own cost per iteration, one and GPU_CHUNK iterations per call (seconds).
+    timeout 60 python3 -m bench.optimiser --sizes 64,512,1024 2>&1 | grep -v -E '^[WIE][0-9]{4} ' |
+        tee "$out/optimiser.log" || echo "bench.optimiser stopped early (exit $?)" >&2
     for precision in float32 bfloat16; do
         timeout "${LIMIT:-270}" python3 -m bench.render .gpu/tubingen.jpg .gpu/starry_night.jpg \
             --sizes 512,1024 --baseline-sizes 512,1024 --precision "$precision" \

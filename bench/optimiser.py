@@ -3,11 +3,12 @@
     python -m bench.optimiser                    # 64 and 512 px, on the Keras backend in use
     KERAS_BACKEND=jax python -m bench.optimiser --sizes 512
 
-The loss is a compiled quadratic the size of a picture (1, S, S, 3), a few microseconds to
-evaluate, so the time per iteration is the optimiser's: its compiled steps (the two-loop
-direction over 10 pairs, the move, the history's update), its calls into them and its waits
-for the device. At small sizes that is mostly calls and waits, at large ones arithmetic. Each
-size runs 60 iterations three times after a warm-up; the best is printed.
+The loss is a quadratic the size of a picture (1, S, S, 3), a few microseconds to evaluate, so
+the time per iteration is the optimiser's: its compiled iterations (the two-loop direction over
+10 pairs, the move, the history's update), the calls into them and the waits for the device.
+At small sizes that is mostly calls and waits, at large ones arithmetic. Printed for one
+iteration per call (as on a CPU) and for ``GPU_CHUNK`` per call (as on a GPU). Each size runs
+60 iterations three times after a warm-up; the best is printed.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import time
 import numpy as np
 
 
-def per_iteration_ms(size: int, iterations: int = 60, repeats: int = 3) -> float:
-    """The best of ``repeats`` runs of ``iterations`` L-BFGS iterations, in ms per iteration."""
+def per_iteration_ms(size: int, chunk: int, iterations: int = 60, repeats: int = 3) -> float:
+    """The best of ``repeats`` runs of ``iterations`` L-BFGS iterations, ``chunk`` per call, in ms per iteration."""
     from keras import ops
 
-    from model.backend import Tensor, compiled, to_tensor
-    from model.optimisers import EarlyStop, lbfgs
+    from model.backend import Tensor, to_tensor
+    from model.optimisers import EarlyStop, Loss, lbfgs
 
     shape = (1, size, size, 3)
     rng = np.random.default_rng(0)
@@ -35,13 +36,12 @@ def per_iteration_ms(size: int, iterations: int = 60, repeats: int = 3) -> float
         error = pixels - centre
         return 0.5 * ops.sum(curvature * error * error), curvature * error
 
-    loss = compiled(quadratic)
+    loss = Loss(quadratic, (centre, curvature))
     start = np.zeros(shape, np.float32)
 
     def run(count: int) -> int:
         done = [0]
-        lbfgs(lambda pixels: loss(pixels, centre, curvature), start, count,
-              lambda iteration, _: done.__setitem__(0, iteration), EarlyStop(0))
+        lbfgs(loss, start, count, lambda iteration, _: done.__setitem__(0, iteration), EarlyStop(0), chunk=chunk)
         return done[0]
 
     run(5)  # compiles
@@ -64,11 +64,13 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    from model.optimisers import GPU_CHUNK
+
     print(f"L-BFGS's own cost, Keras backend {keras.backend.backend()}, {os.cpu_count()} CPUs")
-    print("| size | ms per iteration |")
-    print("|---|---|")
+    print(f"| size | ms per iteration, 1 per call | {GPU_CHUNK} per call |")
+    print("|---|---|---|")
     for size in sizes:
-        print(f"| {size} | {per_iteration_ms(size):.2f} |", flush=True)
+        print(f"| {size} | {per_iteration_ms(size, 1):.2f} | {per_iteration_ms(size, GPU_CHUNK):.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -34,18 +34,20 @@ def check_backend() -> str:
     return backend
 
 
-def compiled(function: Callable[..., Any]) -> Callable[..., Any]:
+def compiled(function: Callable[..., Any], donate: tuple[int, ...] = ()) -> Callable[..., Any]:
     """``function`` (of tensors, written with ``keras.ops``) compiled for the backend, once per input shape.
 
-    JAX: ``jax.jit``. TensorFlow: a graph (``tf.function``) without XLA: the functions given here
-    are a few dozen vector operations, and a graph of them is only traced, not compiled, for each
-    new picture size. (On 2 CPU cores a 512 px render took as long with them as with the NumPy
-    steps they replaced: 55.3 s warm both.)
+    JAX: ``jax.jit``; the arguments at positions ``donate`` are given up to it (the caller must
+    not use them again), so that its results can take their memory rather than copy them.
+    TensorFlow: a graph (``tf.function``) without XLA: the functions given here are a few dozen
+    vector operations, and a graph of them is only traced, not compiled, for each new picture
+    size. (On 2 CPU cores a 512 px render took as long with them as with the NumPy steps they
+    replaced: 55.3 s warm both.)
     """
     if check_backend() == "jax":
         import jax
 
-        return jax.jit(function)
+        return jax.jit(function, donate_argnums=donate)
     import tensorflow as tf
 
     return tf.function(function, reduce_retracing=False)

@@ -2,13 +2,14 @@
 
 Both work on preprocessed pixels (1, H, W, 3) float32, keep every pixel displayable, call
 ``after_iteration(iteration, loss)`` after each step, and stop early when ``EarlyStop`` says the
-loss has stopped falling. ``LossAndGradient`` is the only thing they know of the render.
+loss has stopped falling. ``Loss`` is the only thing they know of the render.
 
 The pixels, gradients and L-BFGS's history stay tensors of the Keras backend, on its device (a
-GPU where there is one), and each step's arithmetic is one compiled function
-(``model.backend.compiled``): only the loss and a yes or no come back to Python each iteration.
-On an H100 the same steps done in NumPy took 16 ms per 512 px iteration, more than five times the
-network's forward and backward pass (2.8 ms), and moving the pixels to and fro 2 ms more.
+GPU where there is one). L-BFGS's iterations, the loss's evaluations among them, run as one
+compiled program (``model.backend.compiled``) that does ``chunk`` iterations per call: only their
+losses come back to Python, for the progress callback and the early stop. On an H100 the same
+steps done in NumPy took 16 ms per 512 px iteration, more than five times the network's forward
+and backward pass (2.8 ms), and moving the pixels to and fro 2 ms more.
 """
 
 from __future__ import annotations
@@ -16,19 +17,17 @@ from __future__ import annotations
 import functools
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from keras import ops
 
-from model.backend import Tensor, compiled, to_numpy, to_tensor
+from model.backend import Tensor, compiled, on_gpu, to_numpy, to_tensor
 from model.errors import ModelError
 from model.network import pixel_bounds
 
-# Pixels (1, H, W, 3), a backend tensor -> (loss, a scalar tensor or float; gradient shaped like
-# the pixels, a tensor or array).
-LossAndGradient = Callable[[Tensor], tuple[Any, Any]]
 AfterIteration = Callable[[int, float], None]
 # L-BFGS's memory: its last steps (changes of the pixels) and their changes in gradient, each
 # (memory, pixels) oldest first, and 1 / each pair's curvature (memory,). Pairs not yet made are
@@ -45,11 +44,44 @@ LBFGS_MEMORY = 10
 FIRST_STEP = 4.0
 # A step that raises the loss is halved at most this many times.
 MAX_HALVINGS = 10
+# L-BFGS iterations per call of its compiled program on a GPU, where an iteration takes
+# milliseconds and a call and its wait for the device a good part of one. On a CPU one per call:
+# an iteration takes a second or more, and progress and early stopping then see every one at once.
+GPU_CHUNK = 10
+
+# How L-BFGS's compiled iterations end: still going, or why not.
+_TRYING, _RUNNING, _AT_MINIMUM, _NO_DESCENT, _DIVERGED = -1, 0, 1, 2, 3
 
 # The TensorFlow tutorial's Adam ("Neural style transfer"), for pixels in 0..1.
 ADAM_BETA1 = 0.99
 ADAM_BETA2 = 0.999
 ADAM_EPSILON = 0.1
+
+
+@dataclass(frozen=True)
+class Loss:
+    """What the optimisers minimise: ``function(pixels, *arguments)`` -> (loss, gradient).
+
+    The pixels are (1, H, W, 3) float32 tensors of the backend; the loss is a float32 scalar and
+    the gradient is shaped like the pixels. ``function`` is written with ``keras.ops`` or compiled
+    for the backend (``model.backend.compiled``, or the renderer's ``tf.function``), so that
+    L-BFGS can compile it into its own iterations. ``arguments`` (tensors, arrays, lists of them)
+    are what it takes besides the pixels: passed in, not captured, so that a compiled program
+    does not bake them in as constants (the network's weights are 58 MB).
+    """
+
+    function: Callable[..., tuple[Tensor, Tensor]]
+    arguments: tuple[Any, ...] = ()
+
+    def __call__(self, pixels: Tensor) -> tuple[Tensor, Tensor]:
+        return self.function(pixels, *self.arguments)
+
+
+class Optimised(NamedTuple):
+    """Where an optimiser ended, (1, H, W, 3) float32, and how many times it evaluated the loss."""
+
+    pixels: np.ndarray
+    evaluations: int
 
 
 class EarlyStop:
@@ -68,72 +100,79 @@ class EarlyStop:
 
 
 def lbfgs(
-    loss_and_gradient: LossAndGradient,
+    loss: Loss,
     start: np.ndarray,
     iterations: int,
     after_iteration: AfterIteration,
     early_stop: EarlyStop,
     memory: int = LBFGS_MEMORY,
     preconditioner: np.ndarray | None = None,
-) -> np.ndarray:
-    """L-BFGS from ``start`` for at most ``iterations`` iterations; returns where it ends.
+    chunk: int | None = None,
+) -> Optimised:
+    """L-BFGS from ``start`` for at most ``iterations`` iterations: where it ends.
 
     As neural-style runs Torch's L-BFGS: one evaluation per iteration, no line search. Each
     step is the two-loop recursion's (Nocedal and Wright, algorithm 7.4) over the last
     ``memory`` steps, scaled by the latest curvature, then projected onto the displayable
     pixels. Only a step that raises the loss is halved and evaluated again, so the loss never
     rises. The first step, with no curvature known yet, moves the pixels by ``FIRST_STEP``
-    levels (root mean square).
+    levels (root mean square). It stops early at a minimum within the bounds (no pixel can
+    move) and where no halving of a step lowers the loss.
+
+    The iterations run on the device, ``chunk`` per call (``GPU_CHUNK`` on a GPU, 1 elsewhere);
+    ``after_iteration`` and ``early_stop`` then see each one's loss in turn, so with chunks of
+    more than one an early stop comes at the end of the chunk it falls in.
 
     ``preconditioner``, positive and broadcastable to the pixels, shapes the first estimate of
     the inverse Hessian (the recursion's ``H0``): a pixel weighed 0.5 where the loss is twice
     as stiff as elsewhere is stepped as far as the rest. None is 1 everywhere. Raises
-    ``ValueError`` if it is not positive and finite everywhere (the steps would not go downhill).
+    ``ValueError`` if it is not positive and finite everywhere (the steps would not go downhill),
+    ``ModelError`` if the loss is not a number.
     """
     if preconditioner is not None and not np.all(np.isfinite(preconditioner) & (np.asarray(preconditioner) > 0)):
         raise ValueError("the preconditioner must be positive and finite at every pixel")
+    chunk = chunk or (GPU_CHUNK if on_gpu() else 1)
     kernels = _kernels()
     low, high = (to_tensor(bound) for bound in pixel_bounds())
     diagonal = to_tensor(np.broadcast_to(1.0 if preconditioner is None else preconditioner, start.shape))
     pixels = kernels.clip(to_tensor(start), low, high)
-    loss, gradient = _evaluate(loss_and_gradient, pixels)
     size = int(np.prod(start.shape))
     history: History = (
         to_tensor(np.zeros((memory, size), np.float32)),
         to_tensor(np.zeros((memory, size), np.float32)),
         to_tensor(np.zeros(memory, np.float32)),
     )
-    step = kernels.direction(pixels, gradient, history, diagonal, low, high)
-    for iteration in range(1, iterations + 1):
-        for _ in range(MAX_HALVINGS + 1):
-            moved, moves = kernels.move(pixels, step, low, high)
-            # Evaluated before asking whether any pixel moved: the answer waits for the device,
-            # and the evaluation is on its way to it by then. One wait per try, not two.
-            new_loss, new_gradient = _evaluate(loss_and_gradient, moved)
-            if not bool(moves):
-                return to_numpy(pixels)  # no pixel can move down the loss: a minimum, within the bounds
-            if new_loss <= loss:
-                break
-            step = step * 0.5
-        else:
-            # No step along this direction lowers the loss: the render is as good as it gets.
+    # No loss yet: the first call evaluates the start before its first iteration (_iterate).
+    gradient, step = (to_tensor(np.zeros(start.shape, np.float32)) for _ in range(2))
+    state = (pixels, to_tensor(np.inf), gradient, history, step)
+    iterate = _lbfgs_iterations(loss.function)
+    no_losses = to_tensor(np.zeros(chunk, np.float32))
+    done = evaluations = 0
+    while done < iterations:
+        count = ops.convert_to_tensor(min(chunk, iterations - done), "int32")
+        state, losses, counts = iterate(state, count, no_losses, diagonal, low, high, loss.arguments)
+        performed, tried, status = (int(n) for n in to_numpy(counts))
+        evaluations += tried
+        stop = status != _RUNNING
+        for value in to_numpy(losses)[:performed]:
+            done += 1
+            after_iteration(done, float(value))
+            stop = early_stop.should_stop(float(value)) or stop
+        if status == _DIVERGED:
+            raise ModelError("the render diverged: the loss is not a number")
+        if stop:
             break
-        history, step = kernels.advance(history, pixels, moved, gradient, new_gradient, diagonal, low, high)
-        pixels, loss, gradient = moved, new_loss, new_gradient
-        after_iteration(iteration, loss)
-        if early_stop.should_stop(loss):
-            break
-    return to_numpy(pixels)
+    return Optimised(to_numpy(state[0]), evaluations)
 
 
 def adam(
-    loss_and_gradient: LossAndGradient,
+    loss: Loss,
     start: np.ndarray,
     iterations: int,
     after_iteration: AfterIteration,
     early_stop: EarlyStop,
     learning_rate: float,
-) -> np.ndarray:
+) -> Optimised:
     """Adam from ``start``, as the TensorFlow tutorial runs it, for at most ``iterations`` steps.
 
     The tutorial's pixels are 0..1, ours 0..255 (minus the mean): its ``learning_rate`` and
@@ -148,36 +187,115 @@ def adam(
     first_moment = to_tensor(np.zeros(start.shape, np.float32))
     second_moment = to_tensor(np.zeros(start.shape, np.float32))
     rate = to_tensor(learning_rate)
+    step = 0
     for step in range(1, iterations + 1):
-        loss, gradient = _evaluate(loss_and_gradient, pixels)
+        value, gradient = _evaluate(loss, pixels)
         pixels, first_moment, second_moment = kernels.adam(
             pixels, gradient, first_moment, second_moment, to_tensor(step), rate, low, high
         )
-        after_iteration(step, loss)
-        if early_stop.should_stop(loss):
+        after_iteration(step, value)
+        if early_stop.should_stop(value):
             break
-    return to_numpy(pixels)
+    return Optimised(to_numpy(pixels), step)
 
 
-def _evaluate(loss_and_gradient: LossAndGradient, pixels: Tensor) -> tuple[float, Tensor]:
+def _evaluate(loss: Loss, pixels: Tensor) -> tuple[float, Tensor]:
     """The loss (a float) and gradient (a float32 tensor) at ``pixels``; ``ModelError`` if the loss is not finite."""
-    loss, gradient = loss_and_gradient(pixels)
-    loss = float(loss)
-    if not np.isfinite(loss):
+    value, gradient = loss(pixels)
+    value = float(value)
+    if not np.isfinite(value):
         raise ModelError("the render diverged: the loss is not a number")
-    return loss, to_tensor(gradient)
+    return value, to_tensor(gradient)
 
 
 @functools.cache
 def _kernels() -> SimpleNamespace:
     """The optimisers' steps, compiled for the Keras backend (once per process)."""
-    return SimpleNamespace(
-        clip=compiled(_clip),
-        direction=compiled(_lbfgs_direction),
-        move=compiled(_move),
-        advance=compiled(_advance),
-        adam=compiled(_adam_step),
-    )
+    return SimpleNamespace(clip=compiled(_clip), adam=compiled(_adam_step))
+
+
+# A few losses at a time: a renderer has one per choice of layers, and its programs are kept.
+@functools.lru_cache(maxsize=8)
+def _lbfgs_iterations(function: Callable[..., tuple[Tensor, Tensor]]) -> Callable[..., Any]:
+    """L-BFGS's iterations on ``function``'s loss, compiled: see ``_iterate``."""
+    # The state is given up: its history (80 bytes per pixel channel) is updated in place.
+    return compiled(functools.partial(_iterate, function), donate=(0,))
+
+
+def _iterate(
+    function: Callable[..., tuple[Tensor, Tensor]],
+    state: tuple[Tensor, Tensor, Tensor, History, Tensor],
+    count: Tensor,
+    no_losses: Tensor,
+    preconditioner: Tensor,
+    low: Tensor,
+    high: Tensor,
+    arguments: tuple[Any, ...],
+) -> tuple[tuple[Tensor, Tensor, Tensor, History, Tensor], Tensor, Tensor]:
+    """Up to ``count`` L-BFGS iterations from ``state`` (pixels, loss, gradient, history, step).
+
+    Returns the state after them, their losses (in ``no_losses``' first places) and, as int32,
+    how many were done, how many times the loss was evaluated, and how they ended (``_RUNNING``
+    if none of the reasons to stop came up). Each iteration moves the pixels by the step and
+    evaluates the loss there, halving the step while that raises the loss (``lbfgs``).
+
+    A state with an infinite loss (none known yet; a zero gradient and step) is first evaluated
+    where it is, by the same code as the tries: a step of zero, taken whatever the loss, and not
+    an iteration; its pair of changes, zero, is not remembered, and the first step follows from
+    its gradient. So the loss and its gradient are compiled once, here. (On TensorFlow, a
+    compiled loss called inside this program is compiled again for it: 3.5 s at 200 px on 2
+    cores, which a first evaluation of its own would add to each new picture size.)
+    """
+
+    def iteration(
+        done: Tensor, status: Tensor, tried: Tensor, losses: Tensor, pixels: Tensor, loss: Tensor,
+        gradient: Tensor, history: History, step: Tensor,
+    ) -> tuple[Any, ...]:
+        def trying(tries: Tensor, status: Tensor, *_: Any) -> Tensor:
+            return status == _TRYING
+
+        def try_step(
+            tries: Tensor, status: Tensor, tried: Tensor, step: Tensor, *_: Any
+        ) -> tuple[Any, ...]:
+            moved, moves = _move(pixels, step, low, high)
+            new_loss, new_gradient = function(moved, *arguments)
+            new_loss = ops.cast(new_loss, "float32")
+            status = ops.where(
+                ops.logical_not(ops.isfinite(new_loss)), _DIVERGED,
+                ops.where(
+                    ops.logical_and(ops.logical_not(moves), ops.isfinite(loss)), _AT_MINIMUM,  # within the bounds
+                    ops.where(new_loss <= loss, _RUNNING, ops.where(tries >= MAX_HALVINGS, _NO_DESCENT, _TRYING)),
+                ),
+            )
+            return tries + 1, status, tried + 1, step * 0.5, moved, new_loss, ops.cast(new_gradient, "float32")
+
+        start = (_int(0), _int(_TRYING), tried, step, pixels, loss, gradient)
+        _, status, tried, _, moved, new_loss, new_gradient = ops.while_loop(trying, try_step, start)
+
+        # Where the step failed, the loop ends here: the pixels, loss and gradient stay as they
+        # were, and the history and step, never used again, are left as they come out. (A
+        # conditional around the update instead costs JAX a copy of the history per call.)
+        accepted = status == _RUNNING
+        an_iteration = ops.logical_and(accepted, ops.isfinite(loss))  # not the start's evaluation
+        history, next_step = _advance(history, pixels, moved, gradient, new_gradient, preconditioner, low, high)
+        losses = ops.where(ops.logical_and(an_iteration, ops.arange(ops.shape(losses)[0]) == done), new_loss, losses)
+        pixels = ops.where(accepted, moved, pixels)
+        loss = ops.where(accepted, new_loss, loss)
+        gradient = ops.where(accepted, new_gradient, gradient)
+        done = done + ops.cast(an_iteration, "int32")
+        return done, status, tried, losses, pixels, loss, gradient, history, next_step
+
+    def going(done: Tensor, status: Tensor, *_: Any) -> Tensor:
+        return ops.logical_and(done < count, status == _RUNNING)
+
+    pixels, loss, gradient, history, step = state
+    start = (_int(0), _int(_RUNNING), _int(0), no_losses, pixels, loss, gradient, history, step)
+    done, status, tried, losses, pixels, loss, gradient, history, step = ops.while_loop(going, iteration, start)
+    return (pixels, loss, gradient, history, step), losses, ops.stack([done, tried, status])
+
+
+def _int(value: int) -> Tensor:
+    return ops.convert_to_tensor(value, "int32")
 
 
 def _clip(pixels: Tensor, low: Tensor, high: Tensor) -> Tensor:

@@ -43,7 +43,7 @@ from model.losses import (
     total_variation_loss,
 )
 from model.network import build_extractor, check_weights, deprocess, preprocess
-from model.optimisers import EarlyStop, LossAndGradient, adam, lbfgs
+from model.optimisers import EarlyStop, Loss, adam, lbfgs
 from model.settings import Progress, RenderSettings
 from model.weights import NETWORKS, load_weights
 
@@ -126,7 +126,7 @@ class _Objective:
         blend: Sequence[float],
         settings: RenderSettings,
         faces: FaceWeights | None = None,
-    ) -> LossAndGradient:
+    ) -> Loss:
         """The loss of a picture shaped like ``photo`` and its gradient.
 
         ``paintings`` (each (1, h, w, 3), any size) are blended with weights ``blend`` (summing
@@ -161,21 +161,18 @@ class _Objective:
             if detail_map.any():  # a small face
                 detail = [detail_target, detail_map[None, ..., None]]
 
-        def loss_and_gradient(pixels: Tensor) -> tuple[Tensor, Tensor]:
-            return self.value_and_grad(
-                pixels,
-                variables,
-                unit_list,
-                content_targets,
-                style_targets,
-                layer_weights,
-                loss_weights,
-                content_maps,
-                style_regions,
-                detail,
-            )
-
-        return loss_and_gradient
+        arguments = (
+            variables,
+            unit_list,
+            content_targets,
+            style_targets,
+            layer_weights,
+            loss_weights,
+            content_maps,
+            style_regions,
+            detail,
+        )
+        return Loss(self.value_and_grad, arguments)
 
 
 @dataclass(frozen=True)
@@ -291,9 +288,11 @@ class StyleTransfer:
                 preconditioner = None if stage_faces is None else _face_preconditioner(stage_faces)
                 pixels = lbfgs(
                     loss_and_gradient, start, iterations, after_iteration, stop, preconditioner=preconditioner
-                )
+                ).pixels
             else:
-                pixels = adam(loss_and_gradient, start, iterations, after_iteration, stop, settings.learning_rate)
+                pixels = adam(
+                    loss_and_gradient, start, iterations, after_iteration, stop, settings.learning_rate
+                ).pixels
             done += iterations
         assert pixels is not None  # the last stage has at least one iteration
         picture = deprocess(pixels)[0]

@@ -25,6 +25,7 @@ from model.errors import ImageError, WeightsError
 from model.images import resize_to_longest
 from model.losses import gram_matrix, style_loss
 from model.network import build_extractor, preprocess
+from model.optimisers import Optimised
 from model.render import StyleTransfer
 from model.settings import Progress, RenderSettings
 from model.weights import VGG16_LAYERS, bundled_vgg16_path, load_vgg16
@@ -401,7 +402,7 @@ def test_l_bfgs_is_given_shorter_steps_on_faces_at_every_stage(
     given: list[np.ndarray | None] = []
     real_lbfgs = render_module.lbfgs
 
-    def recording_lbfgs(*args: Any, preconditioner: np.ndarray | None = None, **kwargs: Any) -> np.ndarray:
+    def recording_lbfgs(*args: Any, preconditioner: np.ndarray | None = None, **kwargs: Any) -> Optimised:
         given.append(preconditioner)
         return real_lbfgs(*args, preconditioner=preconditioner, **kwargs)
 
