@@ -45,8 +45,8 @@ class MaxPool2x2(keras.layers.Layer):
     forward and back at 512 x 384 px took 2.61-2.67 s against 2.90 s on TensorFlow, 2.61-2.77 s
     against 3.17-3.30 s on JAX; a default 512 px render, 51.7 s against 55.6 s. Where two
     values of a window tie for the maximum they share its gradient; after a ReLU, ties are
-    zeros, whose gradient the ReLU stops anyway. Run eagerly on TensorFlow (the targets' pass, no gradient), Keras'
-    own pooling is faster, and gives the same values.
+    zeros, whose gradient the ReLU stops anyway. Run eagerly on TensorFlow (the targets' pass,
+    no gradient), Keras' own pooling is faster, and gives the same values.
     """
 
     def call(self, inputs: keras.KerasTensor) -> keras.KerasTensor:

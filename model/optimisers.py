@@ -126,11 +126,13 @@ def lbfgs(
     ``preconditioner``, positive and broadcastable to the pixels, shapes the first estimate of
     the inverse Hessian (the recursion's ``H0``): a pixel weighed 0.5 where the loss is twice
     as stiff as elsewhere is stepped as far as the rest. None is 1 everywhere. Raises
-    ``ValueError`` if it is not positive and finite everywhere (the steps would not go downhill),
-    ``ModelError`` if the loss is not a number.
+    ``ValueError`` if it is not positive and finite everywhere (the steps would not go downhill)
+    or ``chunk`` is not a whole number from 1, ``ModelError`` if the loss is not a number.
     """
     if preconditioner is not None and not np.all(np.isfinite(preconditioner) & (np.asarray(preconditioner) > 0)):
         raise ValueError("the preconditioner must be positive and finite at every pixel")
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"chunk must be a whole number of iterations, at least 1, got: {chunk!r}")
     chunk = chunk or (GPU_CHUNK if on_gpu() else 1)
     kernels = _kernels()
     low, high = (to_tensor(bound) for bound in pixel_bounds())

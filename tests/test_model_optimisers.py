@@ -203,3 +203,10 @@ def test_a_preconditioner_that_is_not_positive_and_finite_is_refused(bad):
     with pytest.raises(ValueError, match="positive and finite"):
         lbfgs(quadratic_loss(np.zeros(SHAPE)), np.ones(SHAPE, np.float32), 3, lambda i, loss: None, EarlyStop(0),
               preconditioner=preconditioner)
+
+
+@pytest.mark.parametrize("chunk", [0, -1, 2.5, True])
+def test_a_chunk_that_is_not_a_whole_number_from_one_is_refused(chunk):
+    with pytest.raises(ValueError, match="chunk must be"):
+        lbfgs(quadratic_loss(np.zeros(SHAPE)), np.ones(SHAPE, np.float32), 3, lambda i, loss: None, EarlyStop(0),
+              chunk=chunk)
