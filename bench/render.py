@@ -82,7 +82,7 @@ def _network_ms(painter: Any, content: np.ndarray, style: np.ndarray, settings: 
     objective = painter._objective(settings)
     function = objective.loss_and_gradient(photo, paintings, inputs.blend, settings)
     pixels = to_tensor(photo)
-    float(function(pixels)[0])  # compiled already by the render; this call is the warm-up
+    float(function(pixels)[0])  # compiles it on its own (the render's is inside L-BFGS's program)
     times = []
     for _ in range(3 if settings.size >= 1024 else 5):
         started = time.perf_counter()

@@ -43,7 +43,9 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 
 
 def _config(ctx: click.Context) -> Config:
-    return load_config(ctx.obj)
+    """The settings, or one clear line saying what is wrong with them."""
+    with _user_errors():
+        return load_config(ctx.obj)
 
 
 @contextmanager

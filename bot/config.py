@@ -18,6 +18,7 @@ import yaml
 
 from bot.errors import ConfigError
 from model.settings import RenderSettings, parse_strength
+from storage.db import without_password
 
 T = TypeVar("T")
 
@@ -287,12 +288,14 @@ def _coerce(value: Any, kind: Any, check: Check | None, source: str, key: str) -
         or (kind is float and isinstance(value, (int, float)) and not isinstance(value, bool))
         or (kind in (str, Path) and isinstance(value, str) and value != "")
     )
+    # A value quoted back never shows a password (database.url's user:password@).
+    shown = repr(without_password(value)) if isinstance(value, str) else repr(value)
     if not ok:
-        raise ConfigError(f"{source}: {key} must be {expected}, got: {value!r}")
+        raise ConfigError(f"{source}: {key} must be {expected}, got: {shown}")
     value = kind(value)
     problem = check(value) if check else None
     if problem:
-        raise ConfigError(f"{source}: {key} must be {problem}, got: {value!r}")
+        raise ConfigError(f"{source}: {key} must be {problem}, got: {shown}")
     return value
 
 

@@ -64,6 +64,15 @@ def on_gpu() -> bool:
     return bool(tf.config.list_logical_devices("GPU"))
 
 
+def tensorflow_eagerly() -> bool:
+    """Whether Keras runs on TensorFlow, eagerly (not inside a ``tf.function``)."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return bool(tf.executing_eagerly())
+
+
 def to_tensor(array: Any) -> Tensor:
     """A float32 tensor of the backend (on its device) from an array or tensor."""
     return keras.ops.convert_to_tensor(array, "float32")

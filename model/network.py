@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 
+from model.backend import tensorflow_eagerly
 from model.errors import WeightsError
 from model.weights import NETWORKS, Network
 
@@ -50,7 +51,7 @@ class MaxPool2x2(keras.layers.Layer):
     """
 
     def call(self, inputs: keras.KerasTensor) -> keras.KerasTensor:
-        if _tensorflow_eagerly():
+        if tensorflow_eagerly():
             return keras.ops.max_pool(inputs, 2, 2, padding="same")
         _, height, width, channels = inputs.shape
         # An odd last row (column) repeated: its window's maximum is itself, as in "same" pooling.
@@ -65,15 +66,6 @@ class MaxPool2x2(keras.layers.Layer):
         batch, height, width, channels = input_shape
         half = [None if side is None else (side + 1) // 2 for side in (height, width)]
         return (batch, *half, channels)
-
-
-def _tensorflow_eagerly() -> bool:
-    """Whether Keras runs on TensorFlow, eagerly (not inside a ``tf.function``)."""
-    if keras.backend.backend() != "tensorflow":
-        return False
-    import tensorflow as tf
-
-    return bool(tf.executing_eagerly())
 
 
 def build_extractor(

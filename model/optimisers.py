@@ -262,13 +262,12 @@ def _iterate(
             moved, moves = _move(pixels, step, low, high)
             new_loss, new_gradient = function(moved, *arguments)
             new_loss = ops.cast(new_loss, "float32")
-            status = ops.where(
-                ops.logical_not(ops.isfinite(new_loss)), _DIVERGED,
-                ops.where(
-                    ops.logical_and(ops.logical_not(moves), ops.isfinite(loss)), _AT_MINIMUM,  # within the bounds
-                    ops.where(new_loss <= loss, _RUNNING, ops.where(tries >= MAX_HALVINGS, _NO_DESCENT, _TRYING)),
-                ),
-            )
+            # Each outcome overrides the ones above it.
+            status = ops.where(tries >= MAX_HALVINGS, _NO_DESCENT, _TRYING)
+            status = ops.where(new_loss <= loss, _RUNNING, status)
+            no_pixel_moved = ops.logical_and(ops.logical_not(moves), ops.isfinite(loss))
+            status = ops.where(no_pixel_moved, _AT_MINIMUM, status)  # a minimum, within the bounds
+            status = ops.where(ops.isfinite(new_loss), status, _DIVERGED)
             return tries + 1, status, tried + 1, step * 0.5, moved, new_loss, ops.cast(new_gradient, "float32")
 
         start = (_int(0), _int(_TRYING), tried, step, pixels, loss, gradient)

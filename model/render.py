@@ -438,8 +438,8 @@ def _face_preconditioner(faces: FaceWeights) -> np.ndarray:
     moved 0.055-0.071 eye distances at 512 px with no preconditioner or the square root alone
     there, 0.034-0.049 with this; the power 2.5 did no better (0.020-0.089 over 448-576 px,
     normal and high strengths); the style loss outside the faces against faces off (geometric
-    mean over the sizes) was 0.977-0.978 for the astronaut and 0.956-0.970 for the group with this, where the power 1 on small faces gave
-    the group 1.016 at high strength. With sub-pixel landmarks, every face moves 0.011-0.040
+    mean over the sizes) was 0.977-0.978 for the astronaut and 0.956-0.970 for the group with
+    this, where the power 1 on small faces gave the group 1.016 at high strength. With sub-pixel landmarks, every face moves 0.011-0.040
     eye distances at the three sizes and both strengths. At one size the style ratio swings by
     several per cent with any change to the optimiser's path: computing this map as
     ``1 / sqrt`` instead of ``** -0.5`` moved the astronaut's at 512 px from 0.998 to 1.058.

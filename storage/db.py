@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ def open_engine(url: str) -> Engine:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:  # a malformed URL
-        raise StorageError(f"cannot use the database URL {url!r}: {exc}") from exc
+    except (ArgumentError, ValueError) as exc:  # a malformed URL, or a port that is not a number
+        raise StorageError(f"cannot use the database URL {without_password(url)!r}: {exc}") from exc
     shown = parsed.render_as_string(hide_password=True)  # errors never show the password
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED_DATABASES:
@@ -70,3 +71,9 @@ def is_postgres(session: Session) -> bool:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded attributes after commit, so results can be used after a transaction."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def without_password(url: str) -> str:
+    """``url`` as written, its password (``user:password@``) shown as ``***``: for messages about
+    a URL that SQLAlchemy could not parse, and so cannot hide the password of itself."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)

@@ -187,6 +187,10 @@ def test_a_bad_or_unreachable_database_is_one_clear_line(tmp_path: Path) -> None
         ("foo://x/y", "cannot use the database URL 'foo://x/y'"),
         ("mysql://u:secret@127.0.0.1/forger", "'mysql://u:***@127.0.0.1/forger': Forger keeps its data in SQLite or PostgreSQL, not mysql"),
         ("postgresql+nodriver://u@127.0.0.1/db", "cannot use the database URL 'postgresql+nodriver://"),
+        # Not parsed by SQLAlchemy, so it cannot hide the password: Forger does.
+        ("postgresql://u:secret@127.0.0.1:port/db", "cannot use the database URL 'postgresql://u:***@127.0.0.1:port/db'"),
+        # Refused by the settings' own check, before any command runs.
+        ("://u:secret@127.0.0.1/db", "database.url must be an SQLAlchemy URL such as sqlite:///data/forger.sqlite3, got: '://u:***@127.0.0.1/db'"),
         ("postgresql+psycopg://u@127.0.0.1:1/db", "the database could not be used: connection failed"),
     ]:
         config = tmp_path / "config.yaml"

@@ -434,11 +434,12 @@ def test_a_bfloat16_render_is_as_good_by_the_float32_loss(painter: StyleTransfer
     settings = tiny(precision="float32")
     start = painter.loss(photo, photo, painting, settings)
 
-    full = painter.loss(painter.render(photo, painting, settings), photo, painting, settings)
-    half = painter.loss(
-        painter.render(photo, painting, replace(settings, precision="bfloat16")), photo, painting, settings
-    )
+    in_float32 = painter.render(photo, painting, settings)
+    in_bfloat16 = painter.render(photo, painting, replace(settings, precision="bfloat16"))
+    full = painter.loss(in_float32, photo, painting, settings)
+    half = painter.loss(in_bfloat16, photo, painting, settings)
 
+    assert not np.array_equal(in_bfloat16, in_float32)  # it did compute in bfloat16
     assert half < 0.5 * start  # it painted
     assert half == pytest.approx(full, rel=0.02)  # 0.2-0.4% apart, on TensorFlow and on JAX
 
