@@ -55,11 +55,21 @@ class MaxPool2x2(keras.layers.Layer):
             return keras.ops.max_pool(inputs, 2, 2, padding="same")
         _, height, width, channels = inputs.shape
         # An odd last row (column) repeated: its window's maximum is itself, as in "same" pooling.
-        if height % 2:
-            inputs = keras.ops.concatenate([inputs, inputs[:, -1:]], axis=1)
-        if width % 2:
-            inputs = keras.ops.concatenate([inputs, inputs[:, :, -1:]], axis=2)
-        windows = keras.ops.reshape(inputs, (-1, (height + 1) // 2, 2, (width + 1) // 2, 2, channels))
+        if height is None or width is None:
+            # A graph for any picture size (``model.backend.compiled``): the last row and column
+            # are always repeated and cut off again where the size is even. XLA, compiling for
+            # one size, leaves out what is cut off.
+            _, height, width, _ = keras.ops.shape(inputs)
+            rows, columns = (height + 1) // 2, (width + 1) // 2
+            inputs = keras.ops.concatenate([inputs, inputs[:, -1:]], axis=1)[:, : 2 * rows]
+            inputs = keras.ops.concatenate([inputs, inputs[:, :, -1:]], axis=2)[:, :, : 2 * columns]
+        else:
+            rows, columns = (height + 1) // 2, (width + 1) // 2
+            if height % 2:
+                inputs = keras.ops.concatenate([inputs, inputs[:, -1:]], axis=1)
+            if width % 2:
+                inputs = keras.ops.concatenate([inputs, inputs[:, :, -1:]], axis=2)
+        windows = keras.ops.reshape(inputs, (-1, rows, 2, columns, 2, channels))
         return keras.ops.max(windows, axis=(2, 4))
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:

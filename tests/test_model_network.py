@@ -52,7 +52,9 @@ def test_the_activations_come_out_in_the_order_asked_for_at_their_scales(weights
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 10, 3), (2, 7, 9, 4), (1, 5, 6, 2), (1, 1, 1, 3), (1, 3, 1, 2)])
-def test_our_pooling_gives_keras_values_and_gradients_eagerly_and_compiled(shape: tuple[int, ...]) -> None:
+def test_our_pooling_gives_keras_values_and_gradients_eagerly_and_compiled_for_one_or_any_size(
+    shape: tuple[int, ...],
+) -> None:
     tf = pytest.importorskip("tensorflow")
     # Signed values: the layer must not lean on the ReLU before it to pad odd sizes.
     pixels = tf.constant(np.random.default_rng(1).normal(size=shape).astype(np.float32))
@@ -67,7 +69,13 @@ def test_our_pooling_gives_keras_values_and_gradients_eagerly_and_compiled(shape
     expected, expected_gradient = pooled_and_gradient(keras.layers.MaxPooling2D(2, padding="same"), pixels)
     ours = MaxPool2x2()
     compiled = tf.function(lambda x: pooled_and_gradient(ours, x), jit_compile=True)
-    for pooled, gradient in (pooled_and_gradient(ours, pixels), compiled(pixels)):
+    # Traced for any size (as the renderer's loss is), as a graph and XLA-compiled.
+    any_size = [tf.TensorSpec((None, None, None, shape[-1]), tf.float32)]
+    graph = tf.function(lambda x: pooled_and_gradient(ours, x), input_signature=any_size)
+    compiled_any_size = tf.function(lambda x: pooled_and_gradient(ours, x), input_signature=any_size, jit_compile=True)
+    for pooled, gradient in (
+        pooled_and_gradient(ours, pixels), compiled(pixels), graph(pixels), compiled_any_size(pixels)
+    ):
         assert np.array_equal(pooled, expected)
         assert np.array_equal(gradient, expected_gradient)
 

@@ -450,3 +450,22 @@ def test_from_256_px_on_the_short_side_is_painted_rounded_to_16_px(painter: Styl
     assert picture.shape == (176, 256, 3)
     # Below 256 px the aspect ratio is kept to the pixel.
     assert painter.render(photo, draw_painting(), tiny(size=90, iterations=(1,))).shape == (60, 90, 3)
+
+
+def test_on_tensorflow_the_loss_is_traced_for_any_size_once_sizes_have_varied(
+    weights: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> None:
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("JAX traces each size: jax.jit has no shape-relaxed trace")
+    painter = StyleTransfer(weights)  # its own: a fresh compiled loss
+
+    def traces_after(height: int, width: int) -> int:
+        picture = painter.render(draw_photo(height, width), draw_painting(), tiny(iterations=(1,)))
+        assert picture.shape == (height, width, 3)
+        (objective,) = painter._objectives.values()
+        return int(objective.value_and_grad.experimental_get_tracing_count())
+
+    # The first size; then its height relaxed (the width was the same); then both.
+    assert [traces_after(48, 64), traces_after(40, 64), traces_after(64, 36)] == [1, 2, 3]
+    # From then on a new picture size only compiles (XLA): it is not traced again.
+    assert traces_after(64, 52) == traces_after(30, 64) == 3
