@@ -42,9 +42,9 @@ def compiled(function: Callable[..., Any], donate: tuple[int, ...] = ()) -> Call
     TensorFlow: a graph (``tf.function``) without XLA: the functions given here are a few dozen
     vector operations, and a graph of them is only traced, not compiled, for each new picture
     size. (On 2 CPU cores a 512 px render took as long with them as with the NumPy steps they
-    replaced: 55.3 s warm both.) Traced for each shape: with sizes left open, a render of 4 + 4
-    iterations at 512 px took 18.9 s against 17.8 s (means of 8), for about 1 s of tracing
-    saved per new size. Their loops are ``keras.ops.while_loop``s, so AutoGraph, which rewrites
+    replaced: 55.3 s warm both.) Traced for each shape: with sizes left open, renders of 4 + 4
+    iterations at 512 px (a size seen before) took 18.9 s against 17.8 s (means of 8), for
+    about 1 s of tracing saved per new size. Their loops are ``keras.ops.while_loop``s, so AutoGraph, which rewrites
     Python's, is off: converting the code they call cost a cold render about 3 s.
     """
     if check_backend() == "jax":

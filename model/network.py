@@ -56,9 +56,9 @@ class MaxPool2x2(keras.layers.Layer):
         _, height, width, channels = inputs.shape
         # An odd last row (column) repeated: its window's maximum is itself, as in "same" pooling.
         if height is None or width is None:
-            # A graph for any picture size (``model.backend.compiled``): the last row and column
-            # are always repeated and cut off again where the size is even. XLA, compiling for
-            # one size, leaves out what is cut off.
+            # A graph for any picture size (the loss of ``model.render._compile``): the last row
+            # and column are always repeated, and cut off again where the size is even. XLA,
+            # compiling for one size, leaves out what is cut off.
             _, height, width, _ = keras.ops.shape(inputs)
             rows, columns = (height + 1) // 2, (width + 1) // 2
             inputs = keras.ops.concatenate([inputs, inputs[:, -1:]], axis=1)[:, : 2 * rows]
