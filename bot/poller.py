@@ -3,8 +3,8 @@
 Everything one poll decides is committed in one transaction together with the cursor, so the
 cursor never moves past a mention whose job or reply was not saved; a mention seen again is
 recognised by its id and not queued twice. That makes overlap safe, and X needs it: a mention
-can show up in the timeline after newer ones were already served, so each poll reads from
-``overlap_s`` before the newest mention seen (ids are timestamps, ``bot.snowflake``).
+can show up in the timeline after newer ones were already served, so each poll reads again the
+mentions made up to ``overlap_s`` before the previous poll (ids are timestamps, ``bot.snowflake``).
 
 X serves only the newest 800 mentions; a walk that reaches that many may have lost older ones,
 and says so in the log. On the very first poll, mentions older than ``first_start_max_age_s``
@@ -12,7 +12,8 @@ are ignored: a new bot does not answer last year's tweets.
 
 Photos are downloaded before the transaction (no database lock is held while X is slow). A
 download that fails for a passing reason (a timeout, X's 5xx) loses nothing: the mention is
-not recorded and the cursor stays below it, so the next poll tries it again.
+not recorded and the cursor stays below it, so the next poll tries it again, until the
+mention is ``hold_max_s`` old.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from bot.gateway import Media, Mention, XGateway
 from bot.interpret import Decision, Help, Ignore, Refusal, RenderRequest, interpret, needs_parent, small_refusal
 from bot.media import Downloader
 from bot.refusals import RefusalKind
-from bot.snowflake import shifted
+from bot.snowflake import id_at, shifted
 from storage import cursors, jobs, mentions, replies
 from storage.admission import Limits, Refused, admit
 from storage.models import Outcome
@@ -48,6 +49,9 @@ class PollPolicy:
     """How the poller reads and answers; ``policy_for(config)`` builds it from the settings."""
 
     overlap_s: float = 120.0
+    # A mention whose photo cannot be fetched for a passing reason is held (read again at the
+    # next poll) until it is this old; then it is refused, so that it stops holding the cursor.
+    hold_max_s: float = 3600.0
     first_start_max_age_s: float = 3600.0
     refusal_period_s: float = 86_400.0
     acknowledge: bool = False
@@ -105,10 +109,11 @@ def poll(
     bot_id, _ = gateway.me()
     with sessions() as session:
         cursor = cursors.get(session, cursors.MENTIONS)
-    if cursor is None:
+        last_read = cursors.updated_at(session, cursors.MENTIONS)
+    if cursor is None or last_read is None:
         batch = gateway.mentions(bot_id, since_id=None, start_time=now - policy.first_start_max_age_s, page_size=page_size)
     else:
-        since_id = str(shifted(cursor, -policy.overlap_s))
+        since_id = str(_since(int(cursor), last_read.timestamp(), policy.overlap_s))
         batch = gateway.mentions(bot_id, since_id=since_id, page_size=page_size)
     found = batch.mentions
     if batch.maybe_gap:
@@ -134,7 +139,7 @@ def poll(
             try:
                 images[mention.id] = _download(decision, policy)
             except _PhotoFailed as failed:
-                if failed.error.transient:
+                if failed.error.transient and not _older(mention, now - policy.hold_max_s):
                     log.warning("mention %s: %s not fetched (%s); trying again next poll", mention.id, failed.which, failed.error)
                     held.append(mention)
                     continue
@@ -145,10 +150,22 @@ def poll(
     cursor_to = min([max(int(m.id) for m in found), *(int(m.id) - 1 for m in held)])
     with sessions.begin() as session:
         report = replace(_record(session, decisions, images, limits=limits, policy=policy, now=now), held=len(held))
-        cursors.put(session, cursors.MENTIONS, str(cursor_to))
+        cursors.put(session, cursors.MENTIONS, str(cursor_to), now=datetime.fromtimestamp(now, UTC))
     log.info("poll: %d new mentions, %d queued, %d refused, %d ignored, %d held",
              report.seen, report.queued, report.refused, report.ignored, report.held)
     return report
+
+
+def _since(cursor: int, last_read: float, overlap_s: float) -> int:
+    """The ``since_id`` of a poll: the cursor, less the overlap where a mention may be listed late.
+
+    The poll that last moved the cursor, at ``last_read``, saw every mention listed by then; one
+    listed late was made at most ``overlap_s`` before it. So only mentions made since
+    ``last_read - overlap_s`` are read again: each mention is read again for one overlap, not at
+    every poll (X bills every post it serves, and a quiet bot's newest mention would otherwise
+    be billed at each poll, forever).
+    """
+    return max(shifted(cursor, -overlap_s), min(cursor, id_at(last_read - overlap_s)))
 
 
 def _decide(mention: Mention, bot_id: str, gateway: XGateway, policy: PollPolicy) -> Decision:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.orm import Session
 
-from storage.models import Cursor
+from storage.models import Cursor, utcnow
 
 MENTIONS = "mentions"
 
@@ -15,10 +17,17 @@ def get(session: Session, name: str) -> str | None:
     return cursor.value if cursor else None
 
 
-def put(session: Session, name: str, value: str) -> None:
+def updated_at(session: Session, name: str) -> datetime | None:
+    """When the cursor was last put (moved or not), or None if it was never set."""
+    cursor = session.get(Cursor, name)
+    return cursor.updated_at if cursor else None
+
+
+def put(session: Session, name: str, value: str, *, now: datetime | None = None) -> None:
     """Set the cursor (in the caller's transaction, so it moves only with the work it covers)."""
     cursor = session.get(Cursor, name)
     if cursor is None:
-        session.add(Cursor(name=name, value=value))
+        session.add(Cursor(name=name, value=value, updated_at=now or utcnow()))
     else:
         cursor.value = value
+        cursor.updated_at = now or utcnow()

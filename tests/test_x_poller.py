@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import poller
 from bot.config import XCredentials
 from bot.gallery import Gallery
-from bot.gateway import XGateway
+from bot.gateway import MentionBatch, XGateway
 from bot.media import Downloader
 from bot.poller import PollPolicy, PollReport
 from bot.refusals import HOWTO, RefusalKind
@@ -99,6 +100,26 @@ def test_a_mention_listed_late_is_caught_by_the_overlap(bot: Bot, x: SandboxX, c
     assert [r.text for r in bot.owed(late)] == [HOWTO] and len(bot.owed(early)) == 1
     with bot.sessions() as s:
         assert cursors.get(s, cursors.MENTIONS) == early
+
+
+def test_a_quiet_bot_reads_its_newest_mention_again_only_for_the_overlap(
+    bot: Bot, x: SandboxX, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[int] = []  # X bills every post it serves, each time
+    read = bot.gateway.mentions
+
+    def counted(*args: Any, **kwargs: Any) -> MentionBatch:
+        batch = read(*args, **kwargs)
+        served.append(len(batch.mentions))
+        return batch
+
+    monkeypatch.setattr(bot.gateway, "mentions", counted)
+    x.post("alice", "@forgerbot hi")
+    for _ in range(10):
+        clock.advance(60)
+        bot.poll()
+
+    assert sum(served) <= 3 and served[-5:] == [0] * 5
 
 
 def test_a_walk_that_reaches_x_s_limit_warns_of_a_gap(
@@ -236,6 +257,24 @@ def test_a_download_that_times_out_loses_nothing(bot: Bot, x: SandboxX, photos: 
 
     assert (held.held, held.refused, again.queued, again.seen) == (1, 1, 1, 1)
     assert bot.mention(after) is not None and bot.job_images(ask)[0] == photos["tubingen"]
+
+
+def test_a_photo_that_cannot_be_fetched_for_an_hour_is_refused_and_stops_holding_the_cursor(
+    bot: Bot, x: SandboxX, clock: ManualClock, photos: dict[str, bytes]
+) -> None:
+    bot.policy = replace(bot.policy, downloader=Downloader(hosts=[x.media_host], min_side=16, time_limit_s=0.2))
+    ask = x.post("alice", "@forgerbot", images=[photos["tubingen"], photos["golden_gate"]])
+    x.slow("media", 0.6)
+
+    held = bot.poll()
+    clock.advance(bot.policy.hold_max_s + 60)
+    refused = bot.poll()
+
+    assert (held.held, refused.held, refused.refused) == (1, 0, 1)
+    mention = bot.mention(ask)
+    assert mention is not None and mention.outcome is Outcome.REFUSED
+    with bot.sessions() as s:
+        assert cursors.get(s, cursors.MENTIONS) == ask
 
 
 def test_one_reply_per_kind_of_refusal_per_period(bot: Bot, x: SandboxX, clock: ManualClock) -> None:
