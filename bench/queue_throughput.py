@@ -62,7 +62,7 @@ def _work(url: str, name: str, latencies: list[float]) -> None:
             break
         result = renderer.render(job.content_image, job.style_image)
         with sessions.begin() as s:
-            jobs.mark_uploading(s, job.id, worker=name, result_image=result, render_s=0.0)
+            jobs.mark_uploading(s, job.id, worker=name, lease_s=60, result_image=result, render_s=0.0)
         with sessions.begin() as s:
             jobs.mark_replied(s, job.id, worker=name, reply_tweet_id=str(job.id))
     engine.dispose()

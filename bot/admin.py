@@ -143,8 +143,12 @@ def queue(
     return [_row(session, job, now) for job in session.scalars(query)]
 
 
+# Ids beyond a 64-bit integer column are no job's (and would be the database's error, not ours).
+MAX_ID = 2**63 - 1
+
+
 def _job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
+    job = session.get(Job, job_id) if 0 < job_id <= MAX_ID else None
     if job is None:
         raise AdminError(f"no job {job_id}")
     return job
@@ -204,17 +208,20 @@ def _user(session: Session, name: str) -> User:
 
 
 def user(session: Session, name: str, *, now: datetime | None = None) -> UserInfo:
-    found = _user(session, name)
+    return _info(session, _user(session, name), now=now)
+
+
+def everyone(session: Session, *, now: datetime | None = None) -> list[UserInfo]:
+    return [_info(session, found, now=now) for found in users.everyone(session)]
+
+
+def _info(session: Session, found: User, *, now: datetime | None) -> UserInfo:
     total = session.scalar(select(func.count()).select_from(Job).where(Job.author_id == found.id)) or 0
     return UserInfo(
         id=found.id, username=found.username, banned=found.banned, ban_reason=found.ban_reason,
         priority=found.priority, renders_last_day=jobs.submitted_since(session, found.id, (now or utcnow()) - DAY),
         jobs_total=total,
     )
-
-
-def everyone(session: Session, *, now: datetime | None = None) -> list[UserInfo]:
-    return [user(session, u.username, now=now) for u in users.everyone(session)]
 
 
 def ban(session: Session, name: str, *, reason: str) -> None:

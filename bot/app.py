@@ -61,13 +61,14 @@ class Forger:
         return cls(config, engine, sessions, gateway, renderer, lease)
 
     def poll(self) -> poller.PollReport:
-        """Read new mentions and queue them, then send the replies owed."""
-        report = poller.poll(
-            self.sessions, self.gateway, page_size=self.config.bot.page_size, limits=self.limits,
-            policy=poller.policy_for(self.config),
-        )
-        self.deliver()
-        return report
+        """Read new mentions and queue them, then send the replies owed (even if reading failed)."""
+        try:
+            return poller.poll(
+                self.sessions, self.gateway, page_size=self.config.bot.page_size, limits=self.limits,
+                policy=poller.policy_for(self.config),
+            )
+        finally:  # replies owed go out even while reading mentions fails (a read cap, X down)
+            self.deliver()
 
     def work(self) -> int:
         """Do queued jobs until the queue is empty; returns how many were done."""
@@ -82,7 +83,9 @@ class Forger:
         return Limits(per_user_per_day=self.config.queue.per_user_per_day, queue_limit=self.config.queue.queue_limit)
 
     def deliver(self) -> replies.DeliveryReport:
-        return replies.deliver(self.sessions, self.gateway, max_attempts=self.config.bot.max_attempts)
+        return replies.deliver(
+            self.sessions, self.gateway, by=self.lease.worker, max_attempts=self.config.bot.max_attempts
+        )
 
     def close(self) -> None:
         self.engine.dispose()

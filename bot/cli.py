@@ -381,7 +381,10 @@ def job_image_command(ctx: click.Context, job_id: int, role: str, out: Path) -> 
         data = admin.image(session, job_id, role)  # type: ignore[arg-type]
         if data is None:
             raise ForgerError(f"job {job_id} has no {role} image yet")
-    out.write_bytes(data)
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from exc
     click.echo(f"wrote {out} ({len(data)} bytes)")
 
 

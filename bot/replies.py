@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,6 +16,7 @@ from bot.errors import XError, XTweetGone
 from bot.gateway import XGateway
 from storage import replies
 from storage.ledger import Need
+from storage.models import Reply
 
 log = logging.getLogger(__name__)
 
@@ -25,32 +28,44 @@ class DeliveryReport:
 
 
 def deliver(
-    sessions: sessionmaker[Session], gateway: XGateway, *, max_attempts: int, clock: Callable[[], float] = time.time
+    sessions: sessionmaker[Session], gateway: XGateway, *, by: str, max_attempts: int,
+    clock: Callable[[], float] = time.time,
 ) -> DeliveryReport:
-    """Post every reply still owed; a failed post is counted and tried again next time.
+    """Post every reply due; a failed post is counted and tried again after a backoff.
 
+    ``by`` names this deliverer: each reply is claimed before it is posted (``storage.replies``),
+    so deliverers running at once (the poller, the workers) never post the same reply together.
+    A reply whose earlier post failed in a way X may still have carried out (a timeout, a 5xx, a
+    deliverer that died) is first looked for among the bot's replies to that tweet.
     While X refuses posts (a spent window, a usage cap) nothing is sent and no attempt is spent:
     waiting for X is not a reply's failure. A reply to a deleted tweet is given up at once.
     """
     if gateway.blocked_until("write") is not None:
         return DeliveryReport(sent=0, failed=0)
     with sessions() as session:
-        owed = replies.unsent(session, max_attempts=max_attempts)
+        owed = replies.unsent(session, max_attempts=max_attempts, now=datetime.fromtimestamp(clock(), UTC))
     sent = failed = 0
     for reply in owed:
+        with sessions.begin() as session:
+            if not replies.claim(session, reply.id, by=by, now=datetime.fromtimestamp(clock(), UTC)):
+                continue  # sent or being sent by another deliverer since it was listed
         try:
-            need = Need.OPTIONAL if reply.optional else Need.OWED
-            tweet_id = gateway.reply(reply.in_reply_to_tweet_id, reply.text, need=need)
+            tweet_id = _earlier(gateway, reply) if reply.attempts or reply.claimed_by else None
+            if tweet_id is None:
+                need = Need.OPTIONAL if reply.optional else Need.OWED
+                tweet_id = gateway.reply(reply.in_reply_to_tweet_id, reply.text, need=need)
         except XError as exc:
             failed += 1
             decision = retry.decide(exc, reply.attempts + 1, max_attempts=max_attempts, now=clock())
             log.warning("reply %s to tweet %s not sent: %s (%s)", reply.id, reply.in_reply_to_tweet_id, exc, decision.reason)
-            if decision.counts:
-                with sessions.begin() as session:
-                    if isinstance(exc, XTweetGone):  # nothing left to answer: never try this one again
-                        replies.give_up(session, reply.id, str(exc), max_attempts=max_attempts)
-                    else:
-                        replies.mark_attempt_failed(session, reply.id, str(exc))
+            at = datetime.fromtimestamp(decision.at, UTC) if decision.at else None
+            with sessions.begin() as session:
+                if not decision.counts:
+                    replies.wait(session, reply.id, until=at, reason=str(exc))
+                elif isinstance(exc, XTweetGone):  # nothing left to answer: never try this one again
+                    replies.give_up(session, reply.id, str(exc), max_attempts=max_attempts)
+                else:
+                    replies.mark_attempt_failed(session, reply.id, str(exc), not_before=at)
             if not exc.transient:
                 continue
             break  # X is unwell or rate-limited: leave the rest for the next round
@@ -59,3 +74,15 @@ def deliver(
         sent += 1
         log.info("replied %s to tweet %s (%s)", tweet_id, reply.in_reply_to_tweet_id, reply.kind)
     return DeliveryReport(sent=sent, failed=failed)
+
+
+def _earlier(gateway: XGateway, reply: Reply) -> str | None:
+    """The id of the bot's reply to the same tweet with this text, if an earlier attempt posted it.
+
+    X may prefix a reply's text with the handles it answers, and escapes ``&``, ``<`` and ``>``.
+    """
+    for earlier in gateway.replies_by_me(reply.in_reply_to_tweet_id):
+        if not earlier.media and html.unescape(earlier.text).endswith(reply.text):
+            log.warning("reply %s was posted by an earlier attempt as tweet %s", reply.id, earlier.id)
+            return earlier.id
+    return None

@@ -9,6 +9,7 @@ replies to the tweet are looked at first, and one already carrying an image is t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from bot import compose
 from bot.gallery import Gallery
@@ -25,10 +26,13 @@ def post_result(
     *,
     retried: bool,
     gallery: Gallery | None = None,
+    before_post: Callable[[], None] | None = None,
 ) -> str:
     """Reply to ``tweet_id`` with ``image`` (painted after ``style_image``); the reply's id.
 
     ``retried``: an earlier attempt may have posted already, so look before posting.
+    ``before_post`` is called once the image is uploaded, just before the reply is posted; an
+    exception from it stops the post.
     """
     if retried:
         for earlier in gateway.replies_by_me(tweet_id):
@@ -38,4 +42,6 @@ def post_result(
     painting = (gallery or Gallery.load()).by_image(style_image)
     media_id = gateway.upload_image(compose.fit_jpeg(image), content_type="image/jpeg")
     gateway.describe_media(media_id, compose.alt_text(painting))
+    if before_post is not None:
+        before_post()
     return gateway.reply(tweet_id, compose.result_text(painting), media_ids=(media_id,), made_with_ai=True)

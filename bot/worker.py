@@ -84,6 +84,11 @@ def work_once(
         log.info("X refuses posts for %.0f s more: no job claimed", until - time.time())
         return None
     with sessions.begin() as session:
+        # Jobs whose worker died go back to the queue; those out of attempts fail, and their
+        # authors are told, as they are when a worker fails a job itself.
+        for gone in jobs.sweep(session, max_attempts=lease.max_attempts):
+            replies.owe(session, in_reply_to_tweet_id=gone.tweet_id, kind="failure",
+                        text=UNDELIVERABLE if gone.result_image is not None else BROKEN)
         job = jobs.claim_next(session, worker=lease.worker, lease_s=lease.lease_s, max_attempts=lease.max_attempts)
     if job is None:
         return None
@@ -100,8 +105,8 @@ def _paint_and_post(
     job: jobs.ClaimedJob, progress: ProgressFn | None,
 ) -> None:
     result, render_s = job.result_image, job.render_s
+    heartbeat = _Heartbeat(sessions, job.id, lease, progress)
     if result is None:
-        heartbeat = _Heartbeat(sessions, job.id, lease, progress)
         started = time.monotonic()
         try:
             options = RenderOptions.from_json(job.options)
@@ -118,10 +123,17 @@ def _paint_and_post(
         render_s = time.monotonic() - started
         log.info("job %d: rendered in %.1f s", job.id, render_s)
     with sessions.begin() as session:
-        jobs.mark_uploading(session, job.id, worker=lease.worker, result_image=result, render_s=render_s or 0.0)
+        jobs.mark_uploading(session, job.id, worker=lease.worker, lease_s=lease.lease_s, result_image=result,
+                            render_s=render_s or 0.0)
 
     try:
-        reply_id = results.post_result(gateway, job.tweet_id, result, job.style_image, retried=job.attempts > 1)
+        # A picture kept from an earlier attempt may have been posted by it (an admin's retry
+        # starts the attempts again, not the picture). The lease is renewed just before the post:
+        # if an upload outlasted it and another worker took the job over, this one stops there.
+        reply_id = results.post_result(
+            gateway, job.tweet_id, result, job.style_image,
+            retried=job.attempts > 1 or job.result_image is not None, before_post=heartbeat.beat,
+        )
     except XError as exc:
         decision = retry.decide(exc, job.attempts, max_attempts=lease.max_attempts, now=time.time())
         if decision.alert:

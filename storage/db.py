@@ -34,9 +34,21 @@ def open_engine(url: str) -> Engine:
         )
     if backend == "postgresql":
         try:
-            return create_engine(url, pool_pre_ping=True)
+            engine = create_engine(url, pool_pre_ping=True)
         except (ArgumentError, ImportError) as exc:  # an unknown or missing driver (postgresql+xyz://)
             raise StorageError(f"cannot use the database URL {shown!r}: {exc}") from exc
+
+        @event.listens_for(engine, "connect")
+        def _utc(dbapi_connection: Any, _record: Any) -> None:
+            # Days are UTC days everywhere in Forger (quotas, the budget's chart): the server's own
+            # time zone must not move a timestamp to another date when SQL takes its date.
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET TIME ZONE 'UTC'")
+            dbapi_connection.autocommit = autocommit
+
+        return engine
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

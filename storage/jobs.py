@@ -80,6 +80,25 @@ def enqueue(
     return job
 
 
+def sweep(session: Session, *, max_attempts: int, now: datetime | None = None) -> list[Job]:
+    """Jobs whose lease lapsed (their worker died) go back to the queue, or fail for good after
+    ``max_attempts``; returns the ones that failed, so that their authors can be told."""
+    now = now or utcnow()
+    lapsed = select(Job).where(Job.state.in_(ACTIVE), Job.lease_expires_at < now).order_by(Job.id)
+    given_up = []
+    for stale in session.scalars(lapsed.with_for_update(skip_locked=True) if is_postgres(session) else lapsed):
+        reason = f"lease of {stale.lease_owner} lapsed (worker gone?)"
+        if stale.attempts >= max_attempts:
+            _move(session, stale, JobState.FAILED, f"{reason}; gave up after {stale.attempts} attempts")
+            stale.error = f"gave up after {stale.attempts} attempts; last: {stale.error or reason}"
+            stale.finished_at = now
+            given_up.append(stale)
+        else:
+            _move(session, stale, JobState.QUEUED, reason)
+        stale.lease_owner = stale.lease_expires_at = None
+    return given_up
+
+
 def claim_next(
     session: Session,
     *,
@@ -90,22 +109,12 @@ def claim_next(
 ) -> ClaimedJob | None:
     """Claim the best job for ``worker`` under a lease of ``lease_s``; None when nothing is due.
 
-    Jobs whose lease lapsed go back to the queue first, or fail for good after ``max_attempts``.
-    On SQLite the transaction already holds the write lock (``storage.db``: BEGIN IMMEDIATE).
+    Jobs whose lease lapsed are swept first (``sweep``). On SQLite the transaction already holds
+    the write lock (``storage.db``: BEGIN IMMEDIATE).
     """
     now = now or utcnow()
     lock = is_postgres(session)
-
-    lapsed = select(Job).where(Job.state.in_(ACTIVE), Job.lease_expires_at < now).order_by(Job.id)
-    for stale in session.scalars(lapsed.with_for_update(skip_locked=True) if lock else lapsed):
-        reason = f"lease of {stale.lease_owner} lapsed (worker gone?)"
-        if stale.attempts >= max_attempts:
-            _move(session, stale, JobState.FAILED, f"{reason}; gave up after {stale.attempts} attempts")
-            stale.error = f"gave up after {stale.attempts} attempts; last: {stale.error or reason}"
-            stale.finished_at = now
-        else:
-            _move(session, stale, JobState.QUEUED, reason)
-        stale.lease_owner = stale.lease_expires_at = None
+    sweep(session, max_attempts=max_attempts, now=now)
 
     best = (
         select(Job)
@@ -158,10 +167,15 @@ def heartbeat(
         job.progress_total = total
 
 
-def mark_uploading(session: Session, job_id: int, *, worker: str, result_image: bytes, render_s: float) -> None:
-    """The picture is painted: keep it (a retry need not paint it again) and start posting."""
+def mark_uploading(
+    session: Session, job_id: int, *, worker: str, lease_s: float, result_image: bytes, render_s: float,
+    now: datetime | None = None,
+) -> None:
+    """The picture is painted: keep it (a retry need not paint it again), renew the lease for the
+    upload, and start posting."""
     job = _held(session, job_id, worker)
     _move(session, job, JobState.UPLOADING, f"rendered in {render_s:.1f} s", worker=worker)
+    job.lease_expires_at = (now or utcnow()) + timedelta(seconds=lease_s)
     job.result_image = result_image
     job.render_s = render_s
     job.progress_iteration = job.progress_total

@@ -175,6 +175,10 @@ class Reply(Base):
     reply_tweet_id: Mapped[str | None] = mapped_column(String(32))
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # Who is posting it now, until when (``storage.replies.claim``): two deliverers never both post it.
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None]
+    not_before: Mapped[datetime | None]  # after a failed post: X's reset time, or a backoff
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
 

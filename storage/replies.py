@@ -1,11 +1,22 @@
-"""Text replies the bot owes: written with the decision, sent later, recorded once sent."""
+"""Text replies the bot owes: written with the decision, sent later, recorded once sent.
+
+Several processes deliver (the poller after each poll, each worker after each job), so a reply
+is claimed before it is posted: one conditional UPDATE, which only one of them can win, marks it
+as being posted by one deliverer for a while (``CLAIM``).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import Reply, utcnow
+
+# How long a claim keeps other deliverers off a reply: far longer than one post to X takes (its
+# timeout is 30 s by default), so that only a deliverer that died leaves a reply to be taken over.
+CLAIM = timedelta(minutes=5)
 
 
 def owe(session: Session, *, in_reply_to_tweet_id: str, kind: str, text: str, optional: bool = False) -> Reply:
@@ -16,31 +27,70 @@ def owe(session: Session, *, in_reply_to_tweet_id: str, kind: str, text: str, op
     return reply
 
 
-def unsent(session: Session, *, max_attempts: int, limit: int = 50) -> list[Reply]:
-    """Replies not yet accepted by X and not given up on: owed ones first, then optional, oldest first.
+def unsent(session: Session, *, max_attempts: int, limit: int = 50, now: datetime | None = None) -> list[Reply]:
+    """Replies due: not yet accepted by X, not given up on, not waiting out a backoff and not
+    being posted by another deliverer; owed ones first, then optional, oldest first.
 
     Optional replies come last so that, when the budget stops them, they hold nothing else up.
     """
+    now = now or utcnow()
     query = (
         select(Reply)
-        .where(Reply.reply_tweet_id.is_(None), Reply.attempts < max_attempts)
+        .where(
+            Reply.reply_tweet_id.is_(None),
+            Reply.attempts < max_attempts,
+            or_(Reply.not_before.is_(None), Reply.not_before <= now),
+            _unclaimed(now),
+        )
         .order_by(Reply.optional, Reply.id)
         .limit(limit)
     )
     return list(session.scalars(query))
 
 
+def claim(session: Session, reply_id: int, *, by: str, now: datetime | None = None) -> bool:
+    """Take the reply for ``by`` to post; False if it was sent or another deliverer holds it.
+
+    One conditional UPDATE: of deliverers racing for the same reply, exactly one changes the row
+    (PostgreSQL re-checks the condition on the row the winner committed; SQLite writes one at a time).
+    """
+    now = now or utcnow()
+    taken = session.scalar(
+        update(Reply)
+        .where(Reply.id == reply_id, Reply.reply_tweet_id.is_(None), _unclaimed(now))
+        .values(claimed_by=by, claimed_until=now + CLAIM)
+        .returning(Reply.id)
+    )
+    return taken is not None
+
+
 def mark_sent(session: Session, reply_id: int, reply_tweet_id: str) -> None:
-    reply = session.get_one(Reply, reply_id)
+    reply = _settled(session, reply_id)
     reply.reply_tweet_id = reply_tweet_id
     reply.sent_at = utcnow()
     reply.attempts += 1
     reply.error = None
 
 
-def mark_attempt_failed(session: Session, reply_id: int, error: str) -> None:
-    reply = session.get_one(Reply, reply_id)
+def mark_attempt_failed(session: Session, reply_id: int, error: str, *, not_before: datetime | None = None) -> None:
+    """The post failed; the next attempt waits until ``not_before`` (a backoff), if given."""
+    reply = _settled(session, reply_id)
     reply.attempts += 1
+    reply.error = error
+    reply.not_before = not_before
+
+
+def wait(session: Session, reply_id: int, *, until: datetime | None, reason: str) -> None:
+    """X asked the bot to wait (a spent window, a usage cap): not a failed attempt."""
+    reply = _settled(session, reply_id)
+    reply.error = reason
+    reply.not_before = until
+
+
+def give_up(session: Session, reply_id: int, error: str, *, max_attempts: int) -> None:
+    """Never try this reply again (its tweet is gone): it counts as out of attempts."""
+    reply = _settled(session, reply_id)
+    reply.attempts = max(reply.attempts + 1, max_attempts)
     reply.error = error
 
 
@@ -50,8 +100,12 @@ def for_tweet(session: Session, tweet_id: str) -> list[Reply]:
     return list(session.scalars(query))
 
 
-def give_up(session: Session, reply_id: int, error: str, *, max_attempts: int) -> None:
-    """Never try this reply again (its tweet is gone): it counts as out of attempts."""
+def _unclaimed(now: datetime) -> ColumnElement[bool]:
+    return or_(Reply.claimed_until.is_(None), Reply.claimed_until < now)
+
+
+def _settled(session: Session, reply_id: int) -> Reply:
+    """The reply, its claim given up: the post it was claimed for is over, one way or another."""
     reply = session.get_one(Reply, reply_id)
-    reply.attempts = max(reply.attempts + 1, max_attempts)
-    reply.error = error
+    reply.claimed_by = reply.claimed_until = None
+    return reply

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage.models import User
+from storage.models import Mention, User
 
 
 def seen(session: Session, user_id: str, username: str) -> User:
@@ -21,9 +21,22 @@ def seen(session: Session, user_id: str, username: str) -> User:
 
 
 def by_name(session: Session, username: str) -> User | None:
-    """Look a user up by X username (without the @, any case)."""
+    """The user called @``username`` (without the @, any case), or None.
+
+    X names are unique at any one time, but a name given up can be taken by someone else: of
+    several users last seen with it, the one who most recently wrote to the bot under it has it.
+    """
     name = username.removeprefix("@").lower()
-    return session.scalar(select(User).where(User.username.ilike(name)))
+    holders = list(session.scalars(select(User).where(func.lower(User.username) == name).order_by(User.created_at)))
+    if len(holders) < 2:
+        return holders[0] if holders else None
+    latest = session.scalar(
+        select(Mention.author_id)
+        .where(Mention.author_id.in_([user.id for user in holders]), func.lower(Mention.author_username) == name)
+        .order_by(Mention.seen_at.desc())
+        .limit(1)
+    )
+    return next((user for user in holders if user.id == latest), holders[-1])
 
 
 def ban(session: Session, user: User, reason: str) -> None:

@@ -115,8 +115,15 @@ def test_one_job_in_full(forger: Forger, ids: Seeded) -> None:
 
 
 def test_an_unknown_job_is_one_clear_line(forger: Forger, ids: Seeded) -> None:
-    for command in (("job", "999"), ("retry", "999"), ("cancel", "999"), ("job-image", "999", "content", "-o", "x")):
-        assert "Error: no job 999" in forger.fails(*command)
+    for job_id in ("999", "0", "99999999999999999999"):  # the last is beyond any database integer
+        for command in (("job",), ("retry",), ("cancel",), ("job-image",)):
+            extra = ("content", "-o", "x") if command == ("job-image",) else ()
+            assert f"Error: no job {job_id}" in forger.fails(*command, job_id, *extra)
+
+
+def test_an_image_that_cannot_be_written_is_one_clear_line(forger: Forger, ids: Seeded, tmp_path: Path) -> None:
+    out = tmp_path / "no such folder" / "result.png"
+    assert f"cannot write {out}" in forger.fails("job-image", str(ids.replied), "result", "-o", str(out))
 
 
 def test_job_image_writes_the_stored_bytes(forger: Forger, ids: Seeded, tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ def seed(sessions: Sessions) -> Seeded:
     with sessions.begin() as s:
         replied = _request(s, "1002", "bob")
         assert _claim(s) == replied
-        jobs.mark_uploading(s, replied, worker="worker-1", result_image=RESULT, render_s=84.0)
+        jobs.mark_uploading(s, replied, worker="worker-1", lease_s=600, result_image=RESULT, render_s=84.0)
         jobs.mark_replied(s, replied, worker="worker-1", reply_tweet_id="9002")
     with sessions.begin() as s:
         rendering = _request(s, "1003", "carol")
@@ -385,6 +385,7 @@ def test_actions_change_the_database_and_say_so(client: FlaskClient, seeded: See
     assert "can no longer be cancelled" in post(f"/jobs/{seeded.replied}/cancel")
     assert "no user @nobody" in post("/users/nobody/ban")
     assert "from 0 to 100" in post("/users/carol/priority", priority="high")
+    assert "from 0 to 100" in post("/users/carol/priority", priority="²")
     assert state_of(sessions, seeded.queued_too) == JobState.QUEUED.value
 
 
@@ -405,7 +406,9 @@ def test_images_come_as_stored_or_as_thumbnails(client: FlaskClient, seeded: See
     assert client.get(f"/jobs/{seeded.queued}/image/result").status_code == 404
     assert client.get(f"/jobs/{seeded.queued}/image/secret").status_code == 404
     assert client.get("/jobs/999999/image/content").status_code == 404
-    for size in ("5", "4096", "big", ""):
+    assert client.get("/jobs/99999999999999999999/image/content").status_code == 404
+    assert client.get("/jobs/99999999999999999999").status_code == 404
+    for size in ("5", "4096", "big", "", "²"):
         assert client.get(f"/jobs/{seeded.queued}/image/content?size={size}").status_code == 400, size
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage import cursors, jobs, ledger, mentions, replies, schema, users
 from storage.admission import Limits, Refused, admit
-from storage.db import open_engine
+from storage.db import open_engine, session_factory
 from storage.errors import IllegalTransition, LeaseLost
 from storage.ledger import Budget, Go, Need, Stop, Wait
 from storage.models import JobState, Outcome
 from storage.schema import SchemaOutOfDate
 
-T0 = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 LEASE = 60.0
 Sessions = sessionmaker[Session]
 
@@ -70,7 +70,7 @@ def test_a_jobs_history_reads_back_in_order(sessions: Sessions) -> None:
     _claim(sessions)
     with sessions.begin() as s:
         jobs.heartbeat(s, job_id, worker="w1", lease_s=LEASE, iteration=5, total=10)
-        jobs.mark_uploading(s, job_id, worker="w1", result_image=b"jpeg", render_s=12.5)
+        jobs.mark_uploading(s, job_id, worker="w1", lease_s=LEASE, result_image=b"jpeg", render_s=12.5)
         jobs.mark_replied(s, job_id, worker="w1", reply_tweet_id="900")
     with sessions() as s:
         job = jobs.get(s, job_id)
@@ -125,6 +125,12 @@ def test_heartbeats_keep_the_lease(sessions: Sessions) -> None:
     with sessions.begin() as s:
         jobs.heartbeat(s, job.id, worker="w1", lease_s=LEASE, now=T0 + timedelta(seconds=50))
     assert _claim(sessions, "w2", now=T0 + timedelta(seconds=LEASE + 1)) is None
+    with sessions.begin() as s:  # the upload starts with a whole lease
+        jobs.mark_uploading(s, job.id, worker="w1", lease_s=LEASE, result_image=b"jpeg", render_s=1.0,
+                            now=T0 + timedelta(seconds=100))
+    assert _claim(sessions, "w2", now=T0 + timedelta(seconds=100 + LEASE - 1)) is None
+    with sessions.begin() as s:
+        assert [j.id for j in jobs.sweep(s, max_attempts=1, now=T0 + timedelta(seconds=100 + LEASE + 1))] == [job.id]
 
 
 def test_after_max_attempts_a_lapsed_job_fails_with_its_last_error(sessions: Sessions) -> None:
@@ -181,7 +187,7 @@ def test_position_progress_and_eta(sessions: Sessions) -> None:
     done = _claim(sessions)
     assert done is not None
     with sessions.begin() as s:
-        jobs.mark_uploading(s, done.id, worker="w1", result_image=b"", render_s=20.0)
+        jobs.mark_uploading(s, done.id, worker="w1", lease_s=LEASE, result_image=b"", render_s=20.0)
         jobs.mark_replied(s, done.id, worker="w1", reply_tweet_id="1")
     working = _claim(sessions)
     assert working is not None
@@ -229,6 +235,25 @@ def test_queue_limit_bans_and_priority(sessions: Sessions) -> None:
         banned = admit(s, author_id="id-vip", author_username="vip", limits=LIMITS, now=T0)
         assert (banned.refused, banned.detail) == (Refused.BANNED, "spam")
         assert users.by_name(s, "@VIP") is vip
+
+
+def test_a_username_is_matched_exactly_and_a_name_given_up_belongs_to_its_new_holder(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        for user_id, name in [("1", "abxc"), ("2", "ab_c"), ("3", "old_name")]:
+            mentions.record(s, tweet_id=f"10{user_id}", author_id=user_id, author_username=name, text="@bot",
+                            outcome=Outcome.IGNORED).seen_at = T0
+            users.seen(s, user_id, name)
+    with sessions.begin() as s:  # user 3 renamed on X; user 4 took "old_name" and wrote since
+        mentions.record(s, tweet_id="104", author_id="4", author_username="Old_Name", text="@bot",
+                        outcome=Outcome.IGNORED).seen_at = T0 + timedelta(hours=1)
+        users.seen(s, "4", "Old_Name")
+    with sessions() as s:
+        # "_" and "%" are no wildcards: a ban meant for @ab_c never lands on @abxc.
+        assert [getattr(users.by_name(s, name), "id", None) for name in ("ab_c", "@AB_C", "abxc", "a%", "ab%c")] == [
+            "2", "2", "1", None, None,
+        ]
+        found = users.by_name(s, "old_name")
+        assert found is not None and found.id == "4"
 
 
 # -- the X API ledger ----------------------------------------------------------------------------------
@@ -319,6 +344,62 @@ def test_replies_owed_until_sent_or_given_up(sessions: Sessions) -> None:
         assert [r.id for r in replies.unsent(s, max_attempts=3)] == [b]
         assert replies.unsent(s, max_attempts=2) == []
         assert replies.for_tweet(s, "1")[0].reply_tweet_id == "10"
+
+
+def test_a_reply_is_claimed_by_one_deliverer_at_a_time_and_waits_out_its_backoff(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        a = replies.owe(s, in_reply_to_tweet_id="1", kind="refusal", text="how to").id
+        b = replies.owe(s, in_reply_to_tweet_id="2", kind="failure", text="sorry").id
+    with sessions.begin() as s:
+        assert replies.claim(s, a, by="poller", now=T0)
+    with sessions.begin() as s:
+        assert not replies.claim(s, a, by="worker", now=T0 + timedelta(seconds=10))  # the poller holds it
+        assert [r.id for r in replies.unsent(s, max_attempts=3, now=T0)] == [b]
+        replies.mark_attempt_failed(s, b, "503", not_before=T0 + timedelta(minutes=1))
+    with sessions() as s:
+        assert replies.unsent(s, max_attempts=3, now=T0 + timedelta(seconds=30)) == []  # a claimed, b backs off
+        assert [r.id for r in replies.unsent(s, max_attempts=3, now=T0 + timedelta(minutes=2))] == [b]
+        # A deliverer that died leaves its claim to lapse; the reply is then due again.
+        assert [r.id for r in replies.unsent(s, max_attempts=3, now=T0 + replies.CLAIM * 2)] == [a, b]
+    with sessions.begin() as s:
+        assert replies.claim(s, a, by="worker", now=T0 + replies.CLAIM * 2)
+        replies.mark_sent(s, a, "10")
+    with sessions.begin() as s:
+        assert not replies.claim(s, a, by="poller", now=T0 + replies.CLAIM * 4)  # sent: never again
+
+
+def test_two_deliverers_racing_for_a_reply_one_gets_it(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        reply_id = replies.owe(s, in_reply_to_tweet_id="1", kind="refusal", text="how to").id
+    barrier = threading.Barrier(8)
+    won: list[str] = []
+
+    def deliverer(name: str) -> None:
+        barrier.wait()
+        with sessions.begin() as s:
+            if replies.claim(s, reply_id, by=name):
+                won.append(name)
+
+    threads = [threading.Thread(target=deliverer, args=(f"d{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(won) == 1
+
+
+def test_days_are_utc_days_whatever_the_database_servers_time_zone(db_url: str) -> None:
+    if db_url.startswith("postgresql"):
+        admin = open_engine(db_url)
+        with admin.begin() as c:  # a server, or a database, set to another zone
+            c.execute(text(f'ALTER DATABASE "{admin.url.database}" SET TIME ZONE \'America/New_York\''))
+        admin.dispose()
+    engine = open_engine(db_url)
+    with session_factory(engine).begin() as s:
+        ledger.record_call(s, "GET /2/users/:id/mentions", status=200, cost_usd=0.5,
+                           now=datetime(2026, 3, 1, 2, 0, tzinfo=UTC))
+        assert ledger.calls_by_day(s, since=datetime(2026, 2, 1, tzinfo=UTC)) == [("2026-03-01", 1, 0.5)]
+    engine.dispose()
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:

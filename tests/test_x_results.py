@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-import time
-
 import io
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from bot import poller, results
+from bot import admin, poller, results, retry
+from bot import replies as bot_replies
 from bot.app import Forger
 from bot.compose import MAX_PHOTO_BYTES, acknowledgement, alt_text, fit_jpeg, result_text
 from bot.config import XCredentials, load_config
+from bot.errors import XUsageCapped
 from bot.gallery import Gallery
+from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
 from bot.sandbox import SandboxX
+from bot.worker import BROKEN
 from storage import jobs, replies
-from storage.models import JobState
+from storage.errors import LeaseLost
+from storage.models import JobState, utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
 GALLERY = Gallery.load()
@@ -33,10 +39,10 @@ def x() -> Iterator[SandboxX]:
         yield sandbox
 
 
-def make_forger(x: SandboxX, tmp_path: Path) -> Forger:
+def make_forger(x: SandboxX, tmp_path: Path, timeout_s: float = 5.0) -> Forger:
     config = load_config(ROOT / "config.yaml")
     config = config.replace(
-        x=replace(config.x, api_base_url=x.base_url, timeout_s=5.0),
+        x=replace(config.x, api_base_url=x.base_url, timeout_s=timeout_s),
         database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
         media=replace(config.media, hosts=(x.media_host,)),
     )
@@ -176,3 +182,132 @@ def test_a_reply_owed_to_a_deleted_tweet_is_given_up_at_once(x: SandboxX, forger
     with forger.sessions() as s:
         [owed] = replies.for_tweet(s, ask)
         assert owed.attempts == forger.config.bot.max_attempts and "is gone" in (owed.error or "")
+
+
+def test_two_deliverers_at_once_post_an_owed_reply_once(x: SandboxX, forger: Forger) -> None:
+    ask = x.post("alice", "@forgerbot what is this?")
+    poller.poll(forger.sessions, forger.gateway, limits=forger.limits, policy=poller.policy_for(forger.config))
+    x.slow("POST /2/tweets", 0.5)  # the first is still posting when the second looks
+
+    def deliver(name: str) -> None:
+        bot_replies.deliver(forger.sessions, forger.gateway, by=name, max_attempts=3)
+
+    threads = [threading.Thread(target=deliver, args=(name,)) for name in ("poller", "worker")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert posts(x) == 1 and len(x.replies_to(ask)) == 1
+
+
+def test_a_reply_x_posted_although_the_bot_timed_out_is_not_posted_again(x: SandboxX, tmp_path: Path) -> None:
+    forger = make_forger(x, tmp_path, timeout_s=0.3)
+    try:
+        ask = x.post("alice", "@forgerbot what is this?")
+        poller.poll(forger.sessions, forger.gateway, limits=forger.limits, policy=poller.policy_for(forger.config))
+        x.slow("POST /2/tweets", 0.6)  # X takes the post, the bot gives up waiting
+        first = bot_replies.deliver(forger.sessions, forger.gateway, by="w", max_attempts=3)
+        x.slow("POST /2/tweets", 0)
+        deadline = time.monotonic() + 10
+        while not x.replies_to(ask) and time.monotonic() < deadline:  # X finishes the post it took
+            time.sleep(0.05)
+        later = time.time() + retry.MAX_S  # past any backoff
+        second = bot_replies.deliver(forger.sessions, forger.gateway, by="w", max_attempts=3, clock=lambda: later)
+    finally:
+        forger.close()
+
+    assert (first.failed, second.sent) == (1, 1)
+    [posted] = x.replies_to(ask)
+    assert posts(x) == 1
+    with forger.sessions() as s:
+        [owed] = replies.for_tweet(s, ask)
+        assert owed.reply_tweet_id == posted.id
+
+
+def test_a_few_seconds_of_x_errors_do_not_use_up_a_replys_attempts(x: SandboxX, forger: Forger) -> None:
+    ask = x.post("alice", "@forgerbot what is this?")
+    poller.poll(forger.sessions, forger.gateway, limits=forger.limits, policy=poller.policy_for(forger.config))
+    x.fail("POST /2/tweets", 503, times=3)
+    now = time.time()
+
+    reports = [bot_replies.deliver(forger.sessions, forger.gateway, by="w", max_attempts=3, clock=lambda: now)
+               for _ in range(4)]  # one job after another: the backoff holds the reply back
+    later = now + retry.MAX_S
+    final = bot_replies.deliver(forger.sessions, forger.gateway, by="w", max_attempts=3, clock=lambda: later)
+
+    assert [r.failed for r in reports] == [1, 0, 0, 0] and final.failed == 1
+    with forger.sessions() as s:
+        [owed] = replies.for_tweet(s, ask)
+        assert owed.attempts == 2 and owed.reply_tweet_id is None and owed.not_before is not None
+
+
+def test_replies_owed_go_out_while_reading_mentions_fails(x: SandboxX, forger: Forger) -> None:
+    ask = x.post("alice", "@forgerbot what is this?")
+    poller.poll(forger.sessions, forger.gateway, limits=forger.limits, policy=poller.policy_for(forger.config))
+    x.cap("read")
+
+    with pytest.raises(XUsageCapped):
+        forger.poll()
+
+    assert [t.text for t in x.replies_to(ask)] == [HOWTO]
+
+
+def test_a_job_retried_by_an_admin_after_its_post_was_lost_is_not_posted_twice(
+    x: SandboxX, forger: Forger, tubingen: bytes
+) -> None:
+    ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+    forger.poll()
+    attempts = forger.config.bot.max_attempts
+    for attempt in range(attempts):  # each attempt posts, then its worker dies before recording it
+        with forger.sessions.begin() as s:
+            claimed = jobs.claim_next(s, worker=f"dead{attempt}", lease_s=60, max_attempts=attempts)
+            assert claimed is not None
+            jobs.mark_uploading(s, claimed.id, worker=f"dead{attempt}", lease_s=60, result_image=tubingen, render_s=1.0)
+        if attempt == 0:
+            results.post_result(forger.gateway, ask, tubingen, tubingen, retried=False)
+        with forger.sessions.begin() as s:
+            jobs.sweep(s, max_attempts=attempts, now=utcnow() + timedelta(minutes=2))
+    with forger.sessions.begin() as s:
+        assert jobs.by_tweet(s, ask).state is JobState.FAILED  # type: ignore[union-attr]
+        admin.retry(s, claimed.id, by="test")
+
+    assert forger.work() == 1
+
+    assert posts(x) == 1
+    with forger.sessions() as s:
+        job = jobs.by_tweet(s, ask)
+        assert job is not None and job.state is JobState.REPLIED
+
+
+def test_a_job_given_up_after_its_workers_died_tells_its_author(
+    x: SandboxX, forger: Forger, tubingen: bytes
+) -> None:
+    ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+    forger.poll()
+    with forger.sessions.begin() as s:  # the last attempt's worker dies while painting
+        claimed = jobs.claim_next(s, worker="dead", lease_s=0.001, max_attempts=1)
+        assert claimed is not None
+    time.sleep(0.01)
+
+    forger.lease = replace(forger.lease, max_attempts=1)
+    assert forger.work() == 0
+    forger.deliver()
+
+    assert [t.text for t in x.replies_to(ask)] == [BROKEN]
+    with forger.sessions() as s:
+        assert jobs.by_tweet(s, ask).state is JobState.FAILED  # type: ignore[union-attr]
+
+
+def test_a_worker_that_lost_its_lease_while_uploading_does_not_post(
+    x: SandboxX, forger: Forger, tubingen: bytes
+) -> None:
+    ask = x.post("alice", "@forgerbot starry night")
+
+    def taken_over() -> None:
+        raise LeaseLost(1, "slow-worker", "rendering")
+
+    with pytest.raises(LeaseLost):
+        results.post_result(forger.gateway, ask, tubingen, tubingen, retried=False, before_post=taken_over)
+
+    assert x.replies_to(ask) == [] and posts(x) == 0

@@ -59,7 +59,7 @@ def unban(name: str) -> ResponseReturnValue:
 @blueprint.route("/users/<name>/priority", methods=["POST"])
 def priority(name: str) -> ResponseReturnValue:
     raw = request.form.get("priority", "").strip()
-    if not raw.isdigit() or not 0 <= int(raw) <= 100:
+    if not (raw.isascii() and raw.isdigit()) or not 0 <= int(raw) <= 100:
         flash(f"Priority must be a whole number from 0 to 100, got: {raw!r}", "error")
         return redirect(local(request.form.get("next"), url_for("pages.users")))
     value = int(raw)

@@ -52,7 +52,7 @@ def image(job_id: int, role: str) -> ResponseReturnValue:
     if role not in ROLES:
         abort(404, f"no image role {role!r} (known: {', '.join(ROLES)})")
     asked = request.args.get("size")
-    size = int(asked) if asked and asked.isdigit() else None
+    size = int(asked) if asked and asked.isascii() and asked.isdigit() else None
     if asked is not None and (size is None or not MIN_SIZE <= size <= MAX_SIZE):
         abort(400, f"size must be a whole number from {MIN_SIZE} to {MAX_SIZE}, got: {asked!r}")
     try:
