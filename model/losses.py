@@ -6,6 +6,7 @@ NumPy arrays). Weights are applied by the caller; ``RenderSettings`` says how th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from keras import ops
@@ -28,11 +29,21 @@ def gram_matrix(features: Tensor, weights: Tensor | None = None) -> Tensor:
     flat = ops.reshape(features, (-1, height * width, channels))  # (B, HW, C)
     if weights is None:
         gram = ops.matmul(ops.transpose(flat, (0, 2, 1)), flat)  # (B, C, C)
-        return gram / ops.cast(channels * height * width, gram.dtype)
+        return gram / product((channels, height, width), gram.dtype)
     weighted = flat * ops.reshape(weights, (-1, height * width, 1))
     gram = ops.matmul(ops.transpose(weighted, (0, 2, 1)), flat)  # (B, C, C)
     # Floored: a region that vanished at a deep layer must not divide by zero.
     return gram / (ops.cast(channels, gram.dtype) * ops.maximum(ops.sum(weights), 1e-6))
+
+
+def product(sizes: Sequence[Any], dtype: str) -> Tensor:
+    """The product of ``sizes`` in ``dtype``, each cast first: traced for any picture size, a
+    shape's numbers are int32 tensors, whose product overflows from 2**31 (a Gram matrix's
+    64 channels at 8192 x 4096 would be divided by a negative number)."""
+    total = ops.cast(1, dtype)
+    for size in sizes:
+        total = total * ops.cast(size, dtype)
+    return total
 
 
 def content_loss(features: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
@@ -67,7 +78,7 @@ def regional_style_loss(features: Tensor, target_gram: Tensor, region: Tensor, r
     region this is ``style_loss``.
     """
     _, height, width, _ = ops.shape(features)
-    area = ops.cast(height * width, features.dtype)
+    area = product((height, width), features.dtype)
     return style_loss(features, target_gram, 1.0 - region) + (
         region_weight * ops.sum(region) / area * style_loss(features, target_gram, region)
     )

@@ -11,6 +11,7 @@ from model.losses import (
     content_loss,
     feature_unit,
     gram_matrix,
+    product,
     regional_style_loss,
     style_loss,
     total_variation_loss,
@@ -56,6 +57,12 @@ def test_gram_matrix_matches_the_reference(rng: np.random.Generator) -> None:
 
     assert gram.shape == (2, 4, 4)
     np.testing.assert_allclose(gram, reference_gram(features.astype(np.float64)), rtol=1e-5)
+
+
+def test_sizes_multiply_in_floats_where_int32_would_overflow() -> None:
+    # Traced for any picture size, a shape's numbers are int32 tensors: 64 * 8192 * 4096 = 2**31.
+    sizes = [keras.ops.convert_to_tensor(n, "int32") for n in (64, 8192, 4096)]
+    assert float(keras.ops.convert_to_numpy(product(sizes, "float32"))) == 2.0**31
 
 
 def test_gram_matrix_forgets_where_things_are(rng: np.random.Generator) -> None:
