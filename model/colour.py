@@ -78,8 +78,9 @@ def match_colour_histogram(painting: np.ndarray, photo: np.ndarray) -> np.ndarra
     mean_s, mean_t = source.mean(axis=0), target.mean(axis=0)
     # A little ridge keeps flat (grey, single-colour) images invertible.
     ridge = 1e-3 * np.eye(3)
-    cov_s = np.cov(source - mean_s, rowvar=False) + ridge
-    cov_t = np.cov(target - mean_t, rowvar=False) + ridge
+    # Population covariances (bias=True): a one-pixel image has covariance 0, not NaN.
+    cov_s = np.cov(source - mean_s, rowvar=False, bias=True) + ridge
+    cov_t = np.cov(target - mean_t, rowvar=False, bias=True) + ridge
     transform = _sqrtm(cov_t) @ np.linalg.inv(_sqrtm(cov_s))
     moved = (source - mean_s) @ transform.T + mean_t
     return np.clip(np.rint(moved), 0, 255).astype(np.uint8).reshape(np.shape(painting))

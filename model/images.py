@@ -22,9 +22,10 @@ Format = Literal["JPEG", "PNG"]
 # and each fails its own way.
 _DECODER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError)
 
-# Modes holding 16 (or 32) bits per pixel of grey: Pillow's convert("RGB") clips them at 255
-# instead of scaling, which turns a 16-bit photo white.
-_WIDE_GREY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+# Modes holding more than 8 bits per pixel of grey: Pillow's convert("RGB") clips them at 255
+# instead of scaling, which turns a 16-bit photo white. "I;16*" is 16 bits (PNG, TIFF); "I" is
+# a 32-bit integer and "F" a 32-bit float (TIFF), whose range the file does not say.
+_WIDE_GREY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 
 # Pictures painted at least SNAP_FROM px long have their short side rounded to a multiple of
 # SHAPE_STEP px (``resize_for_render``); 16 also makes every VGG pooling exact.
@@ -49,7 +50,7 @@ def decode_image(data: bytes, *, name: str = "the data") -> np.ndarray:
             _check_pixel_count(opened, name)
             opened.load()
             upright = ImageOps.exif_transpose(opened)
-            return _to_rgb(upright)
+            return _to_rgb(upright, name)
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name} is not an image (or not in a format that can be read)") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -152,10 +153,14 @@ def _check_pixel_count(image: Image.Image, name: str) -> None:
         )
 
 
-def _to_rgb(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode to an ``(H, W, 3)`` uint8 RGB array."""
+def _to_rgb(image: Image.Image, name: str) -> np.ndarray:
+    """Any Pillow mode to an ``(H, W, 3)`` uint8 RGB array; ``name`` is what errors call it."""
     if image.mode in _WIDE_GREY_MODES:
-        grey = np.asarray(image, dtype=np.float64) / 257.0  # 0..65535 -> 0..255
+        values = np.asarray(image, dtype=np.float64)
+        grey = values * (255.0 / _grey_range(image.mode, values, name))
+        transparent = image.info.get("transparency")
+        if isinstance(transparent, int):  # one grey value marked transparent: composited on white
+            grey[values == transparent] = 255.0
         grey8 = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
         return np.repeat(grey8[:, :, np.newaxis], 3, axis=2)
     if image.has_transparency_data:
@@ -163,3 +168,22 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
     return np.array(image.convert("RGB"), dtype=np.uint8)
+
+
+def _grey_range(mode: str, values: np.ndarray, name: str) -> float:
+    """The value that stands for white in a wide grey image of ``mode``.
+
+    16-bit modes: 65535. A 32-bit integer image ("I") is taken to hold 8, 16 or 31 bits, the
+    fewest its largest value fits in; a float image ("F") to hold 0..1 (or 0..255 where its
+    values go above 1). Anything else has no sure meaning as a picture and is refused.
+    """
+    if mode.startswith("I;16"):
+        return 65535.0
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if not (np.isfinite(low) and np.isfinite(high)) or low < 0:
+        raise ImageError(f"{name} is a {mode} image with values from {low:g} to {high:g}: no picture that can be read")
+    if mode == "F":
+        if high <= 255.0:
+            return 1.0 if high <= 1.0 else 255.0
+        raise ImageError(f"{name} is a floating-point image with values up to {high:g}: no picture that can be read")
+    return next(white for white in (255.0, 65535.0, 2.0**31 - 1) if high <= white)

@@ -342,14 +342,20 @@ class StyleTransfer:
         self,
         style: np.ndarray | Sequence[np.ndarray],
         settings: RenderSettings = RenderSettings(),
+        content: np.ndarray | None = None,
     ) -> list[np.ndarray]:
-        """The Gram matrices a full-size render aims for, one (1, C, C) per style layer.
+        """The Gram matrices a full-size render of ``content`` aims for, one (1, C, C) per style layer.
 
-        With several paintings, the blend of theirs by ``settings.style_blend``.
+        With several paintings, the blend of theirs by ``settings.style_blend``. The photo is
+        needed only where the paintings' colours are made the photo's (``colours`` "luminance"
+        or "histogram"); otherwise the targets do not depend on it.
         """
         paintings = [style] if isinstance(style, np.ndarray) else list(style)
-        # The photo only sets the size; the targets do not depend on it.
-        inputs = self._inputs(np.zeros((settings.size, settings.size, 3), np.uint8), paintings, settings)
+        if content is None:
+            if settings.colours != "painting":
+                raise ValueError(f'with colours "{settings.colours}" the targets depend on the photo: give it as content')
+            content = np.zeros((settings.size, settings.size, 3), np.uint8)
+        inputs = self._inputs(content, paintings, settings)
         photo, prepared = inputs.at(settings.size, settings.style_scale)
         objective = self._objective(settings)
         return [np.asarray(target) for target in objective.targets(photo, prepared, inputs.blend, settings)[1]]

@@ -22,6 +22,12 @@ STRENGTHS = {"low": 1 / 3, "normal": 1.0, "high": 3.0}
 _STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
 
+# The largest picture (longest side, px) and painting scale accepted: a typo beyond them is a
+# clear error, not a render that runs out of memory (``forger render --size`` has the same bound).
+MAX_SIZE = 8192
+MAX_STYLE_SCALE = 4.0
+
+
 @dataclass(frozen=True)
 class RenderSettings:
     """How to paint one picture; validated when made, so a bad value fails before any work.
@@ -110,6 +116,8 @@ class RenderSettings:
 
     def __post_init__(self) -> None:
         _check_int("size", self.size, minimum=1)
+        if self.size > MAX_SIZE:
+            raise ValueError(f"size must be at most {MAX_SIZE} px, got: {self.size}")
         _check_int("seed", self.seed, minimum=0)
         scales = _numbers("scales", self.scales)
         if not scales or any(b <= a for a, b in zip(scales, scales[1:])) or scales[-1] != 1.0:
@@ -142,6 +150,8 @@ class RenderSettings:
         for name in ("learning_rate", "strength", "style_scale"):
             if _as_number(name, getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got: {getattr(self, name)}")
+        if self.style_scale > MAX_STYLE_SCALE:
+            raise ValueError(f"style_scale must be at most {MAX_STYLE_SCALE:g}, got: {self.style_scale}")
         layers = NETWORKS[self.network].layers
         for name in ("content_layers", "style_layers"):
             # Lists are accepted and kept as tuples so that settings stay hashable and immutable.
@@ -159,13 +169,20 @@ class RenderSettings:
             raise ValueError(f"style_blend must not be all 0, got: {self.style_blend!r}")
         object.__setattr__(self, "style_layer_weights", layer_weights)
         object.__setattr__(self, "style_blend", blend)
-        if self.content_weight == 0 and self.style_weight == 0:
-            raise ValueError("content_weight and style_weight cannot both be 0")
+        no_style = self.style_weight == 0 or (layer_weights and not any(layer_weights))
+        if self.content_weight == 0 and no_style:
+            raise ValueError(
+                "content_weight and the style (style_weight, or every style_layer_weight) cannot both be 0"
+            )
 
     @classmethod
     def neural_style(cls, **changes: object) -> RenderSettings:
         """jcjohnson/neural-style's defaults: Caffe VGG19, its weights, 1000 L-BFGS iterations
-        at 512 px from noise, no feature units (its losses are these losses unscaled)."""
+        at 512 px from noise, no feature units (its losses are these losses unscaled).
+
+        One difference: its noise is Gaussian with a deviation of 0.001 around the mean colour
+        (a grey start), Forger's ``init="noise"`` uniform over the pixels' range.
+        """
         defaults: dict[str, object] = {
             "network": "vgg19",
             "feature_units": False,
@@ -191,8 +208,8 @@ class RenderSettings:
         return self.style_layer_weights or (1.0,) * len(self.style_layers)
 
     def stage_sizes(self) -> tuple[int, ...]:
-        """The longest side painted at each scale, in pixels (at least 16)."""
-        return tuple(max(16, round(scale * self.size)) if scale < 1 else self.size for scale in self.scales)
+        """The longest side painted at each scale, in pixels (at least 16, at most ``size``)."""
+        return tuple(min(self.size, max(16, round(scale * self.size))) for scale in self.scales)
 
 
 def parse_strength(value: str | float) -> float:

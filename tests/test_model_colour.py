@@ -77,3 +77,11 @@ def test_a_flat_painting_does_not_divide_by_zero() -> None:
 
     assert np.isfinite(match_colour_histogram(flat, warm_photo()).astype(float)).all()
     assert luminance_inputs(warm_photo(), flat)[1].shape == flat.shape
+
+
+def test_a_one_pixel_painting_takes_the_photos_mean_colour() -> None:
+    photo = warm_photo()
+
+    matched = match_colour_histogram(np.array([[[10, 200, 30]]], np.uint8), photo)
+
+    np.testing.assert_allclose(matched[0, 0], photo.reshape(-1, 3).mean(axis=0), atol=1.0)

@@ -76,6 +76,35 @@ def test_sixteen_bit_greyscale_is_scaled_not_clipped() -> None:
     assert decoded[0, :, 0].tolist() == [0, 128, 255]
 
 
+def test_a_transparent_grey_in_a_sixteen_bit_image_is_composited_on_white() -> None:
+    levels = np.array([[0, 32896, 1000]], np.uint16)
+    data = encoded(Image.fromarray(levels), "PNG", transparency=1000)
+
+    assert decode_image(data)[0, :, 0].tolist() == [0, 128, 255]
+
+
+@pytest.mark.parametrize(
+    ("levels", "expected"),
+    [
+        (np.array([[0, 128, 255]], np.int32), [0, 128, 255]),  # 32-bit integers holding 8 bits
+        (np.array([[0, 32896, 65535]], np.int32), [0, 128, 255]),  # ... holding 16 bits
+        (np.array([[0, 0.5, 1.0]], np.float32), [0, 128, 255]),  # floats from 0 to 1
+        (np.array([[0, 128.0, 255.0]], np.float32), [0, 128, 255]),  # floats from 0 to 255
+    ],
+)
+def test_wide_integer_and_float_grey_images_are_scaled_to_their_range(levels: np.ndarray, expected: list[int]) -> None:
+    data = encoded(Image.fromarray(levels), "TIFF")
+    assert Image.open(io.BytesIO(data)).mode in ("I", "F")
+
+    assert decode_image(data)[0, :, 0].tolist() == expected
+
+
+def test_a_float_image_that_is_no_picture_is_refused() -> None:
+    for levels in (np.array([[0, 1e6]], np.float32), np.array([[-1.0, 0.5]], np.float32)):
+        with pytest.raises(ImageError, match="the photo is a .* image with values .*: no picture that can be read"):
+            decode_image(encoded(Image.fromarray(levels), "TIFF"), name="the photo")
+
+
 def test_transparent_pixels_are_composited_on_white() -> None:
     rgba = np.zeros((2, 2, 4), np.uint8)
     rgba[0, 0] = (255, 0, 0, 255)  # opaque red

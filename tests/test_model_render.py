@@ -20,9 +20,9 @@ import pytest
 
 import model.render as render_module
 from model.backend import on_gpu
-from model.colour import rgb_to_yiq
+from model.colour import match_colour_histogram, rgb_to_yiq
 from model.errors import ImageError, WeightsError
-from model.images import resize_to_longest
+from model.images import resize_for_render, resize_to_longest
 from model.losses import gram_matrix, style_loss
 from model.network import build_extractor, preprocess
 from model.optimisers import Optimised
@@ -211,6 +211,20 @@ def test_blend_weights_move_the_gram_matrices_proportionally(painter: StyleTrans
     assert np.array_equal(blend_one, alone)
     with pytest.raises(ValueError, match="style_blend gives 2 weights for 1 paintings"):
         painter.render(draw_photo(), [swirls], tiny(style_blend=(1, 1)))
+
+
+@pytest.mark.slow
+def test_style_targets_with_colours_taken_from_the_photo_are_the_photos(painter: StyleTransfer) -> None:
+    swirls, photo = draw_painting(), draw_photo()
+    settings = tiny(feature_units=False, colours="histogram")
+
+    with pytest.raises(ValueError, match='with colours "histogram" the targets depend on the photo'):
+        painter.style_targets(swirls, settings)
+    matched = painter.style_targets(swirls, settings, content=photo)
+    direct = painter.style_targets(match_colour_histogram(swirls, resize_for_render(photo, settings.size)),
+                                   replace(settings, colours="painting"))
+    for a, b in zip(matched, direct):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow

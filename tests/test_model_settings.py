@@ -27,6 +27,7 @@ def test_coarse_to_fine_stages_are_fractions_of_the_size() -> None:
 
     assert settings.stage_sizes() == (256, 512, 1024)
     assert RenderSettings(size=40, scales=(0.1, 1.0), iterations=(5, 5)).stage_sizes() == (16, 40)
+    assert RenderSettings(size=8).stage_sizes() == (8, 8)  # a coarse stage is never larger than the picture
 
 
 def test_one_scale_takes_a_plain_number_of_iterations() -> None:
@@ -79,6 +80,7 @@ def test_layer_lists_become_tuples() -> None:
         ("size", 0, "size must be positive, got: 0"),
         ("size", 512.0, "size must be a whole number, got: 512.0"),
         ("size", True, "size must be a whole number, got: True"),
+        ("size", 10**6, "size must be at most 8192 px, got: 1000000"),
         ("iterations", (30, 0), "iterations at full size must be at least 1"),
         ("iterations", (-5, 10), "iterations must be at least 0, got: -5"),
         ("iterations", (10,), "iterations must give one number per scale"),
@@ -102,6 +104,7 @@ def test_layer_lists_become_tuples() -> None:
         ("tv_weight", "1e-3", "tv_weight must be a number, got: '1e-3'"),
         ("style_scale", 0.0, "style_scale must be positive, got: 0.0"),
         ("style_scale", math.inf, "style_scale must be a number, got: inf"),
+        ("style_scale", 1e4, "style_scale must be at most 4, got: 10000"),
         ("content_layers", (), r"content_layers must name at least one layer, got: \(\)"),
         ("content_layers", "block4_conv2", "content_layers must be a tuple of vgg16 layer names"),
         ("style_layers", ("block1_conv1", "block9_conv1"), "style_layers has unknown layer 'block9_conv1'"),
@@ -115,8 +118,9 @@ def test_bad_values_are_refused_by_name(field: str, value: Any, message: str) ->
 
 
 def test_a_render_needs_content_or_style() -> None:
-    with pytest.raises(ValueError, match="content_weight and style_weight cannot both be 0"):
-        RenderSettings(content_weight=0, style_weight=0)
+    for no_style in ({"style_weight": 0}, {"style_layer_weights": (0, 0, 0, 0, 0)}):
+        with pytest.raises(ValueError, match=r"content_weight and the style \(style_weight, or every style_layer_weight\) cannot both be 0"):
+            RenderSettings(content_weight=0, **no_style)  # type: ignore[arg-type]
 
 
 def test_zero_weights_are_allowed_one_at_a_time() -> None:
