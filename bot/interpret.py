@@ -21,6 +21,7 @@ options written in the text (``bot.options``) ride along on every render request
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ _HELP = re.compile(r"^(?:help|how|usage)\b")  # the first word, @handles aside
 # "style: NAME", "style of NAME", "in the style of NAME": the name runs to the end of the text.
 _ASKED = re.compile(r"\b(?:in the style of|style of|style)\s+(?P<name>[a-z0-9 ]+)$")
 _MENTIONS = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_]{1,15}")
+_LINKS = re.compile(r"\bhttps?://\S+")
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,11 @@ Decision = RenderRequest | Refusal | Help | Ignore
 
 
 def words(mention: Mention) -> str:
-    """The text without @handles (the bot's own and anyone else's)."""
-    return _MENTIONS.sub(" ", mention.text)
+    """The text without @handles (the bot's own and anyone else's) and links, unescaped.
+
+    X ends the text of a tweet with media with a t.co link to them, and escapes ``&<>``.
+    """
+    return html.unescape(_LINKS.sub(" ", _MENTIONS.sub(" ", mention.text)))
 
 
 def needs_parent(mention: Mention, gallery: Gallery) -> bool:

@@ -614,6 +614,8 @@ class SandboxX:
 
     def _new_tweet(self, author_id: str, text: str, media_keys: Sequence[str], in_reply_to: str | None) -> SandboxTweet:
         tweet_id = self._next_id()
+        if media_keys:  # as X's: a tweet's media are linked at the end of its text, one t.co link for all
+            text = f"{text} https://t.co/{int(tweet_id) % 16**10:010x}".lstrip()
         tweet = SandboxTweet(
             id=tweet_id,
             text=text,

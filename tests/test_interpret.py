@@ -9,7 +9,7 @@ import pytest
 from bot.errors import ConfigError
 from bot.gallery import Gallery
 from bot.gateway import Media, Mention
-from bot.interpret import Help, Ignore, Refusal, RenderRequest, interpret, needs_parent
+from bot.interpret import Help, Ignore, Refusal, RenderRequest, interpret, needs_parent, words
 from bot.options import RenderOptions, Strength, parse_options
 from bot.refusals import HOWTO, RefusalKind
 
@@ -59,6 +59,13 @@ def test_an_unknown_painting_name_is_refused_with_the_closest_suggested() -> Non
     assert close.reply == 'I don\'t know a painting called "stary nite". Did you mean "The Starry Night"?'
     assert isinstance(far, Refusal) and "mona lisa" in far.reply and "The Scream" in far.reply
     assert len(far.reply) <= 280
+
+
+def test_the_link_x_adds_for_the_media_and_its_escapes_are_not_part_of_a_name() -> None:
+    asked = _decide(_mention(_photo("3_1"), text="@forgerbot style: the screem https://t.co/AbCdEf1234"))
+    assert isinstance(asked, Refusal)
+    assert asked.reply == 'I don\'t know a painting called "the screem". Did you mean "The Scream"?'
+    assert words(_mention(text="@forgerbot Rain &amp; Speed https://t.co/AbCdEf1234")).split() == ["Rain", "&", "Speed"]
 
 
 def test_one_photo_replying_to_a_photo_paints_the_parent() -> None:

@@ -68,7 +68,8 @@ def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: For
 
     [painted] = _bot_replies(x, ask)
     # The painting sent is the gallery's own Starry Night, byte for byte: it is credited as such.
-    assert painted.text == "Here is your picture, painted after The Starry Night, Vincent van Gogh, 1889."
+    # X links the picture at the end of the text.
+    assert painted.text.startswith("Here is your picture, painted after The Starry Night, Vincent van Gogh, 1889. https://t.co/")
     assert painted.in_reply_to_tweet_id == ask
     assert painted.made_with_ai and x.media(painted.media_keys[0]).alt_text
     [key] = painted.media_keys

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -178,9 +179,9 @@ def test_upload_then_reply_shows_up_in_replies_to_with_its_media(sandbox: Sandbo
 
     assert created.status_code == 201
     reply_id = created.json()["data"]["id"]
-    assert created.json() == {
-        "data": {"id": reply_id, "text": "@alice here you are", "edit_history_tweet_ids": [reply_id]}
-    }
+    data = created.json()["data"]
+    assert data == {"id": reply_id, "text": data["text"], "edit_history_tweet_ids": [reply_id]}
+    assert re.fullmatch(r"@alice here you are https://t\.co/[0-9a-z]{10}", data["text"])  # X links the media
     (reply,) = sandbox.replies_to(mention)
     assert (reply.id, reply.author_id, reply.author_username) == (reply_id, sandbox.bot_user_id, "forgerbot")
     assert reply.conversation_id == mention

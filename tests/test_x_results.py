@@ -78,7 +78,7 @@ def test_the_result_is_a_jpeg_with_alt_text_a_credit_and_the_ai_label(
     [reply] = x.replies_to(ask)
     media = x.media(reply.media_keys[0])
     assert reply.id == reply_id and reply.made_with_ai
-    assert reply.text == "Here is your picture, painted after The Starry Night, Vincent van Gogh, 1889."
+    assert reply.text.startswith("Here is your picture, painted after The Starry Night, Vincent van Gogh, 1889. https://t.co/")
     assert media.content_type == "image/jpeg" and media.alt_text == alt_text(STARRY)
     assert "The Starry Night by Vincent van Gogh (1889)" in media.alt_text
 
