@@ -13,17 +13,29 @@ from bot.gallery import Painting
 from model.images import decode_image, encode_image, resize_to_longest
 
 MAX_POST_CHARS = 280
+# What a reply says once it is addressed ("@" and an X username of up to 15 characters, a space).
+MAX_TEXT_CHARS = MAX_POST_CHARS - 17
 MAX_ALT_CHARS = 1000
 MAX_PHOTO_BYTES = 5 * 1024 * 1024  # X's limit for a photo
 QUALITIES = (92, 85, 75, 65, 55, 45)  # tried in turn, at each size
 SHRINK = 0.75  # when even the lowest quality is too large, the next size down
 
 
-def result_text(painting: Painting | None) -> str:
-    """The words of the reply that carries the painted picture, with the gallery credit if any."""
+def addressed(username: str, text: str) -> str:
+    """``text`` addressed to @``username``, as every reply of the bot is.
+
+    X refuses a post whose text the account posted a short while ago ("duplicate content"), and
+    a bot's answers repeat: addressed, the same answer to two people is two texts.
+    """
+    return _fit(f"@{username} {text}", MAX_POST_CHARS)
+
+
+def result_text(painting: Painting | None, *, username: str, number: int) -> str:
+    """The words of the reply that carries picture ``number`` (the job's), with the gallery
+    credit if any. The number keeps two pictures for one person after one painting apart on X."""
     if painting is None:
-        return "Here is your picture, painted in the style of your painting."
-    return _fit(f"Here is your picture, painted {painting.credit}.", MAX_POST_CHARS)
+        return addressed(username, f"Here is your picture no. {number}, painted in the style of your painting.")
+    return addressed(username, f"Here is your picture no. {number}, painted {painting.credit}.")
 
 
 def alt_text(painting: Painting | None) -> str:
@@ -44,7 +56,7 @@ def help_text(painting_names: Sequence[str]) -> str:
         "Tweet me 2 photos: your picture, then a painting. Or 1 photo + a painting's name "
         f"({', '.join(painting_names[:3])}), or 1 photo for a surprise, or reply to a photo with a "
         "painting. Options: strength low/high, keep colours, faces off.",
-        MAX_POST_CHARS,
+        MAX_TEXT_CHARS,
     )
 
 

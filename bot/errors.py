@@ -71,7 +71,17 @@ class XMediaPending(XError):
 
 
 class XAuthError(XError):
-    """X refused the credentials (401) or the action (403): a configuration problem."""
+    """X refused the credentials (401) or the app's permission for the action (403): a
+    configuration problem."""
+
+
+class XDuplicate(XError):
+    """X refused a post whose text the bot posted a short while ago (its 403 "duplicate content")."""
+
+
+class XForbidden(XError):
+    """X refused this one action for a reason of its own (403: a conversation closed to the
+    bot, a restricted account): not the credentials, and not worth repeating."""
 
 
 class MediaError(ForgerError):

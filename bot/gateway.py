@@ -40,7 +40,16 @@ import requests
 import tweepy
 
 from bot.config import XCredentials
-from bot.errors import XAuthError, XError, XMediaPending, XRateLimited, XTweetGone, XUsageCapped
+from bot.errors import (
+    XAuthError,
+    XDuplicate,
+    XError,
+    XForbidden,
+    XMediaPending,
+    XRateLimited,
+    XTweetGone,
+    XUsageCapped,
+)
 from storage.ledger import Need
 
 if TYPE_CHECKING:
@@ -72,6 +81,10 @@ CHUNK_RESENDS = 2  # a failed chunk is sent again at once this many times (X: ch
 ONE_SHOT_MAX_BYTES = 1024 * 1024  # larger uploads go chunked
 _USAGE_CAPPED = "https://api.twitter.com/2/problems/usage-capped"
 _GONE = re.compile(r"deleted or not visible|not found|does not exist", re.IGNORECASE)
+_DUPLICATE = re.compile(r"duplicate", re.IGNORECASE)
+# 403s about the app's setup: the X problem types, and the words of their details.
+_CONFIGURATION_PROBLEMS = frozenset({"client-forbidden", "oauth1-permissions", "unsupported-authentication"})
+_CONFIGURATION = re.compile(r"permission|permitted|authenticat|oauth|project|access level|tier", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -494,6 +507,10 @@ class XGateway:
             return XRateLimited(f"{route}: rate limit reached, resets in {math.ceil(reset_at - now)} s{said}", reset_at=reset_at)
         if status == 403 and about is not None and _GONE.search(reason):
             return XTweetGone(f"{route}: tweet {about} is gone ({reason})", tweet_id=about)
+        if status == 403 and _DUPLICATE.search(reason):
+            return XDuplicate(f"{route}: X refused it as a duplicate of a recent post ({reason})", status=status)
+        if status == 403 and not _about_configuration(problem, reason):
+            return XForbidden(f"{route}: X refused this action ({reason})", status=status)
         if status in (401, 403):
             return XAuthError(
                 f"{route}: X refused the bot's credentials or this action ({status}: {reason}); check "
@@ -503,6 +520,15 @@ class XGateway:
             )
         blamed = tuple(p for e in problem.get("errors", []) if isinstance(e, dict) for p in e.get("parameters", {}))
         return XError(f"{route}: {status} {reason}", status=status, parameters=blamed)
+
+
+def _about_configuration(problem: dict[str, Any], reason: str) -> bool:
+    """Whether a 403 blames the app's setup (its permissions, project, tier), not this one action.
+
+    A bare "Forbidden" says nothing else, and is what X answers an app whose tier lacks the endpoint.
+    """
+    kind = str(problem.get("type", "")).rsplit("/", 1)[-1]
+    return kind in _CONFIGURATION_PROBLEMS or bool(_CONFIGURATION.search(reason)) or reason.strip() == "Forbidden"
 
 
 def _problem(response: requests.Response) -> dict[str, Any]:

@@ -276,5 +276,6 @@ def _record(
 
 
 def _owe(session: Session, mention: Mention, kind: str, text: str, moment: datetime, *, optional: bool = False) -> None:
-    reply = replies.owe(session, in_reply_to_tweet_id=mention.id, kind=kind, text=text, optional=optional)
+    reply = replies.owe(session, in_reply_to_tweet_id=mention.id, kind=kind,
+                        text=compose.addressed(mention.author_username, text), optional=optional)
     reply.created_at = moment  # the poll's clock: what the one-reply-per-period rule compares

@@ -12,7 +12,9 @@ import enum
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-MAX_CHARS = 280
+from bot.compose import MAX_TEXT_CHARS
+
+MAX_CHARS = MAX_TEXT_CHARS  # replies are addressed (``bot.compose.addressed``) on top
 HELP_KIND = "help"
 
 

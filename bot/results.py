@@ -24,11 +24,14 @@ def post_result(
     image: bytes,
     style_image: bytes,
     *,
+    username: str,
+    number: int,
     retried: bool,
     gallery: Gallery | None = None,
     before_post: Callable[[], None] | None = None,
 ) -> str:
-    """Reply to ``tweet_id`` with ``image`` (painted after ``style_image``); the reply's id.
+    """Reply to @``username``'s ``tweet_id`` with ``image`` (painted after ``style_image``), their
+    picture ``number``; the reply's id.
 
     ``retried``: an earlier attempt may have posted already, so look before posting.
     ``before_post`` is called once the image is uploaded, just before the reply is posted; an
@@ -44,4 +47,5 @@ def post_result(
     gateway.describe_media(media_id, compose.alt_text(painting))
     if before_post is not None:
         before_post()
-    return gateway.reply(tweet_id, compose.result_text(painting), media_ids=(media_id,), made_with_ai=True)
+    text = compose.result_text(painting, username=username, number=number)
+    return gateway.reply(tweet_id, text, media_ids=(media_id,), made_with_ai=True)

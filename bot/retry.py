@@ -11,6 +11,9 @@ Only errors known to pass are retried, each at the time it names; nothing here s
   do not come back in step, until ``max_attempts``;
 - ``XTweetGone``: never, and nobody is told (there is no tweet to answer);
 - ``XAuthError``: never; a configuration error, stated to the admin;
+- ``XDuplicate``: never (the same text again is refused again), and nobody is told;
+- ``XForbidden`` (X refused this one action: a conversation closed to the bot): never, nobody
+  is told (a notice would be refused too), and the admin hears of it;
 - anything else: never.
 """
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from bot.errors import XAuthError, XError, XMediaPending, XRateLimited, XTweetGone, XUsageCapped
+from bot.errors import XAuthError, XDuplicate, XError, XForbidden, XMediaPending, XRateLimited, XTweetGone, XUsageCapped
 
 BASE_S = 30.0
 MAX_S = 15 * 60.0
@@ -59,6 +62,10 @@ def decide(
         return RetryDecision(False, None, "the tweet is gone", tell_user=False)
     if isinstance(error, XAuthError):
         return RetryDecision(False, None, "X refused the credentials", alert=str(error))
+    if isinstance(error, XDuplicate):
+        return RetryDecision(False, None, "X refused it as a duplicate", tell_user=False)
+    if isinstance(error, XForbidden):
+        return RetryDecision(False, None, "X refused this action", tell_user=False, alert=str(error))
     if isinstance(error, XError) and error.transient:
         if attempts >= max_attempts:
             return RetryDecision(False, None, f"X kept failing ({attempts} attempts)")

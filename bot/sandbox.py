@@ -14,7 +14,9 @@ It speaks X's JSON shapes, as docs.x.com shows them:
   ``POST /2/tweets`` (text, reply, media, ``made_with_ai``);
 - the media bytes behind each media ``url``, at ``/media/<media_key>.<ext>``, without auth;
 - X's problem objects for errors (``title``, ``detail``, ``type``), ``x-rate-limit-*`` headers
-  counted per endpoint and window, and the ``usage-capped`` 429 of a spent usage cap.
+  counted per endpoint and window, and the ``usage-capped`` 429 of a spent usage cap;
+- X's 403 for a post whose text the bot posted already within ``DUPLICATE_WINDOW_S`` (X does
+  not say how long it remembers; a day here).
 
 ``post_naming=True`` gives the 2026 names: ``post.fields`` instead of ``tweet.fields`` (which is
 then refused) and ``includes.posts`` instead of ``includes.tweets``.
@@ -76,6 +78,8 @@ DEFAULT_RATE_LIMITS: Mapping[str, int] = MappingProxyType(
 
 FIRST_ID = 1_860_000_000_000_000_000  # no sandbox id is below this (late 2024 as a snowflake)
 MAX_TWEET_CHARS = 280
+DUPLICATE_WINDOW_S = 86_400.0
+DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
 MAX_MEDIA_PER_TWEET = 4
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # X's limit for an uploaded image
 MAX_ALT_TEXT_CHARS = 1000
@@ -199,6 +203,7 @@ class _Upload:
 class _Fault:
     status: int
     rate_headers: bool
+    detail: str
 
 
 class _Problem(Exception):
@@ -356,6 +361,7 @@ class SandboxX:
         self._faults: dict[str, list[_Fault]] = {}  # endpoint key -> answers to give next
         self._delays: dict[str, float] = {}  # endpoint key or "media" -> seconds to wait
         self._caps: dict[str, str] = {}  # "read"/"write" -> the period X names
+        self._posted: dict[str, float] = {}  # text the bot posted -> when, for X's duplicate check
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._base_url: str | None = None
@@ -518,17 +524,21 @@ class SandboxX:
 
     # -- faults --------------------------------------------------------------------------------
 
-    def fail(self, endpoint: str, status: int = 503, *, times: int = 1, rate_headers: bool = True) -> None:
+    def fail(
+        self, endpoint: str, status: int = 503, *, times: int = 1, rate_headers: bool = True,
+        detail: str = "The sandbox X was told to fail this call.",
+    ) -> None:
         """Answer the next ``times`` calls of ``endpoint`` with HTTP ``status`` (e.g. 503, 500, 429).
 
         A 429 this way looks like a spent window; ``rate_headers=False`` leaves out the
-        ``x-rate-limit-*`` headers, as a proxy in front of X might.
+        ``x-rate-limit-*`` headers, as a proxy in front of X might. ``detail`` is the problem's
+        words (X's own, for a 403: its reasons differ).
         """
         self._known(endpoint)
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error from 400 to 599, got: {status}")
         with self._lock:
-            self._faults.setdefault(endpoint, []).extend([_Fault(status, rate_headers)] * times)
+            self._faults.setdefault(endpoint, []).extend([_Fault(status, rate_headers, detail)] * times)
 
     def slow(self, endpoint: str, seconds: float) -> None:
         """Wait ``seconds`` (real time) before answering ``endpoint``, or "media" for media bytes."""
@@ -657,7 +667,7 @@ class SandboxX:
             fault = faults.pop(0) if faults else None
             period = self._caps.get(call_kind(route.key))
         if fault is not None:
-            problem = _http_problem(HTTPStatus(fault.status), "The sandbox X was told to fail this call.")
+            problem = _http_problem(HTTPStatus(fault.status), fault.detail)
             return _reply_problem(problem, rate_headers if fault.rate_headers else {})
         if period is not None:
             return _reply_problem(_usage_capped(period), rate_headers)
@@ -918,6 +928,10 @@ class SandboxX:
                 raise _http_problem(
                     HTTPStatus.FORBIDDEN, "You attempted to reply to a Tweet that is deleted or not visible to you."
                 )
+            if text and now - self._posted.get(text, -math.inf) < DUPLICATE_WINDOW_S:
+                raise _http_problem(HTTPStatus.FORBIDDEN, DUPLICATE)
+            if text:
+                self._posted[text] = now
             tweet = self._new_tweet(self.bot_user_id, text, [by_id[m].media_key for m in media_ids], reply_to)
             tweet = dataclasses.replace(tweet, made_with_ai=made_with_ai)
             self._tweets[tweet.id] = tweet

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import results, retry
+from bot.compose import addressed
 from bot.errors import XError
 from bot.options import RenderOptions
 from bot.gateway import XGateway
@@ -87,8 +88,9 @@ def work_once(
         # Jobs whose worker died go back to the queue; those out of attempts fail, and their
         # authors are told, as they are when a worker fails a job itself.
         for gone in jobs.sweep(session, max_attempts=lease.max_attempts):
+            notice = UNDELIVERABLE if gone.result_image is not None else BROKEN
             replies.owe(session, in_reply_to_tweet_id=gone.tweet_id, kind="failure",
-                        text=UNDELIVERABLE if gone.result_image is not None else BROKEN)
+                        text=addressed(gone.author_username, notice))
         job = jobs.claim_next(session, worker=lease.worker, lease_s=lease.lease_s, max_attempts=lease.max_attempts)
     if job is None:
         return None
@@ -131,7 +133,7 @@ def _paint_and_post(
         # starts the attempts again, not the picture). The lease is renewed just before the post:
         # if an upload outlasted it and another worker took the job over, this one stops there.
         reply_id = results.post_result(
-            gateway, job.tweet_id, result, job.style_image,
+            gateway, job.tweet_id, result, job.style_image, username=job.author_username, number=job.id,
             retried=job.attempts > 1 or job.result_image is not None, before_post=heartbeat.beat,
         )
     except XError as exc:
@@ -146,7 +148,8 @@ def _paint_and_post(
             again = jobs.release(session, job.id, worker=lease.worker, error=str(exc), max_attempts=lease.max_attempts,
                                  not_before=not_before, counts=decision.counts)
             if not again:
-                replies.owe(session, in_reply_to_tweet_id=job.tweet_id, kind="failure", text=UNDELIVERABLE)
+                replies.owe(session, in_reply_to_tweet_id=job.tweet_id, kind="failure",
+                            text=addressed(job.author_username, UNDELIVERABLE))
         log.warning("job %d: X failed (%s); %s", job.id, exc, decision.reason if again else "given up")
         return
 
@@ -161,7 +164,8 @@ def _fail(sessions: sessionmaker[Session], lease: Lease, job: jobs.ClaimedJob, e
     with sessions.begin() as session:
         jobs.mark_failed(session, job.id, worker=lease.worker, error=error)
         if notice is not None:
-            replies.owe(session, in_reply_to_tweet_id=job.tweet_id, kind="failure", text=notice)
+            replies.owe(session, in_reply_to_tweet_id=job.tweet_id, kind="failure",
+                        text=addressed(job.author_username, notice))
 
 
 def _clip(text: str, limit: int) -> str:

@@ -9,7 +9,15 @@ import pytest
 from bot.errors import ConfigError
 from bot.gallery import Gallery
 from bot.gateway import Media, Mention
-from bot.interpret import Help, Ignore, Refusal, RenderRequest, interpret, needs_parent, words
+from bot.interpret import (
+    Help,
+    Ignore,
+    Refusal,
+    RenderRequest,
+    interpret,
+    needs_parent,
+    words,
+)
 from bot.options import RenderOptions, Strength, parse_options
 from bot.refusals import HOWTO, RefusalKind
 

@@ -6,6 +6,7 @@ The renderer is the quick colour-transfer one: these tests are about the bot, no
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -68,8 +69,9 @@ def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: For
 
     [painted] = _bot_replies(x, ask)
     # The painting sent is the gallery's own Starry Night, byte for byte: it is credited as such.
-    # X links the picture at the end of the text.
-    assert painted.text.startswith("Here is your picture, painted after The Starry Night, Vincent van Gogh, 1889. https://t.co/")
+    # Addressed and numbered (X refuses a text the bot posted a while ago); X links the picture at the end.
+    assert re.fullmatch(r"@alice Here is your picture no\. \d+, painted after The Starry Night, Vincent van Gogh, "
+                        r"1889\. https://t\.co/\w+", painted.text)
     assert painted.in_reply_to_tweet_id == ask
     assert painted.made_with_ai and x.media(painted.media_keys[0]).alt_text
     [key] = painted.media_keys
@@ -78,9 +80,9 @@ def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: For
     assert image.format == "JPEG" and max(image.size) == 96
 
     [lone_painted] = _bot_replies(x, lone)  # a lone photo gets a gallery painting, credited
-    assert lone_painted.text.startswith("Here is your picture, painted after ") and lone_painted.media_keys
+    assert lone_painted.text.startswith("@bob Here is your picture no. ") and lone_painted.media_keys
     [how_bare] = _bot_replies(x, bare)
-    assert how_bare.text == HOWTO
+    assert how_bare.text == f"@carol {HOWTO}"
 
     with forger.sessions() as s:
         job = jobs.by_tweet(s, ask)
@@ -134,7 +136,7 @@ def test_an_unpaintable_job_fails_and_the_user_is_told(x: SandboxX, forger: Forg
         [owed] = replies.for_tweet(s, ask)
         assert owed.kind == "failure" and owed.reply_tweet_id is not None
     [notice] = _bot_replies(x, ask)
-    assert notice.text.startswith("Sorry, I couldn't paint that") and not notice.media_keys
+    assert notice.text.startswith("@alice Sorry, I couldn't paint that") and not notice.media_keys
 
 
 def test_a_used_up_rate_limit_is_reported_with_its_reset(tmp_path: Path) -> None:

@@ -14,7 +14,16 @@ import pytest
 from PIL import Image
 
 from bot.config import XCredentials
-from bot.errors import XAuthError, XError, XMediaPending, XRateLimited, XTweetGone, XUsageCapped
+from bot.errors import (
+    XAuthError,
+    XDuplicate,
+    XError,
+    XForbidden,
+    XMediaPending,
+    XRateLimited,
+    XTweetGone,
+    XUsageCapped,
+)
 from bot.gateway import MENTIONS, XGateway, period_end
 from bot.retry import BASE_S, decide
 from bot.sandbox import ManualClock, SandboxX
@@ -260,17 +269,40 @@ def test_a_slow_x_is_a_transient_timeout(x: SandboxX, clock: ManualClock) -> Non
 
 def test_credentials_refused_are_a_configuration_error_stated_plainly(x: SandboxX, gateway: XGateway) -> None:
     x.fail("GET /2/users/me", 401)
-    x.fail("POST /2/tweets", 403)
+    x.fail("POST /2/tweets", 403, detail="Forbidden")  # what X answers a tier without the endpoint
+    x.fail("POST /2/tweets", 403, detail="Your client app is not configured with the appropriate oauth1 app "
+                                         "permissions for this endpoint.")
     ask = x.post("alice", "@forgerbot")
 
     with pytest.raises(XAuthError, match="check X_API_KEY, X_API_SECRET") as unauthorized:
         gateway.me()
     with pytest.raises(XAuthError, match="Read and Write permission") as forbidden:
         gateway.reply(ask, "hi")
+    with pytest.raises(XAuthError, match="oauth1 app permissions") as permissions:
+        gateway.reply(ask, "hi")
 
-    for error in (unauthorized.value, forbidden.value):
+    for error in (unauthorized.value, forbidden.value, permissions.value):
         decision = decide(error, 1, max_attempts=3, now=0)
         assert not error.transient and not decision.retry and decision.alert
+
+
+def test_a_post_x_refuses_for_its_own_reasons_is_not_blamed_on_the_credentials(
+    x: SandboxX, gateway: XGateway
+) -> None:
+    closed = "Reply to this conversation is not allowed because you have not been mentioned or otherwise engaged by the author of the post you are replying to."
+    x.fail("POST /2/tweets", 403, detail=closed)
+    ask = x.post("alice", "@forgerbot")
+
+    with pytest.raises(XForbidden, match="not allowed") as refused:
+        gateway.reply(ask, "hi")
+    gateway.reply(ask, "once")
+    with pytest.raises(XDuplicate, match="duplicate") as duplicate:
+        gateway.reply(ask, "once")
+
+    assert not isinstance(refused.value, XAuthError) and "X_API_KEY" not in str(refused.value)
+    forbidden, again = (decide(e.value, 1, max_attempts=3, now=0) for e in (refused, duplicate))
+    assert not forbidden.retry and not forbidden.tell_user and forbidden.alert
+    assert not again.retry and not again.tell_user and again.alert is None
 
 
 def test_replying_to_a_deleted_tweet_ends_without_retry(x: SandboxX, gateway: XGateway) -> None:

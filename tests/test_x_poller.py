@@ -97,7 +97,7 @@ def test_a_mention_listed_late_is_caught_by_the_overlap(bot: Bot, x: SandboxX, c
 
     assert (first.seen, second.seen) == (1, 1)  # bob's, then alice's; bob's not twice
     assert bot.mention(late) is not None and bot.mention(early) is not None
-    assert [r.text for r in bot.owed(late)] == [HOWTO] and len(bot.owed(early)) == 1
+    assert [r.text for r in bot.owed(late)] == [f"@alice {HOWTO}"] and len(bot.owed(early)) == 1
     with bot.sessions() as s:
         assert cursors.get(s, cursors.MENTIONS) == early
 
@@ -229,7 +229,8 @@ def test_refusals_are_specific_and_nothing_is_downloaded_for_them(
     assert bot.poll().refused == 1
 
     [owed] = bot.owed(ask)
-    assert owed.kind == kind.reply_kind and owed.text.startswith(start)
+    handle, said = owed.text.split(" ", 1)
+    assert owed.kind == kind.reply_kind and handle.startswith("@") and said.startswith(start)
     assert not any(path.startswith("/media/") for _, path in x.requests_log)
 
 
@@ -242,7 +243,7 @@ def test_a_photo_that_is_not_what_it_claims_is_refused(bot: Bot, x: SandboxX, ph
 
     [owed] = bot.owed(ask)
     assert owed.kind == "refusal:bad_photo"
-    assert owed.text.startswith("I couldn't use your painting: is not a JPEG, PNG, WebP or GIF image.")
+    assert owed.text.startswith("@alice I couldn't use your painting: is not a JPEG, PNG, WebP or GIF image.")
 
 
 def test_a_download_that_times_out_loses_nothing(bot: Bot, x: SandboxX, photos: dict[str, bytes]) -> None:
@@ -301,7 +302,8 @@ def test_over_quota_is_refused_with_its_own_text(bot: Bot, x: SandboxX, photos: 
 
     assert (report.queued, report.refused) == (1, 1) and bot.owed(first) == []
     [owed] = bot.owed(second)
-    assert owed.kind == "refusal:over_quota" and owed.text == "You've had your 1 pictures for today. Send me more tomorrow!"
+    assert owed.kind == "refusal:over_quota"
+    assert owed.text == "@alice You've had your 1 pictures for today. Send me more tomorrow!"
 
 
 # -- replying ----------------------------------------------------------------------------------
@@ -314,7 +316,7 @@ def test_an_acknowledgement_when_asked_for(bot: Bot, x: SandboxX, photos: dict[s
     bot.poll()
 
     [ack] = bot.owed(ask)
-    assert (ack.kind, ack.text, ack.optional) == ("ack", "You're next in the queue.", True)
+    assert (ack.kind, ack.text, ack.optional) == ("ack", "@alice You're next in the queue.", True)
 
 
 def test_a_banned_user_gets_no_reply(bot: Bot, x: SandboxX, photos: dict[str, bytes]) -> None:

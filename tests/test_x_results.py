@@ -73,12 +73,15 @@ def test_the_result_is_a_jpeg_with_alt_text_a_credit_and_the_ai_label(
     png = io.BytesIO()
     Image.open(io.BytesIO(tubingen)).save(png, "PNG")
 
-    reply_id = results.post_result(forger.gateway, ask, png.getvalue(), STARRY.image(), retried=False)
+    reply_id = results.post_result(forger.gateway, ask, png.getvalue(), STARRY.image(), username="alice", number=7,
+                                   retried=False)
 
     [reply] = x.replies_to(ask)
     media = x.media(reply.media_keys[0])
     assert reply.id == reply_id and reply.made_with_ai
-    assert reply.text.startswith("Here is your picture, painted after The Starry Night, Vincent van Gogh, 1889. https://t.co/")
+    assert reply.text.startswith(
+        "@alice Here is your picture no. 7, painted after The Starry Night, Vincent van Gogh, 1889. https://t.co/"
+    )
     assert media.content_type == "image/jpeg" and media.alt_text == alt_text(STARRY)
     assert "The Starry Night by Vincent van Gogh (1889)" in media.alt_text
 
@@ -102,7 +105,8 @@ def test_a_retried_job_finds_its_earlier_reply_instead_of_posting_twice(
     with forger.sessions.begin() as s:  # attempt 1: claimed, posted, then the worker died
         claimed = jobs.claim_next(s, worker="dead", lease_s=60, max_attempts=3)
         assert claimed is not None
-    earlier = results.post_result(forger.gateway, ask, tubingen, tubingen, retried=False)
+    earlier = results.post_result(forger.gateway, ask, tubingen, tubingen, username="alice", number=claimed.id,
+                                  retried=False)
     with forger.sessions.begin() as s:  # its lease lapsed: the job is back in the queue
         jobs.release(s, claimed.id, worker="dead", error="worker gone", max_attempts=3)
 
@@ -153,7 +157,8 @@ def test_a_spent_posting_window_leaves_the_job_queued_without_spinning(tmp_path:
 
 def test_reply_texts_fit_a_post() -> None:
     for painting in (None, *GALLERY.paintings):
-        assert len(result_text(painting)) <= 280 and len(alt_text(painting)) <= 1000
+        longest = result_text(painting, username="a" * 15, number=10**9)
+        assert len(longest) <= 280 and not longest.endswith("…") and len(alt_text(painting)) <= 1000
     assert acknowledgement(3, 6 * 60) == "You're #3 in the queue, about 6 minutes."
 
 
@@ -250,7 +255,7 @@ def test_replies_owed_go_out_while_reading_mentions_fails(x: SandboxX, forger: F
     with pytest.raises(XUsageCapped):
         forger.poll()
 
-    assert [t.text for t in x.replies_to(ask)] == [HOWTO]
+    assert [t.text for t in x.replies_to(ask)] == [f"@alice {HOWTO}"]
 
 
 def test_a_job_retried_by_an_admin_after_its_post_was_lost_is_not_posted_twice(
@@ -265,7 +270,8 @@ def test_a_job_retried_by_an_admin_after_its_post_was_lost_is_not_posted_twice(
             assert claimed is not None
             jobs.mark_uploading(s, claimed.id, worker=f"dead{attempt}", lease_s=60, result_image=tubingen, render_s=1.0)
         if attempt == 0:
-            results.post_result(forger.gateway, ask, tubingen, tubingen, retried=False)
+            results.post_result(forger.gateway, ask, tubingen, tubingen, username="alice", number=claimed.id,
+                                retried=False)
         with forger.sessions.begin() as s:
             jobs.sweep(s, max_attempts=attempts, now=utcnow() + timedelta(minutes=2))
     with forger.sessions.begin() as s:
@@ -294,7 +300,7 @@ def test_a_job_given_up_after_its_workers_died_tells_its_author(
     assert forger.work() == 0
     forger.deliver()
 
-    assert [t.text for t in x.replies_to(ask)] == [BROKEN]
+    assert [t.text for t in x.replies_to(ask)] == [f"@alice {BROKEN}"]
     with forger.sessions() as s:
         assert jobs.by_tweet(s, ask).state is JobState.FAILED  # type: ignore[union-attr]
 
@@ -308,6 +314,7 @@ def test_a_worker_that_lost_its_lease_while_uploading_does_not_post(
         raise LeaseLost(1, "slow-worker", "rendering")
 
     with pytest.raises(LeaseLost):
-        results.post_result(forger.gateway, ask, tubingen, tubingen, retried=False, before_post=taken_over)
+        results.post_result(forger.gateway, ask, tubingen, tubingen, username="alice", number=1, retried=False,
+                            before_post=taken_over)
 
     assert x.replies_to(ask) == [] and posts(x) == 0
