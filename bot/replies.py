@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import retry
-from bot.errors import XError, XTweetGone
+from bot.errors import XDuplicate, XError, XForbidden, XTweetGone
 from bot.gateway import XGateway
 from storage import replies
 from storage.ledger import Need
@@ -62,7 +62,7 @@ def deliver(
             with sessions.begin() as session:
                 if not decision.counts:
                     replies.wait(session, reply.id, until=at, reason=str(exc))
-                elif isinstance(exc, XTweetGone):  # nothing left to answer: never try this one again
+                elif isinstance(exc, (XTweetGone, XDuplicate, XForbidden)):  # X will never take it: never try again
                     replies.give_up(session, reply.id, str(exc), max_attempts=max_attempts)
                 else:
                     replies.mark_attempt_failed(session, reply.id, str(exc), not_before=at)

@@ -22,7 +22,7 @@ from bot.errors import XUsageCapped
 from bot.gallery import Gallery
 from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
-from bot.sandbox import SandboxX
+from bot.sandbox import DUPLICATE, SandboxX
 from bot.worker import BROKEN
 from storage import jobs, replies
 from storage.errors import LeaseLost
@@ -318,3 +318,17 @@ def test_a_worker_that_lost_its_lease_while_uploading_does_not_post(
                             before_post=taken_over)
 
     assert x.replies_to(ask) == [] and posts(x) == 0
+
+
+def test_a_reply_x_refuses_for_good_is_given_up_at_once(x: SandboxX, forger: Forger) -> None:
+    ask = x.post("alice", "@forgerbot what is this?")
+    poller.poll(forger.sessions, forger.gateway, limits=forger.limits, policy=poller.policy_for(forger.config))
+    x.fail("POST /2/tweets", 403, detail=DUPLICATE)
+
+    report = forger.deliver()
+    forger.deliver()
+
+    assert (report.sent, report.failed) == (0, 1) and posts(x) == 1
+    with forger.sessions() as s:
+        [owed] = replies.for_tweet(s, ask)
+        assert owed.attempts == forger.config.bot.max_attempts and "duplicate" in (owed.error or "")
