@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -32,6 +33,8 @@ class Forger:
     renderer: Renderer
     lease: Lease
     progress: ProgressFn | None = field(default=None)
+    # Set when the process is stopping: no new job is taken, and the render in hand is given up.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def create(
@@ -71,9 +74,11 @@ class Forger:
             self.deliver()
 
     def work(self) -> int:
-        """Do queued jobs until the queue is empty; returns how many were done."""
+        """Do queued jobs until the queue is empty (or the process stops); returns how many were done."""
         done = 0
-        while worker.work_once(self.sessions, self.gateway, self.renderer, self.lease, progress=self.progress) is not None:
+        while not self.stopping.is_set() and worker.work_once(
+            self.sessions, self.gateway, self.renderer, self.lease, progress=self.progress, stop=self.stopping
+        ) is not None:
             done += 1
             self.deliver()
         return done

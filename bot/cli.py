@@ -18,12 +18,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot.config import Config, XCredentials, default_config_path, load_config
-from bot.errors import ForgerError
+from bot.errors import ForgerError, XError
 from bot.progress import render_progress
 from model.errors import ModelError
 from storage.errors import StorageError
 
 console = Console(stderr=True)
+log = logging.getLogger(__name__)
 
 
 @click.group()
@@ -39,6 +40,8 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # APScheduler's two lines for every run of every job (the worker looks every 2 s) say nothing.
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     ctx.obj = config_path or default_config_path()
 
 
@@ -184,12 +187,23 @@ def _serve(ctx: click.Context, *, poll: bool, work: bool, renderer: str = "neura
     from bot.rendering import QuickRenderer
     from bot.scheduler import build_scheduler
 
+    # A bot left to run logs what it does (mentions read, jobs painted, replies posted) without -v.
+    if not logging.getLogger("bot").isEnabledFor(logging.INFO):
+        logging.getLogger("bot").setLevel(logging.INFO)
     with _user_errors():
         config = _config(ctx)
         forger = Forger.create(
             config, XCredentials.from_env(os.environ), renderer=QuickRenderer() if renderer == "quick" else None
         )
-        handle = forger.gateway.me()[1]
+        try:
+            handle = forger.gateway.me()[1]
+        except XError as exc:
+            if not exc.transient:
+                raise
+            # X is down, or its read cap is spent: posting may still work, so serve, unchecked.
+            handle = config.bot.handle
+            log.warning("could not ask X which account the credentials are for (%s): serving @%s unchecked",
+                        exc, handle)
         if handle.lower() != config.bot.handle.lower():
             raise ForgerError(f"the credentials are for @{handle}, but config bot.handle is {config.bot.handle}")
     stop = threading.Event()
@@ -202,6 +216,8 @@ def _serve(ctx: click.Context, *, poll: bool, work: bool, renderer: str = "neura
     except KeyboardInterrupt:
         pass
     finally:
+        log.warning("stopping: a render in hand goes back to the queue")
+        forger.stopping.set()
         scheduler.shutdown(wait=True)
         forger.close()
 

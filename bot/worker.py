@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import results, retry
@@ -51,19 +53,34 @@ class Lease:
     max_attempts: int
 
 
-class _Heartbeat:
-    """The render's progress callback: stores progress and renews the lease, a few times a lease."""
+class Stopping(Exception):
+    """The worker process is stopping (SIGTERM, a deploy): the render in hand is given up."""
 
-    def __init__(self, sessions: sessionmaker[Session], job_id: int, lease: Lease, progress: ProgressFn | None) -> None:
-        self.sessions, self.job_id, self.lease, self.progress = sessions, job_id, lease, progress
+
+class _Heartbeat:
+    """The render's progress callback: stores progress and renews the lease, a few times a lease;
+    stops the render when the process is stopping."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], job_id: int, lease: Lease, progress: ProgressFn | None,
+        stop: threading.Event | None,
+    ) -> None:
+        self.sessions, self.job_id, self.lease, self.progress, self.stop = sessions, job_id, lease, progress, stop
         self.every_s = lease.lease_s / 4
         self.last = time.monotonic()
 
     def __call__(self, p: Progress) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise Stopping
         if self.progress:
             self.progress(p)
         if time.monotonic() - self.last >= self.every_s or p.iteration == p.total:
-            self.beat(p.iteration, p.total)
+            try:
+                self.beat(p.iteration, p.total)
+            except OperationalError as exc:
+                # The database is out of reach for a moment: paint on. The lease lasts four
+                # beats; if it lapses meanwhile, the next beat finds the job taken and stops.
+                log.warning("job %d: lease not renewed, the database is out of reach: %s", self.job_id, exc)
 
     def beat(self, iteration: int | None = None, total: int | None = None) -> None:
         with self.sessions.begin() as session:  # raises LeaseLost, which stops the render
@@ -79,10 +96,15 @@ def work_once(
     lease: Lease,
     *,
     progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
 ) -> int | None:
-    """Do the best queued job; returns its id, or None when nothing was due."""
+    """Do the best queued job; returns its id, or None when nothing was due.
+
+    When ``stop`` is set (the process is stopping) a render in hand is given up and its job goes
+    back to the queue, its attempt given back; a post under way is finished first.
+    """
     if (until := gateway.blocked_until("write")) is not None:  # X takes no posts now: leave the jobs be
-        log.info("X refuses posts for %.0f s more: no job claimed", until - time.time())
+        log.debug("X refuses posts for %.0f s more: no job claimed", until - time.time())
         return None
     with sessions.begin() as session:
         # Jobs whose worker died go back to the queue; those out of attempts fail, and their
@@ -96,7 +118,7 @@ def work_once(
         return None
     log.info("job %d: tweet %s by @%s, attempt %d", job.id, job.tweet_id, job.author_username, job.attempts)
     try:
-        _paint_and_post(sessions, gateway, renderer, lease, job, progress)
+        _paint_and_post(sessions, gateway, renderer, lease, job, progress, stop)
     except LeaseLost as exc:
         log.warning("job %d: stopped, %s", job.id, exc)
     return job.id
@@ -104,10 +126,10 @@ def work_once(
 
 def _paint_and_post(
     sessions: sessionmaker[Session], gateway: XGateway, renderer: Renderer, lease: Lease,
-    job: jobs.ClaimedJob, progress: ProgressFn | None,
+    job: jobs.ClaimedJob, progress: ProgressFn | None, stop: threading.Event | None,
 ) -> None:
     result, render_s = job.result_image, job.render_s
-    heartbeat = _Heartbeat(sessions, job.id, lease, progress)
+    heartbeat = _Heartbeat(sessions, job.id, lease, progress, stop)
     if result is None:
         started = time.monotonic()
         try:
@@ -118,6 +140,12 @@ def _paint_and_post(
             return
         except LeaseLost:
             raise
+        except Stopping:
+            with sessions.begin() as session:
+                jobs.release(session, job.id, worker=lease.worker, error="the worker stopped (a restart or deploy)",
+                             max_attempts=lease.max_attempts, counts=False)
+            log.warning("job %d: the worker is stopping; the job is back in the queue", job.id)
+            return
         except Exception as exc:  # a crash in the renderer must not take the worker down with it
             log.exception("job %d: renderer crashed", job.id)
             _fail(sessions, lease, job, f"renderer crashed: {exc!r}", BROKEN)

@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy.exc import OperationalError
 
 from bot import admin, poller, results, retry
 from bot import replies as bot_replies
@@ -24,6 +26,7 @@ from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
 from bot.sandbox import DUPLICATE, SandboxX
 from bot.worker import BROKEN
+from model.settings import Progress
 from storage import jobs, replies
 from storage.errors import LeaseLost
 from storage.models import JobState, utcnow
@@ -332,3 +335,47 @@ def test_a_reply_x_refuses_for_good_is_given_up_at_once(x: SandboxX, forger: For
     with forger.sessions() as s:
         [owed] = replies.for_tweet(s, ask)
         assert owed.attempts == forger.config.bot.max_attempts and "duplicate" in (owed.error or "")
+
+
+def test_a_worker_told_to_stop_gives_its_job_back_and_takes_no_other(
+    x: SandboxX, forger: Forger, tubingen: bytes
+) -> None:
+    asks = [x.post("alice", "@forgerbot", images=[tubingen, tubingen]) for _ in range(2)]
+    forger.poll()
+
+    def sigterm_mid_render(progress: Progress) -> None:
+        if progress.iteration == 2:
+            forger.stopping.set()  # what SIGTERM does in `forger work`
+
+    forger.progress = sigterm_mid_render
+    forger.work()
+
+    assert posts(x) == 0
+    with forger.sessions() as s:
+        for ask in asks:  # the render in hand given back without spending an attempt; the next not taken
+            job = jobs.by_tweet(s, ask)
+            assert job is not None and job.state is JobState.QUEUED and job.attempts == 0
+    forger.stopping.clear()  # the next process
+    forger.progress = None
+    assert forger.work() == 2 and posts(x) == 2
+
+
+def test_a_moment_without_the_database_during_a_render_does_not_fail_the_job(
+    x: SandboxX, forger: Forger, tubingen: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+    forger.poll()
+    renew = jobs.heartbeat
+    outage = [OperationalError("UPDATE jobs", {}, ConnectionError("server closed the connection unexpectedly"))]
+
+    def flaky(*args: Any, **kwargs: Any) -> None:
+        if outage:
+            raise outage.pop()
+        renew(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "heartbeat", flaky)
+    assert forger.work() == 1
+
+    assert not outage and len(x.replies_to(ask)) == 1 and x.replies_to(ask)[0].media_keys
+    with forger.sessions() as s:
+        assert jobs.by_tweet(s, ask).state is JobState.REPLIED  # type: ignore[union-attr]
