@@ -5,11 +5,13 @@ that X's answers are read the same way everywhere: the ``x-rate-limit-*`` header
 endpoint, and X's problem objects become the bot's own errors:
 
 - 429 with the ``usage-capped`` problem type: ``XUsageCapped``; that kind of call (reads or
-  writes) is paused until the cap's period ends and the admin is told, once;
+  writes) is paused until the cap's period ends (but for one call an hour, in case the admin
+  raised the cap) and the admin is told, once;
 - 429 otherwise: ``XRateLimited`` with the window's reset (a minute from now when X sent no
   ``x-rate-limit-reset``); the endpoint is paused until then;
-- 401 and 403: ``XAuthError``, a configuration error stated plainly, except a 403 for a tweet that
-  is deleted or not visible, which is ``XTweetGone``;
+- 401, and a 403 about the app's setup: ``XAuthError``, a configuration error stated plainly;
+  other 403s: ``XTweetGone`` (a tweet deleted or not visible), ``XDuplicate`` (a text the bot
+  posted a while ago) or ``XForbidden`` (X refused this one action for a reason of its own);
 - 5xx, timeouts and unreachable: ``XError`` with ``transient`` set.
 
 A paused call is refused here, without a request, so nothing spins against X. The gateway never
@@ -77,6 +79,7 @@ FIELD_PARAMS = ("tweet.fields", "post.fields")  # the 2024 name, the 2026 name
 
 MENTION_REACH = 800  # X serves only the newest 800 mentions: older ones cannot be paged to
 MISSING_RESET_WAIT_S = 60.0  # a 429 without x-rate-limit-reset: come back after this, never at once
+CAP_RECHECK_S = 3600.0  # a spent usage cap: X is asked again after this, in case the admin raised it
 CHUNK_RESENDS = 2  # a failed chunk is sent again at once this many times (X: chunks retry alone)
 ONE_SHOT_MAX_BYTES = 1024 * 1024  # larger uploads go chunked
 _USAGE_CAPPED = "https://api.twitter.com/2/problems/usage-capped"
@@ -217,6 +220,7 @@ class XGateway:
         self._fields_param = FIELD_PARAMS[0]
         self.rate_limits: dict[str, RateLimit] = {}  # by endpoint, as X last reported it
         self.paused: dict[str, XUsageCapped] = {}  # by kind of call, while a usage cap lasts
+        self._capped_periods: set[tuple[str, float]] = set()  # (kind, period end) the admin was told of
         self._uploaded: dict[str, tuple[str, float]] = {}  # sha256 -> (media id, usable until)
         self._processing: dict[str, str] = {}  # sha256 -> media id X is still processing
         self._me: tuple[str, str] | None = None
@@ -460,7 +464,7 @@ class XGateway:
             if now < cap.until:
                 raise XUsageCapped(str(cap), kind=cap.kind, period=cap.period, until=cap.until)
             del self.paused[kind]
-            log.warning("X's usage cap for %ss should have ended; trying again", kind)
+            log.warning("asking X again whether its usage cap for %ss is still spent", kind)
         window = self.rate_limits.get(route)
         if window is not None and window.remaining <= 0 and now < window.reset_at:
             wait = math.ceil(window.reset_at - now)
@@ -485,14 +489,18 @@ class XGateway:
         now = self._clock()
         if status == 429 and (problem.get("type") == _USAGE_CAPPED or problem.get("title") == "UsageCapExceeded"):
             kind, period = call_kind(route), str(problem.get("period") or "Monthly")
-            until = period_end(period, now)
-            ends = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            ends_at = period_end(period, now)
+            # Asked again before the period ends: the admin may raise the cap in the meantime.
+            until = min(ends_at, now + CAP_RECHECK_S)
+            ends = datetime.fromtimestamp(ends_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
             capped = XUsageCapped(
-                f"{route}: X's {period.lower()} usage cap is spent ({reason}); no {kind} calls to X until {ends}. "
-                "Raise the cap in the X developer console or wait for the new period.",
+                f"{route}: X's {period.lower()} usage cap is spent ({reason}) until {ends}; no {kind} calls "
+                f"to X until then, but for one every {CAP_RECHECK_S / 60:.0f} minutes to see whether it was "
+                "raised. Raise the cap in the X developer console or wait for the new period.",
                 kind=kind, period=period, until=until,
             )
-            if kind not in self.paused:
+            if (kind, ends_at) not in self._capped_periods:  # told once per cap, not at each check
+                self._capped_periods.add((kind, ends_at))
                 self._alert(str(capped))
             self.paused[kind] = capped
             if self.ledger is not None:  # so the bot's other processes stop asking too

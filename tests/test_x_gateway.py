@@ -24,7 +24,7 @@ from bot.errors import (
     XTweetGone,
     XUsageCapped,
 )
-from bot.gateway import MENTIONS, XGateway, period_end
+from bot.gateway import CAP_RECHECK_S, MENTIONS, XGateway, period_end
 from bot.retry import BASE_S, decide
 from bot.sandbox import ManualClock, SandboxX
 from tests.test_sandbox import encoded_image
@@ -230,14 +230,19 @@ def test_a_usage_cap_stops_that_kind_of_call_until_the_period_ends_and_tells_the
         gateway.upload_image(encoded_image(seed=10))  # every write, not only the one refused
     gateway.mentions(x.bot_user_id, since_id=None)  # reads go on
 
-    until = period_end("Monthly", clock.now)
+    until = clock.now + CAP_RECHECK_S  # asked again within the period, in case the cap was raised
+    assert until < period_end("Monthly", clock.now)
     assert capped.value.until == until == gateway.blocked_until("write")
     assert len(alerts) == 1 and "usage cap" in alerts[0] and "2026-02-01" in alerts[0]
     assert calls(x, "/2/tweets") == 1 and calls(x, "/2/media") == 0
     decision = decide(capped.value, 1, max_attempts=3, now=clock.now)
     assert decision.retry and decision.at == until and not decision.counts and decision.alert
-    x.uncap("write")
     clock.advance(until - clock.now)
+    with pytest.raises(XUsageCapped):
+        gateway.reply(ask, "still capped")  # one call an hour, and the admin is not told again
+    assert calls(x, "/2/tweets") == 2 and len(alerts) == 1
+    x.uncap("write")  # the admin raised the cap
+    clock.advance(CAP_RECHECK_S)
     assert gateway.reply(ask, "two")
 
 
