@@ -113,7 +113,8 @@ class Downloader:
         self._check_url(url, name)
         deadline = self._clock() + self.time_limit_s
         try:
-            # The read timeout bounds each wait for bytes; the deadline bounds the whole fetch.
+            # The read timeout bounds each wait for bytes; the deadline, checked after each read,
+            # the whole fetch: a server dripping bytes cannot hold it much past ``time_limit_s``.
             with self._session.get(url, stream=True, timeout=self.time_limit_s, allow_redirects=False) as response:
                 status = response.status_code
                 if status != 200:
@@ -123,7 +124,9 @@ class Downloader:
                 if declared.isdigit() and int(declared) > self.max_bytes:
                     raise MediaError(f"{name} is {int(declared):,} bytes, more than the {self.max_bytes:,} allowed")
                 chunks, size = [], 0
-                for chunk in response.iter_content(_CHUNK):
+                # read1 returns what has arrived (up to _CHUNK, decompressed); iter_content would
+                # wait for a whole chunk, each byte restarting the read timeout.
+                while chunk := response.raw.read1(_CHUNK, decode_content=True):
                     size += len(chunk)
                     if size > self.max_bytes:
                         raise MediaError(f"{name} is more than the {self.max_bytes:,} bytes allowed")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import re
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +80,36 @@ def test_a_slow_media_server_hits_the_time_limit_and_may_be_tried_again(x: Sandb
         downloader(x, time_limit_s=0.2).fetch(url)
 
     assert caught.value.transient
+
+
+def test_a_server_dripping_bytes_cannot_hold_a_fetch_past_its_time_limit() -> None:
+    # A server that sends a byte now and then: each byte restarts the read timeout, so only the
+    # fetch's own deadline ends it (a stalled CDN connection would otherwise hold the poller).
+    server = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def drip() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n\xff\xd8")
+            give_up = time.monotonic() + 10  # so that a fetch without a deadline fails, not hangs
+            while not done.wait(0.1) and time.monotonic() < give_up:
+                try:
+                    connection.sendall(b"x")
+                except OSError:
+                    return
+
+    threading.Thread(target=drip, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(MediaError, match="longer than 0.5 s") as caught:
+            Downloader(hosts=["127.0.0.1"], time_limit_s=0.5).fetch(f"http://127.0.0.1:{server.getsockname()[1]}/p.jpg")
+    finally:
+        done.set()
+        server.close()
+
+    assert caught.value.transient and time.monotonic() - started < 5
 
 
 @pytest.mark.parametrize(
