@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import poller, replies, worker
 from bot.config import Config, XCredentials
+from bot.gallery import Gallery
 from bot.gateway import XGateway
 from bot.ledger import Ledger
 from bot.rendering import NeuralRenderer, ProgressFn, Renderer
@@ -33,6 +34,8 @@ class Forger:
     renderer: Renderer
     lease: Lease
     progress: ProgressFn | None = field(default=None)
+    # The paintings results are credited to: the bundled ones and ``gallery.extra_dirs``'.
+    gallery: Gallery = field(default_factory=Gallery.load)
     # Set when the process is stopping: no new job is taken, and the render in hand is given up.
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -40,7 +43,12 @@ class Forger:
     def create(
         cls, config: Config, credentials: XCredentials, *, renderer: Renderer | None = None, upgrade: bool = False
     ) -> Forger:
-        """Wire a bot; the database must be at the current schema (``upgrade`` brings it there)."""
+        """Wire a bot; the database must be at the current schema (``upgrade`` brings it there).
+
+        Everything the settings name is checked here, at start: a bad gallery folder stops the
+        bot with its name, not each poll later.
+        """
+        policy = poller.policy_for(config)
         engine = open_engine(config.database.url)
         try:
             if upgrade:
@@ -61,7 +69,7 @@ class Forger:
                 compile_cache=config.paths.data_dir / "compiled",
             )
         lease = Lease(worker=worker_name(), lease_s=config.queue.lease_s, max_attempts=config.bot.max_attempts)
-        return cls(config, engine, sessions, gateway, renderer, lease)
+        return cls(config, engine, sessions, gateway, renderer, lease, gallery=policy.gallery)
 
     def poll(self) -> poller.PollReport:
         """Read new mentions and queue them, then send the replies owed (even if reading failed)."""
@@ -77,7 +85,8 @@ class Forger:
         """Do queued jobs until the queue is empty (or the process stops); returns how many were done."""
         done = 0
         while not self.stopping.is_set() and worker.work_once(
-            self.sessions, self.gateway, self.renderer, self.lease, progress=self.progress, stop=self.stopping
+            self.sessions, self.gateway, self.renderer, self.lease, progress=self.progress, stop=self.stopping,
+            gallery=self.gallery,
         ) is not None:
             done += 1
             self.deliver()

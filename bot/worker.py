@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import results, retry
 from bot.compose import addressed
 from bot.errors import XError
+from bot.gallery import Gallery
 from bot.options import RenderOptions
 from bot.gateway import XGateway
 from bot.rendering import ProgressFn, Renderer
@@ -97,11 +98,13 @@ def work_once(
     *,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
+    gallery: Gallery | None = None,
 ) -> int | None:
     """Do the best queued job; returns its id, or None when nothing was due.
 
     When ``stop`` is set (the process is stopping) a render in hand is given up and its job goes
-    back to the queue, its attempt given back; a post under way is finished first.
+    back to the queue, its attempt given back; a post under way is finished first. ``gallery``
+    credits the paintings (the bundled ones by default).
     """
     if (until := gateway.blocked_until("write")) is not None:  # X takes no posts now: leave the jobs be
         log.debug("X refuses posts for %.0f s more: no job claimed", until - time.time())
@@ -118,7 +121,7 @@ def work_once(
         return None
     log.info("job %d: tweet %s by @%s, attempt %d", job.id, job.tweet_id, job.author_username, job.attempts)
     try:
-        _paint_and_post(sessions, gateway, renderer, lease, job, progress, stop)
+        _paint_and_post(sessions, gateway, renderer, lease, job, progress, stop, gallery)
     except LeaseLost as exc:
         log.warning("job %d: stopped, %s", job.id, exc)
     return job.id
@@ -126,7 +129,7 @@ def work_once(
 
 def _paint_and_post(
     sessions: sessionmaker[Session], gateway: XGateway, renderer: Renderer, lease: Lease,
-    job: jobs.ClaimedJob, progress: ProgressFn | None, stop: threading.Event | None,
+    job: jobs.ClaimedJob, progress: ProgressFn | None, stop: threading.Event | None, gallery: Gallery | None,
 ) -> None:
     result, render_s = job.result_image, job.render_s
     heartbeat = _Heartbeat(sessions, job.id, lease, progress, stop)
@@ -162,7 +165,7 @@ def _paint_and_post(
         # if an upload outlasted it and another worker took the job over, this one stops there.
         reply_id = results.post_result(
             gateway, job.tweet_id, result, job.style_image, username=job.author_username, number=job.id,
-            retried=job.attempts > 1 or job.result_image is not None, before_post=heartbeat.beat,
+            retried=job.attempts > 1 or job.result_image is not None, before_post=heartbeat.beat, gallery=gallery,
         )
     except XError as exc:
         decision = retry.decide(exc, job.attempts, max_attempts=lease.max_attempts, now=time.time())

@@ -20,7 +20,7 @@ from bot import replies as bot_replies
 from bot.app import Forger
 from bot.compose import MAX_PHOTO_BYTES, acknowledgement, alt_text, fit_jpeg, result_text
 from bot.config import XCredentials, load_config
-from bot.errors import XUsageCapped
+from bot.errors import ConfigError, XUsageCapped
 from bot.gallery import Gallery
 from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
@@ -379,3 +379,31 @@ def test_a_moment_without_the_database_during_a_render_does_not_fail_the_job(
     assert not outage and len(x.replies_to(ask)) == 1 and x.replies_to(ask)[0].media_keys
     with forger.sessions() as s:
         assert jobs.by_tweet(s, ask).state is JobState.REPLIED  # type: ignore[union-attr]
+
+
+def test_a_painting_from_the_operators_gallery_is_credited_and_a_broken_one_stops_the_start(
+    x: SandboxX, tmp_path: Path, images: Path, tubingen: bytes
+) -> None:
+    extra = tmp_path / "gallery"
+    extra.mkdir()
+    (extra / "bridge.jpg").write_bytes((images / "golden_gate.jpg").read_bytes())
+    (extra / "paintings.yaml").write_text(
+        "- {file: bridge.jpg, title: The Bridge, artist: A. Painter, year: 1901, names: [bridge]}\n"
+    )
+    plain = make_forger(x, tmp_path)
+    config = plain.config
+    plain.close()
+    forger = Forger.create(config.replace(gallery=replace(config.gallery, extra_dirs=(str(extra),))),
+                           XCredentials.sandbox(), renderer=QuickRenderer(size=64))
+    try:
+        ask = x.post("alice", "@forgerbot the bridge please", images=[tubingen])
+        forger.poll()
+        assert forger.work() == 1
+    finally:
+        forger.close()
+    [reply] = x.replies_to(ask)
+    assert "painted after The Bridge, A. Painter, 1901." in reply.text
+
+    broken = config.replace(gallery=replace(config.gallery, extra_dirs=(str(tmp_path / "no such folder"),)))
+    with pytest.raises(ConfigError, match="no such folder"):
+        Forger.create(broken, XCredentials.sandbox(), renderer=QuickRenderer(size=64))
