@@ -224,8 +224,11 @@ def _info(session: Session, found: User, *, now: datetime | None) -> UserInfo:
     )
 
 
-def ban(session: Session, name: str, *, reason: str) -> None:
-    users.ban(session, _user(session, name), reason)
+def ban(session: Session, name: str, *, reason: str) -> list[int]:
+    """Ban the user: no replies, no renders; their jobs not yet posted are cancelled (their ids)."""
+    found = _user(session, name)
+    users.ban(session, found, reason)
+    return jobs.cancel_by(session, found.id, reason=f"@{found.username} banned: {reason}")
 
 
 def unban(session: Session, name: str) -> None:
@@ -233,7 +236,10 @@ def unban(session: Session, name: str) -> None:
 
 
 def set_priority(session: Session, name: str, priority: int) -> None:
-    users.set_priority(session, _user(session, name), priority)
+    """The user's requests go before those of users with a lower priority, the queued ones too."""
+    found = _user(session, name)
+    users.set_priority(session, found, priority)
+    jobs.reprioritise(session, found.id, priority)
 
 
 def stats(session: Session, *, budget_usd: float, now: datetime | None = None) -> Stats:

@@ -430,9 +430,9 @@ def cancel_command(ctx: click.Context, job_id: int) -> None:
 
 @main.command("user")
 @click.argument("name")
-@click.option("--ban", "ban_reason", default=None, metavar="REASON", help="Ban the user (no replies, no renders).")
+@click.option("--ban", "ban_reason", default=None, metavar="REASON", help="Ban the user (no replies, no renders; their waiting jobs are cancelled).")
 @click.option("--unban", is_flag=True, help="Lift a ban.")
-@click.option("--priority", type=click.IntRange(0, 100), default=None, help="Higher goes first; 0 is everyone.")
+@click.option("--priority", type=click.IntRange(0, 100), default=None, help="Higher goes first (their queued jobs too); 0 is everyone.")
 @JSON_OPTION
 @click.pass_context
 def user_command(
@@ -444,8 +444,9 @@ def user_command(
     if ban_reason is not None and unban:
         raise click.UsageError("--ban and --unban together make no sense")
     with _admin_session(ctx) as session, _user_errors():
+        cancelled: list[int] = []
         if ban_reason is not None:
-            admin.ban(session, name, reason=ban_reason)
+            cancelled = admin.ban(session, name, reason=ban_reason)
         if unban:
             admin.unban(session, name)
         if priority is not None:
@@ -456,6 +457,8 @@ def user_command(
         ban = f"banned ({info.ban_reason})" if info.banned else "not banned"
         click.echo(f"@{info.username} (id {info.id}): {ban}, priority {info.priority}, "
                    f"{info.renders_last_day} renders in 24 h, {info.jobs_total} jobs in all")
+        if cancelled:
+            click.echo(f"cancelled their jobs {', '.join(map(str, cancelled))}")
 
     _emit(info, as_json, table)
 

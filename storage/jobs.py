@@ -233,6 +233,28 @@ def cancel(session: Session, job_id: int, *, reason: str) -> None:
     job.lease_owner = job.lease_expires_at = None
 
 
+def cancel_by(session: Session, author_id: str, *, reason: str) -> list[int]:
+    """Cancel every job of ``author_id`` that may still be painted (queued or painting); their ids.
+
+    A job being posted is left to finish: its picture is painted and on its way.
+    """
+    waiting = select(Job).where(Job.author_id == author_id, Job.state.in_((JobState.QUEUED, JobState.RENDERING)))
+    cancelled = []
+    for job in session.scalars(waiting.with_for_update() if is_postgres(session) else waiting):
+        _move(session, job, JobState.CANCELLED, reason)
+        job.finished_at = utcnow()
+        job.lease_owner = job.lease_expires_at = None
+        cancelled.append(job.id)
+    return cancelled
+
+
+def reprioritise(session: Session, author_id: str, priority: int) -> None:
+    """Give ``author_id``'s queued jobs ``priority`` (a job takes its author's when it is queued)."""
+    waiting = select(Job).where(Job.author_id == author_id, Job.state == JobState.QUEUED)
+    for job in session.scalars(waiting):
+        job.priority = priority
+
+
 def retry(session: Session, job_id: int, *, reason: str) -> None:
     """Put a failed job back in the queue with a fresh set of attempts."""
     job = session.get_one(Job, job_id, with_for_update=is_postgres(session))

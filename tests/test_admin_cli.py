@@ -159,6 +159,21 @@ def test_user_ban_unban_priority(forger: Forger, ids: Seeded) -> None:
     assert forger.json("user", "bob")["banned"] is False  # the refused command changed nothing
 
 
+def test_a_ban_cancels_the_users_waiting_jobs_and_a_priority_moves_their_queued_ones(
+    forger: Forger, ids: Seeded
+) -> None:
+    assert forger.json("job", str(ids.queued))["row"]["priority"] == 0
+
+    said = forger.ok("user", "alice", "--ban", "spam")
+    forger.ok("user", "dave", "--priority", "5")
+
+    assert f"cancelled their jobs {ids.queued_too}" in said
+    cancelled = forger.json("job", str(ids.queued_too))
+    assert cancelled["row"]["state"] == "cancelled" and "banned: spam" in cancelled["history"][-1]["reason"]
+    assert forger.json("job", str(ids.failed))["row"]["state"] == "failed"  # finished jobs stay as they are
+    assert forger.json("job", str(ids.queued))["row"]["priority"] == 5
+
+
 def test_stats_as_json(forger: Forger, ids: Seeded) -> None:
     found = forger.json("stats")
     assert found["jobs_by_state"] == {"queued": 2, "rendering": 1, "uploading": 0, "replied": 1, "failed": 1,

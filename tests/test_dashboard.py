@@ -543,7 +543,9 @@ def test_an_admin_in_a_real_browser(served: tuple[str, Sessions, Seeded], tmp_pa
             row = page.locator("#user-bob")
             row.locator("input[name=reason]").fill("spam")
             row.get_by_role("button", name="Ban").click()
-            expect(page.locator(".flash-ok")).to_have_text("@bob is banned (spam).")
+            expect(page.locator(".flash-ok")).to_have_text(
+                "@bob is banned (spam); their jobs not yet posted are cancelled."
+            )
             expect(page.locator("#user-bob .ban")).to_contain_text("banned")
             expect(page.locator("#user-bob").get_by_role("button", name="Unban")).to_be_visible()
             with sessions.begin() as s:

@@ -237,6 +237,26 @@ def test_queue_limit_bans_and_priority(sessions: Sessions) -> None:
         assert users.by_name(s, "@VIP") is vip
 
 
+def test_a_users_waiting_jobs_can_be_cancelled_and_reprioritised_together(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        rendering, uploading, queued = (_queue(s, str(n), "mallory") for n in (100, 101, 102))
+        other = _queue(s, "103", "alice")
+    _claim(sessions, "w1")
+    _claim(sessions, "w2")
+    with sessions.begin() as s:
+        jobs.mark_uploading(s, uploading, worker="w2", lease_s=LEASE, result_image=b"jpeg", render_s=1.0, now=T0)
+        jobs.reprioritise(s, "id-mallory", 4)
+        # A job whose picture is on its way to X is left to finish.
+        assert jobs.cancel_by(s, "id-mallory", reason="banned") == [rendering, queued]
+    with sessions() as s:
+        found = {job_id: (jobs.get(s, job_id).state, jobs.get(s, job_id).priority)
+                 for job_id in (rendering, uploading, queued, other)}
+    assert found == {
+        rendering: (JobState.CANCELLED, 0), uploading: (JobState.UPLOADING, 0),
+        queued: (JobState.CANCELLED, 4), other: (JobState.QUEUED, 0),
+    }
+
+
 def test_a_username_is_matched_exactly_and_a_name_given_up_belongs_to_its_new_holder(sessions: Sessions) -> None:
     with sessions.begin() as s:
         for user_id, name in [("1", "abxc"), ("2", "ab_c"), ("3", "old_name")]:

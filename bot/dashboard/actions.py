@@ -22,7 +22,7 @@ blueprint = Blueprint("actions", __name__)
 BY = "dashboard"
 
 
-def _act(action: Callable[[Session], None], done: str, back: str) -> ResponseReturnValue:
+def _act(action: Callable[[Session], object], done: str, back: str) -> ResponseReturnValue:
     try:
         with settings().sessions.begin() as s:
             action(s)
@@ -48,7 +48,8 @@ def cancel(job_id: int) -> ResponseReturnValue:
 @blueprint.route("/users/<name>/ban", methods=["POST"])
 def ban(name: str) -> ResponseReturnValue:
     reason = request.form.get("reason", "").strip() or "banned from the dashboard"
-    return _act(lambda s: admin.ban(s, name, reason=reason), f"@{name} is banned ({reason}).", url_for("pages.users"))
+    return _act(lambda s: admin.ban(s, name, reason=reason),
+                f"@{name} is banned ({reason}); their jobs not yet posted are cancelled.", url_for("pages.users"))
 
 
 @blueprint.route("/users/<name>/unban", methods=["POST"])
