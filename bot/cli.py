@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -141,10 +143,23 @@ def render(ctx: click.Context, content: Path, style: tuple[Path, ...], out: Path
 
     with _user_errors():
         config = _config(ctx)
-        from model.images import load_image, save_image
+        from model.images import image_format, load_image, save_image
         from model.settings import parse_strength
 
         changes = {_RENDER_FLAGS[name]: value for name, value in flags.items() if value is not None}
+        if init_image is not None:
+            changes.setdefault("init", "image")  # --init-image alone says where to start
+        if weights_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", weights_sha256):
+            raise click.UsageError(f"--weights-sha256 must be 64 hexadecimal digits, got: {weights_sha256!r}")
+        if weights_sha256 is not None and weights_path is None and not config.render.weights_path:
+            raise click.UsageError("--weights-sha256 checks the file given by --weights; the bundled VGG16 is pinned")
+        # A name the picture cannot be saved under fails here, not after the render.
+        try:
+            image_format(out)
+        except ModelError as exc:
+            raise click.UsageError(str(exc)) from exc
+        if not out.parent.is_dir():
+            raise click.UsageError(f"cannot write {out}: there is no folder {out.parent}")
         try:
             if "strength" in changes:
                 changes["strength"] = parse_strength(str(changes["strength"]))
@@ -158,6 +173,8 @@ def render(ctx: click.Context, content: Path, style: tuple[Path, ...], out: Path
             raise click.UsageError("--weights needs --weights-sha256: weights are checked before use")
         if settings.init == "image" and init_image is None:
             raise click.UsageError("--init image needs --init-image FILE, the picture to start from")
+        if settings.init != "image" and init_image is not None:
+            raise click.UsageError(f"--init-image is where --init image starts, not --init {settings.init}")
         if settings.style_blend and len(settings.style_blend) != len(style):
             count = f"{len(style)} painting" + ("s" if len(style) != 1 else "")
             raise click.UsageError(f"--blend gives {len(settings.style_blend)} weights for {count}")
@@ -489,13 +506,15 @@ def stats_command(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.command("admin")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0: every interface, e.g. behind a proxy).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--host", default=None,
+              help="Address to listen on (0.0.0.0: every interface). Default: 127.0.0.1, or 0.0.0.0 where "
+                   "the platform gives the port in $PORT (Heroku's web process).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, envvar="PORT",
+              help="Port to listen on ($PORT where the platform sets it).")
 @click.pass_context
-def admin_command(ctx: click.Context, host: str, port: int) -> None:
+def admin_command(ctx: click.Context, host: str | None, port: int) -> None:
     """Serve the admin dashboard (the Procfile's `web`); the password comes from FORGER_ADMIN_PASSWORD."""
-    from waitress import serve
+    from waitress import create_server
 
     from bot.dashboard import create_app
     from storage import schema
@@ -520,8 +539,17 @@ def admin_command(ctx: click.Context, host: str, port: int) -> None:
             session_factory(engine), password=password, secret_key=key or os.urandom(32),
             budget_usd=config.budget.monthly_usd, quota_per_day=config.queue.per_user_per_day,
         )
+        host = host or ("0.0.0.0" if os.environ.get("PORT") else "127.0.0.1")
+        try:  # bound here, so that a port taken is one line (waitress would leave its own parts open)
+            listening = socket.create_server((host, port))
+        except OSError as exc:  # the port is taken, or the address is not this machine's
+            raise click.ClickException(f"cannot serve the dashboard on {host}:{port}: {exc.strerror or exc}") from exc
+        server = create_server(app, sockets=[listening], threads=4)
         click.echo(f"forger admin: serving the dashboard on http://{host}:{port}/ ; Ctrl-C stops")
-        serve(app, host=host, port=port, threads=4)
+        try:
+            server.run()
+        finally:
+            server.close()
     except KeyboardInterrupt:
         pass
     finally:

@@ -124,13 +124,26 @@ def encode_image(image: np.ndarray, format: Format = "JPEG", quality: int = 92) 
     return buffer.getvalue()
 
 
-def save_image(image: np.ndarray, path: str | pathlib.Path, quality: int = 92) -> None:
-    """Write an ``(H, W, 3)`` uint8 RGB array to ``path``, as PNG or JPEG after its suffix."""
+def image_format(path: str | pathlib.Path) -> Format:
+    """The format a picture saved at ``path`` is written in, after its suffix; ImageError if none."""
     path = pathlib.Path(path)
     format = _SUFFIX_FORMATS.get(path.suffix.lower())
     if format is None:
-        raise ValueError(f"cannot tell the format of {path}: name it .png, .jpg or .jpeg")
-    path.write_bytes(encode_image(image, format, quality))
+        raise ImageError(f"cannot tell the format of {path}: name it .png, .jpg or .jpeg")
+    return format
+
+
+def save_image(image: np.ndarray, path: str | pathlib.Path, quality: int = 92) -> None:
+    """Write an ``(H, W, 3)`` uint8 RGB array to ``path``, as PNG or JPEG after its suffix.
+
+    Raises ``ImageError`` for another suffix, or a file that cannot be written.
+    """
+    path = pathlib.Path(path)
+    data = encode_image(image, image_format(path), quality)
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def check_rgb(image: object, what: str = "image") -> None:

@@ -7,6 +7,7 @@ Each test copies config.yaml with ``database.url`` pointing into its tmp folder,
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,16 @@ def test_stats_as_json(forger: Forger, ids: Seeded) -> None:
     assert found["budget_usd"] == 50.0  # config.yaml's budget.monthly_usd
     assert found["windows"][0]["endpoint"] == "GET /2/users/:id/mentions"
     assert "X API: 2 calls this month, $0.07 of $50.00" in forger.ok("stats")
+
+
+def test_a_dashboard_port_already_taken_is_one_clear_line(forger: Forger) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        said = forger.fails("admin", "--port", str(port), env={"FORGER_ADMIN_PASSWORD": "pw", "PORT": None})
+
+    assert f"cannot serve the dashboard on 127.0.0.1:{port}" in said and "serving" not in said
 
 
 def test_admin_commands_refuse_a_database_that_is_behind(tmp_path: Path) -> None:

@@ -275,7 +275,7 @@ def test_unknown_formats_are_refused(tmp_path: pathlib.Path) -> None:
 
     with pytest.raises(ValueError, match="format must be 'JPEG' or 'PNG', got: 'GIF'"):
         encode_image(image, "GIF")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="cannot tell the format of .*out.bmp"):
+    with pytest.raises(ImageError, match="cannot tell the format of .*out.bmp"):
         save_image(image, tmp_path / "out.bmp")
 
 

@@ -117,13 +117,19 @@ def test_forger_render_reaches_every_control(tmp_path: Path) -> None:
         (["--weights", "/nowhere.h5"], "--weights needs --weights-sha256"),
         (["--init", "image"], "--init image needs --init-image FILE"),
         (["--blend", "1,2"], "--blend gives 2 weights for 1 painting"),
+        (["-o", "painted.gif"], "cannot tell the format of painted.gif: name it .png, .jpg or .jpeg"),
+        (["-o", "/no/such/folder/painted.jpg"], "there is no folder /no/such/folder"),
+        (["--weights-sha256", "ab" * 32], "--weights-sha256 checks the file given by --weights"),
+        (["--weights", "/w.h5", "--weights-sha256", "deadbeef"], "must be 64 hexadecimal digits"),
+        (["--init", "noise", "--init-image", "{photo}"], "--init-image is where --init image starts"),
     ],
 )
 def test_forger_render_refuses_bad_flags_before_painting(tmp_path: Path, flags: list[str], message: str) -> None:
     photo = _image(tmp_path / "photo.png", (60, 120, 200))
 
     result = CliRunner().invoke(
-        main, ["--config", str(ROOT / "config.yaml"), "render", str(photo), str(photo), "-o", str(tmp_path / "o.png"), *flags]
+        main, ["--config", str(ROOT / "config.yaml"), "render", str(photo), str(photo), "-o", str(tmp_path / "o.png"),
+               *(flag.format(photo=photo) for flag in flags)]
     )
 
     assert result.exit_code == 2, result.output
