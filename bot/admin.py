@@ -133,11 +133,11 @@ def queue(
     now = now or utcnow()
     query = select(Job).order_by(Job.id.desc()).limit(limit)
     if states:
-        try:
-            query = query.where(Job.state.in_([JobState(s) for s in states]))
-        except ValueError as exc:
-            known = ", ".join(s.value for s in JobState)
-            raise AdminError(f"unknown state in {', '.join(states)} (known: {known})") from exc
+        known = [s.value for s in JobState]
+        unknown = [s for s in states if s not in known]
+        if unknown:
+            raise AdminError(f"unknown state {', '.join(map(repr, unknown))} (known: {', '.join(known)})")
+        query = query.where(Job.state.in_([JobState(s) for s in states]))
     if user:
         query = query.where(func.lower(Job.author_username) == user.removeprefix("@").lower())
     return [_row(session, job, now) for job in session.scalars(query)]

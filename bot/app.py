@@ -49,7 +49,7 @@ class Forger:
         bot with its name, not each poll later.
         """
         policy = poller.policy_for(config)
-        engine = open_engine(config.database.url)
+        engine = open_engine(config.database.url, create=upgrade)
         try:
             if upgrade:
                 schema.upgrade(engine)

@@ -315,7 +315,7 @@ def _admin_session(ctx: click.Context) -> Iterator[Session]:
     from storage.db import open_engine, session_factory
 
     with _user_errors():
-        engine = open_engine(_config(ctx).database.url)
+        engine = open_engine(_config(ctx).database.url, create=False)
         try:
             schema.check(engine)
             with session_factory(engine).begin() as session:
@@ -393,7 +393,7 @@ def job_command(ctx: click.Context, job_id: int, as_json: bool) -> None:
             click.echo(f"  error: {r.error}")
         click.echo(f"  render {_age(detail.render_s)}, eta {_age(detail.eta_s)}, lease {detail.lease_owner or '-'}")
         for role, size in detail.images.items():
-            click.echo(f"  {role} image: {f'{size} bytes, `forger job-image {r.id} {role}`' if size else 'none'}")
+            click.echo(f"  {role} image: {f'{size} bytes, `forger job-image {r.id} {role} -o FILE`' if size else 'none'}")
         click.echo("  history:")
         for e in detail.history:
             click.echo(f"    {e.at:%Y-%m-%d %H:%M:%S} {e.from_state or '-':>9} -> {e.to_state:<9} {e.reason}")
@@ -531,7 +531,7 @@ def admin_command(ctx: click.Context, host: str | None, port: int) -> None:
         raise click.ClickException("FORGER_SECRET_KEY must be at least 16 characters (or unset, for a random one)")
     with _user_errors():
         config = _config(ctx)
-        engine = open_engine(config.database.url)
+        engine = open_engine(config.database.url, create=False)
     try:
         with _user_errors():
             schema.check(engine)

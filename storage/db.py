@@ -15,8 +15,11 @@ from storage.errors import StorageError
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, *, create: bool = True) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout, foreign keys, immediate locks.
+
+    ``create=False`` refuses an SQLite file that does not exist (what only reads a database
+    must not leave an empty one, and its folders, behind a mistyped path).
 
     The busy timeout makes a second process wait for the lock instead of failing at once; WAL
     keeps commits cheap and lets a crashed process leave the file intact.
@@ -51,6 +54,8 @@ def open_engine(url: str) -> Engine:
         return engine
 
     if parsed.database and parsed.database != ":memory:":
+        if not create and not Path(parsed.database).is_file():
+            raise StorageError(f"there is no database at {parsed.database}: `forger db upgrade` creates it")
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30})
 

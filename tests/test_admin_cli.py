@@ -97,7 +97,7 @@ def test_queue_as_json_with_filters(forger: Forger, ids: Seeded) -> None:
     assert [r["id"] for r in forger.json("queue", "--user", "@Alice")] == [ids.queued_too, ids.failed]
     both = forger.json("queue", "--state", "queued", "--state", "failed", "--user", "alice")
     assert [r["id"] for r in both] == [ids.queued_too, ids.failed]
-    assert "unknown state in bogus" in forger.fails("queue", "--state", "bogus")
+    assert "unknown state 'bogus' (known: queued, " in forger.fails("queue", "--state", "bogus")
 
 
 def test_one_job_in_full(forger: Forger, ids: Seeded) -> None:
@@ -196,8 +196,16 @@ def test_a_dashboard_port_already_taken_is_one_clear_line(forger: Forger) -> Non
     assert f"cannot serve the dashboard on 127.0.0.1:{port}" in said and "serving" not in said
 
 
-def test_admin_commands_refuse_a_database_that_is_behind(tmp_path: Path) -> None:
+def test_admin_commands_refuse_a_database_that_is_missing_or_behind(tmp_path: Path) -> None:
     forger = Forger(_config(tmp_path))
+    database = tmp_path / "forger.sqlite3"
+    for command in ("queue", "stats"):  # what only reads leaves no empty database behind
+        said = forger.fails(command)
+        assert f"there is no database at {database}: `forger db upgrade` creates it" in said
+        assert not database.exists()
+    empty = open_engine(f"sqlite:///{database}")  # an empty file, as a failed first start may leave
+    empty.connect().close()
+    empty.dispose()
     assert "run `forger db upgrade`" in forger.fails("queue")
 
 
