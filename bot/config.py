@@ -7,6 +7,7 @@ program with a message naming the key. Secrets come only from the environment.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -228,8 +229,16 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
-def load_config(path: Path | str) -> Config:
-    """Read and validate ``path``; raise ConfigError naming the file and key on any problem."""
+# Where a database URL with a password comes from: the environment, never the file. Heroku's
+# PostgreSQL sets DATABASE_URL.
+DATABASE_URL_VARIABLES = ("FORGER_DATABASE_URL", "DATABASE_URL")
+
+
+def load_config(path: Path | str, env: Mapping[str, str] = os.environ) -> Config:
+    """Read and validate ``path``; raise ConfigError naming the file and key on any problem.
+
+    ``database.url`` is taken from $FORGER_DATABASE_URL or $DATABASE_URL where one is set.
+    """
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -237,7 +246,12 @@ def load_config(path: Path | str) -> Config:
         raise ConfigError(f"{path}: no such configuration file") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_config(raw, source=str(path))
+    config = parse_config(raw, source=str(path))
+    for variable in DATABASE_URL_VARIABLES:
+        if env.get(variable):
+            url = _coerce(env[variable], str, _db_url, f"${variable}", "its value")
+            return config.replace(database=DatabaseSettings(url=url))
+    return config
 
 
 def parse_config(raw: Any, *, source: str = "config") -> Config:
@@ -283,9 +297,11 @@ def _coerce(value: Any, kind: Any, check: Check | None, source: str, key: str) -
             raise ConfigError(f"{source}: {key} must be {problem}, got: {list(value)!r}")
         return value
     expected = {int: "a whole number", float: "a number", str: "a string", Path: "a path"}[kind]
+    if value == "" and kind in (str, Path):
+        expected = "given (it is empty)"
     ok = (
         (kind is int and isinstance(value, int) and not isinstance(value, bool))
-        or (kind is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (kind is float and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
         or (kind in (str, Path) and isinstance(value, str) and value != "")
     )
     # A value quoted back never shows a password (database.url's user:password@).

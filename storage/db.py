@@ -28,6 +28,11 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # a malformed URL, or a port that is not a number
         raise StorageError(f"cannot use the database URL {without_password(url)!r}: {exc}") from exc
+    if parsed.drivername in ("postgres", "postgresql"):
+        # Heroku's DATABASE_URL says postgres://, and a bare postgresql:// means psycopg2 to
+        # SQLAlchemy: Forger's driver is psycopg (3).
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        url = parsed.render_as_string(hide_password=False)
     shown = parsed.render_as_string(hide_password=True)  # errors never show the password
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED_DATABASES:

@@ -10,6 +10,7 @@ import yaml
 
 from bot.config import XCredentials, load_config, parse_config
 from bot.errors import ConfigError
+from storage.db import open_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +45,9 @@ def test_shipped_config_loads() -> None:
         (lambda r: r["bot"].update(poll_interval_s=0), "bot.poll_interval_s must be a positive number, got: 0"),
         (lambda r: r["bot"].update(page_size=500), "bot.page_size must be a number from 5 to 100, got: 500"),
         (lambda r: r["x"].update(api_base_url="api.x.com"), "x.api_base_url must be an http(s) URL"),
-        (lambda r: r["database"].update(url=""), "database.url must be a string, got: ''"),
+        (lambda r: r["database"].update(url=""), "database.url must be given (it is empty), got: ''"),
+        (lambda r: r["bot"].update(poll_interval_s=float("inf")), "bot.poll_interval_s must be a number, got: inf"),
+        (lambda r: r["budget"].update(monthly_usd=float("nan")), "budget.monthly_usd must be a number, got: nan"),
         (lambda r: r["render"].update(colour=1), "unknown key render.colour"),
         (lambda r: r.update(render=[1]), "render must be a mapping of keys"),
     ],
@@ -63,6 +66,22 @@ def test_missing_or_malformed_file(tmp_path: Path) -> None:
     bad.write_text("bot: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_a_database_url_in_the_environment_replaces_the_files(tmp_path: Path) -> None:
+    heroku = {"DATABASE_URL": "postgres://forger:secret@db.example:5432/forger"}
+
+    assert load_config(ROOT / "config.yaml", env=heroku).database.url == heroku["DATABASE_URL"]
+    assert load_config(ROOT / "config.yaml", env={**heroku, "FORGER_DATABASE_URL": "sqlite:///x.db"}).database.url == (
+        "sqlite:///x.db"
+    )
+    with pytest.raises(ConfigError, match=r"^\$DATABASE_URL: its value must be an SQLAlchemy URL.*'db.example'"):
+        load_config(ROOT / "config.yaml", env={"DATABASE_URL": "db.example"})
+    # Heroku's scheme, and a bare postgresql://, are opened with Forger's driver (psycopg 3).
+    for url in (heroku["DATABASE_URL"], "postgresql://forger@db.example/forger"):
+        engine = open_engine(url)
+        assert engine.url.drivername == "postgresql+psycopg"
+        engine.dispose()
 
 
 def test_credentials_come_from_the_environment() -> None:
