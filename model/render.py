@@ -305,14 +305,20 @@ class StyleTransfer:
 
         The detector (MTCNN) runs on TensorFlow: on another backend no faces are sought, and a
         warning says so, so that a render goes on without face protection rather than failing.
+        So does a detector that cannot be loaded or fails (its package or weights broken): the
+        photo is not at fault, and the picture is still painted.
         """
         if keras.backend.backend() != "tensorflow":
             log.warning("faces are not sought on Keras' %s backend (the detector needs TensorFlow)",
                         keras.backend.backend())
             return []
-        if self._detector is None:
-            self._detector = FaceDetector()
-        return self._detector.detect(photo)
+        try:
+            if self._detector is None:
+                self._detector = FaceDetector()
+            return self._detector.detect(photo)
+        except Exception:  # noqa: BLE001 - any failure of the detector's own
+            log.exception("the face detector failed: painting without face protection")
+            return []
 
     def loss(
         self,

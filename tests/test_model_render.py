@@ -238,6 +238,23 @@ def test_a_picture_without_faces_renders_exactly_as_with_faces_off(painter: Styl
 
 
 @pytest.mark.slow
+def test_a_broken_face_detector_paints_without_face_protection(
+    painter: StyleTransfer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken:  # its package or weights damaged: not the photo's fault, not worth a failed job
+        def detect(self, image: np.ndarray) -> list[Any]:
+            raise WeightsError("cannot load the face detector's weights")
+
+    monkeypatch.setattr(painter, "_detector", Broken())
+    photo, painting = draw_photo(), draw_painting()
+
+    auto = painter.render(photo, painting, tiny(iterations=(3,), faces="auto"))
+    off = painter.render(photo, painting, tiny(iterations=(3,), faces="off"))
+
+    assert np.array_equal(auto, off) and "the face detector failed" in caplog.text
+
+
+@pytest.mark.slow
 def test_a_render_is_deterministic_and_a_raising_progress_stops_it(painter: StyleTransfer) -> None:
     photo, painting = draw_photo(), draw_painting()
     settings = tiny(size=32, iterations=(4,))
