@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from bot.errors import ForgerError
@@ -114,14 +114,14 @@ def to_json(value: Any) -> Any:
     return data
 
 
-def _row(session: Session, job: Job, now: datetime) -> QueueRow:
+def _row(job: Job, now: datetime, places: dict[int, int]) -> QueueRow:
+    """``places``: the queue's positions (``jobs.positions``); a job not in them has none."""
     progress = None
     if job.state in jobs.ACTIVE and job.progress_total:
         progress = job.progress_iteration / job.progress_total
     return QueueRow(
         id=job.id, user=job.author_username, state=job.state.value, age_s=(now - job.created_at).total_seconds(),
-        position=jobs.position(session, job.id) if job.state is JobState.QUEUED else None,
-        progress=progress, attempts=job.attempts, priority=job.priority, error=job.error,
+        position=places.get(job.id), progress=progress, attempts=job.attempts, priority=job.priority, error=job.error,
     )
 
 
@@ -140,7 +140,8 @@ def queue(
         query = query.where(Job.state.in_([JobState(s) for s in states]))
     if user:
         query = query.where(func.lower(Job.author_username) == user.removeprefix("@").lower())
-    return [_row(session, job, now) for job in session.scalars(query)]
+    places = jobs.positions(session, now=now)
+    return [_row(job, now, places) for job in session.scalars(query)]
 
 
 # Ids beyond a 64-bit integer column are no job's (and would be the database's error, not ours).
@@ -164,7 +165,8 @@ def job(session: Session, job_id: int, *, workers: int = 1, now: datetime | None
         .where(Job.id == job_id)
     ).one()
     return JobDetail(
-        row=_row(session, found, now), tweet_id=found.tweet_id, text=mention.text if mention else "",
+        row=_row(found, now, {job_id: place} if (place := jobs.position(session, job_id, now=now)) else {}),
+        tweet_id=found.tweet_id, text=mention.text if mention else "",
         options=RenderOptions.from_json(found.options).to_json(),
         reply_tweet_id=found.reply_tweet_id, lease_owner=found.lease_owner, lease_expires_at=found.lease_expires_at,
         created_at=found.created_at, started_at=found.started_at, finished_at=found.finished_at,
@@ -208,19 +210,28 @@ def _user(session: Session, name: str) -> User:
 
 
 def user(session: Session, name: str, *, now: datetime | None = None) -> UserInfo:
-    return _info(session, _user(session, name), now=now)
+    found = _user(session, name)
+    total = session.scalar(select(func.count()).select_from(Job).where(Job.author_id == found.id)) or 0
+    return _info(found, total, jobs.submitted_since(session, found.id, (now or utcnow()) - DAY))
 
 
 def everyone(session: Session, *, now: datetime | None = None) -> list[UserInfo]:
-    return [_info(session, found, now=now) for found in users.everyone(session)]
+    """Every user with their counts: three queries, however many users."""
+    since = (now or utcnow()) - DAY
+    totals = _jobs_by_author(session)
+    recent = _jobs_by_author(session, Job.created_at >= since)
+    return [_info(found, totals.get(found.id, 0), recent.get(found.id, 0)) for found in users.everyone(session)]
 
 
-def _info(session: Session, found: User, *, now: datetime | None) -> UserInfo:
-    total = session.scalar(select(func.count()).select_from(Job).where(Job.author_id == found.id)) or 0
+def _jobs_by_author(session: Session, *where: ColumnElement[bool]) -> dict[str, int]:
+    query = select(Job.author_id, func.count()).where(*where).group_by(Job.author_id)
+    return {author: count for author, count in session.execute(query)}
+
+
+def _info(found: User, jobs_total: int, renders_last_day: int) -> UserInfo:
     return UserInfo(
         id=found.id, username=found.username, banned=found.banned, ban_reason=found.ban_reason,
-        priority=found.priority, renders_last_day=jobs.submitted_since(session, found.id, (now or utcnow()) - DAY),
-        jobs_total=total,
+        priority=found.priority, renders_last_day=renders_last_day, jobs_total=jobs_total,
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from storage.db import is_postgres
@@ -307,14 +307,25 @@ def waiting(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Job).where(Job.state.in_(WAITING))) or 0
 
 
-def position(session: Session, job_id: int) -> int | None:
-    """1 for the next job a worker will take; None if the job is not queued."""
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Queued jobs a worker may claim now: not held back until later (a backoff, X's reset)."""
+    return (Job.state == JobState.QUEUED) & or_(Job.not_before.is_(None), Job.not_before <= now)
+
+
+def positions(session: Session, *, now: datetime | None = None) -> dict[int, int]:
+    """Every job due, by id: 1 for the next a worker will take (one query, for whole pages)."""
+    due = select(Job.id).where(_due(now or utcnow())).order_by(Job.priority.desc(), Job.id)
+    return {job_id: place for place, job_id in enumerate(session.scalars(due), start=1)}
+
+
+def position(session: Session, job_id: int, *, now: datetime | None = None) -> int | None:
+    """1 for the next job a worker will take; None if the job is not queued, or held back."""
+    now = now or utcnow()
     job = session.get_one(Job, job_id)
-    if job.state is not JobState.QUEUED:
+    if job.state is not JobState.QUEUED or (job.not_before is not None and job.not_before > now):
         return None
     ahead = select(func.count()).select_from(Job).where(
-        Job.state == JobState.QUEUED,
-        or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.id < job.id)),
+        _due(now), or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.id < job.id)),
     )
     return (session.scalar(ahead) or 0) + 1
 

@@ -13,7 +13,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image, ImageDraw, ImageOps
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import admin
@@ -113,6 +114,33 @@ def seed(sessions: Sessions) -> Seeded:
 def state_of(sessions: Sessions, job_id: int) -> str:
     with sessions.begin() as s:
         return admin.job(s, job_id).row.state
+
+
+
+def test_the_users_and_queue_lists_cost_a_few_queries_however_long(engine: Engine, sessions: Sessions) -> None:
+    def queries(list_: Callable[[Session], object]) -> int:
+        statements: list[str] = []
+
+        def listen(*args: object) -> None:
+            statements.append(str(args[2]))
+
+        event.listen(engine, "before_cursor_execute", listen)
+        try:
+            with sessions.begin() as s:
+                list_(s)
+        finally:
+            event.remove(engine, "before_cursor_execute", listen)
+        return len(statements)
+
+    def costs() -> tuple[int, int]:
+        return queries(admin.everyone), queries(lambda s: admin.queue(s, states=("queued",)))
+
+    seed(sessions)
+    few = costs()
+    with sessions.begin() as s:
+        for n in range(40):
+            _request(s, str(3000 + n), f"user{n}")
+    assert costs() == few
 
 
 # -- the app and a logged-in client ----------------------------------------------------------------

@@ -237,6 +237,18 @@ def test_queue_limit_bans_and_priority(sessions: Sessions) -> None:
         assert users.by_name(s, "@VIP") is vip
 
 
+def test_positions_follow_the_claim_order_and_leave_out_jobs_held_back(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        first, held, vip, last = (_queue(s, str(n)) for n in (100, 101, 102, 103))
+        jobs.get(s, vip).priority = 5
+        jobs.get(s, held).not_before = T0 + timedelta(hours=1)  # X's reset, or a backoff
+    with sessions() as s:
+        assert jobs.positions(s, now=T0) == {vip: 1, first: 2, last: 3}
+        assert [jobs.position(s, job_id, now=T0) for job_id in (first, held, vip, last)] == [2, None, 1, 3]
+        assert jobs.positions(s, now=T0 + timedelta(hours=2)) == {vip: 1, first: 2, held: 3, last: 4}
+    assert _claim(sessions, now=T0).id == vip  # type: ignore[union-attr]
+
+
 def test_a_users_waiting_jobs_can_be_cancelled_and_reprioritised_together(sessions: Sessions) -> None:
     with sessions.begin() as s:
         rendering, uploading, queued = (_queue(s, str(n), "mallory") for n in (100, 101, 102))
