@@ -23,6 +23,9 @@ Where its final loss is already known from a full run (Adam from the content is 
 ``--baseline-loss SIZE=LOSS`` skips the long run at that size: Adam then runs
 ``--baseline-timing-steps`` steps to measure its time per step, its full time is counted as
 that times ``--baseline-steps``, and Forger chases the given loss. The output says so.
+``--baseline-epsilon`` replaces the tutorial's epsilon of 0.1: on Forger's objective, whose
+gradient is small, 0.1 dwarfs Adam's second moment and Adam slows to plain gradient descent
+(``--baseline-epsilon 1e-8`` is Adam as Keras' defaults have it), so both are worth a row.
 ``--precision`` (auto: bfloat16 on a GPU, float32 elsewhere) sets what the network computes in,
 for Forger and the baseline alike; the default render's loss is measured in float32 either way.
 Pictures go to ``--out``.
@@ -215,6 +218,8 @@ def main() -> None:
     parser.add_argument("--baseline-steps", type=int, default=1000)
     parser.add_argument("--baseline-loss", action="append", default=[], metavar="SIZE=LOSS",
                         help="the baseline's final loss at SIZE, known from a full run: time a few steps only")
+    parser.add_argument("--baseline-epsilon", type=float, default=0.1,
+                        help="the baseline Adam's epsilon (the tutorial's 0.1; 1e-8 is Keras' usual)")
     parser.add_argument("--baseline-timing-steps", type=int, default=20,
                         help="Adam steps timed where --baseline-loss is given")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench-output"))
@@ -231,10 +236,14 @@ def main() -> None:
     except ValueError:
         parser.error(f"--baseline-loss takes SIZE=LOSS, such as 512=8.572, got: {args.baseline_loss}")
     if args.one:
+        from model import optimisers
+
+        optimisers.ADAM_EPSILON = args.baseline_epsilon  # read when Adam's step is compiled, in this process
         figures = measure(
             args.content, args.style, args.one, args.baseline_steps, args.out, args.weights, args.weights_sha256,
             known.get(args.one), args.baseline_timing_steps, args.precision,
         )
+        figures["baseline_epsilon"] = args.baseline_epsilon
         print(json.dumps(figures))
         return
 
@@ -250,7 +259,8 @@ def main() -> None:
     for size in sizes:
         steps = args.baseline_steps if size in baseline_sizes else 0
         command = [sys.executable, "-m", "bench.render", args.content, args.style, "--one", str(size),
-                   "--baseline-steps", str(steps), "--out", str(args.out), "--precision", args.precision]
+                   "--baseline-steps", str(steps), "--out", str(args.out), "--precision", args.precision,
+                   "--baseline-epsilon", repr(args.baseline_epsilon)]
         if args.weights:
             command += ["--weights", args.weights, "--weights-sha256", args.weights_sha256 or ""]
         if size in known:
@@ -267,8 +277,8 @@ def main() -> None:
           "| Forger to that loss | speed-up |")
     print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        baseline = (f"{row['baseline_s']} s ({row['baseline_steps']} steps, {row['baseline_ms_per_step']} ms each)"
-                    if "baseline_s" in row else "not run")
+        baseline = (f"{row['baseline_s']} s ({row['baseline_steps']} steps, {row['baseline_ms_per_step']} ms each, "
+                    f"epsilon {row['baseline_epsilon']:g})" if "baseline_s" in row else "not run")
         if "baseline_loss_given" in row:
             baseline += f" [{row['baseline_loss_given']}]"
         device_memory = f" (+{row['peak_device_mb']} MB on the device)" if "peak_device_mb" in row else ""
