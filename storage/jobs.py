@@ -341,10 +341,20 @@ def median_render_s(session: Session, *, last: int = 50) -> float | None:
 
 
 def eta_s(session: Session, job_id: int, *, workers: int = 1) -> float | None:
-    """Seconds until the job is likely done, from measured render times; None if unknown."""
+    """Seconds until the job is likely done, from measured render times; None if unknown.
+
+    A queued job waits for those ahead of it, then renders; one being painted has the rest of
+    its own render to go.
+    """
     per_job = median_render_s(session)
+    if per_job is None:
+        return None
+    job = session.get_one(Job, job_id)
+    if job.state is JobState.RENDERING:
+        done = job.progress_iteration / job.progress_total if job.progress_total else 0.0
+        return per_job * (1 - done)
     place = position(session, job_id)
-    if per_job is None or place is None:
+    if place is None:
         return None
     return per_job * (1 + (place - 1) / max(1, workers))
 

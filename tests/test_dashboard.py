@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -107,7 +108,10 @@ def seed(sessions: Sessions) -> Seeded:
         now = utcnow()
         ledger.record_call(s, "GET /2/users/:id/mentions", status=200, cost_usd=0.05, now=now)
         ledger.record_call(s, "POST /2/tweets", status=201, cost_usd=0.015, now=now)
-        ledger.record_window(s, "GET /2/users/:id/mentions", limit=300, remaining=287, reset_at=now)
+        ledger.record_window(s, "GET /2/users/:id/mentions", limit=300, remaining=287,
+                             reset_at=now + timedelta(minutes=15))
+        # A window X reported used up, whose reset has passed since: it is whole again.
+        ledger.record_window(s, "POST /2/tweets", limit=100, remaining=0, reset_at=now - timedelta(hours=3))
     return Seeded(failed, replied, rendering, queued, queued_too)
 
 
@@ -115,6 +119,13 @@ def state_of(sessions: Sessions, job_id: int) -> str:
     with sessions.begin() as s:
         return admin.job(s, job_id).row.state
 
+
+
+def test_a_job_being_painted_has_the_same_eta_on_its_page_as_in_the_queue(sessions: Sessions, seeded: Seeded) -> None:
+    with sessions.begin() as s:
+        [row] = [r for r in admin.queue(s) if r.id == seeded.rendering]
+        detail = admin.job(s, seeded.rendering)
+    assert row.progress == pytest.approx(0.4) and detail.eta_s == pytest.approx(84 * 0.6)
 
 
 def test_the_users_and_queue_lists_cost_a_few_queries_however_long(engine: Engine, sessions: Sessions) -> None:
@@ -383,6 +394,7 @@ def test_the_failures_users_and_budget_pages(client: FlaskClient, seeded: Seeded
     assert "$0.07" in money and "of $50.00" in money and "2 calls" in money
     assert "<svg" in money and money.count('<rect class="bar"') == 30
     assert "GET /2/users/:id/mentions" in money and "287 / 300" in money
+    assert re.search(r"POST /2/tweets.*?100 / 100.*?reset", money, re.S)
 
 
 # -- what an admin does -------------------------------------------------------------------------------------
