@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from bot.errors import ForgerError
@@ -125,13 +125,29 @@ def _row(job: Job, now: datetime, places: dict[int, int]) -> QueueRow:
     )
 
 
+# The most jobs one list shows (the CLI's --limit, the dashboard's pages); each says when there are more.
+QUEUE_PAGE = 200
+
+
 def queue(
-    session: Session, *, states: tuple[str, ...] = (), user: str | None = None, limit: int = 200,
+    session: Session, *, states: tuple[str, ...] = (), user: str | None = None, limit: int = QUEUE_PAGE,
     now: datetime | None = None,
 ) -> list[QueueRow]:
-    """Jobs, newest first, optionally only in some states or of one user."""
+    """Jobs, newest first, optionally only in some states or of one user; queued jobs alone are
+    listed in the order workers take them, the next first."""
     now = now or utcnow()
-    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    order = (Job.priority.desc(), Job.id.asc()) if states == ("queued",) else (Job.id.desc(),)
+    query = _filtered(select(Job).order_by(*order).limit(limit), states, user)
+    places = jobs.positions(session, now=now)
+    return [_row(job, now, places) for job in session.scalars(query)]
+
+
+def queue_size(session: Session, *, states: tuple[str, ...] = (), user: str | None = None) -> int:
+    """How many jobs ``queue`` would list without its limit."""
+    return session.scalar(_filtered(select(func.count()).select_from(Job), states, user)) or 0
+
+
+def _filtered(query: Select[Any], states: tuple[str, ...], user: str | None) -> Select[Any]:
     if states:
         known = [s.value for s in JobState]
         unknown = [s for s in states if s not in known]
@@ -140,8 +156,7 @@ def queue(
         query = query.where(Job.state.in_([JobState(s) for s in states]))
     if user:
         query = query.where(func.lower(Job.author_username) == user.removeprefix("@").lower())
-    places = jobs.positions(session, now=now)
-    return [_row(job, now, places) for job in session.scalars(query)]
+    return query
 
 
 # Ids beyond a 64-bit integer column are no job's (and would be the database's error, not ours).

@@ -121,6 +121,21 @@ def state_of(sessions: Sessions, job_id: int) -> str:
 
 
 
+def test_a_long_queue_shows_the_next_jobs_first_and_says_how_many_more(
+    client: FlaskClient, sessions: Sessions
+) -> None:
+    with sessions.begin() as s:
+        ids = [_request(s, str(4000 + n), f"user{n % 7}") for n in range(admin.QUEUE_PAGE + 5)]
+    log_in(client)
+
+    queued = client.get("/?state=queued").text
+    rows = client.get("/api/queue?state=queued").get_json()["rows"]
+
+    assert f"Showing {admin.QUEUE_PAGE} of {len(ids)} jobs, the next to be painted first" in queued
+    assert [r["position"] for r in rows[:3]] == [1, 2, 3] and rows[0]["id"] == ids[0]
+    assert "Showing" not in client.get("/failures").text
+
+
 def test_a_job_being_painted_has_the_same_eta_on_its_page_as_in_the_queue(sessions: Sessions, seeded: Seeded) -> None:
     with sessions.begin() as s:
         [row] = [r for r in admin.queue(s) if r.id == seeded.rendering]

@@ -52,12 +52,14 @@ def _filters() -> tuple[tuple[str, ...], str | None]:
     return states, user
 
 
-def _lines(states: tuple[str, ...], user: str | None) -> tuple[list[Line], admin.Stats]:
-    """The queue's rows with their ETAs, and the stats; AdminError for an unknown state."""
+def _lines(states: tuple[str, ...], user: str | None) -> tuple[list[Line], admin.Stats, int]:
+    """The queue's rows with their ETAs, the stats, and how many jobs match in all (a page
+    shows ``admin.QUEUE_PAGE`` at most); AdminError for an unknown state."""
     with settings().sessions.begin() as s:
         rows = admin.queue(s, states=states, user=user)
+        total = admin.queue_size(s, states=states, user=user) if len(rows) == admin.QUEUE_PAGE else len(rows)
         found = admin.stats(s, budget_usd=settings().budget_usd)
-    return [Line(r, _eta(r, found.median_render_s)) for r in rows], found
+    return [Line(r, _eta(r, found.median_render_s)) for r in rows], found, total
 
 
 @blueprint.route("/")
@@ -66,13 +68,14 @@ def queue() -> ResponseReturnValue:
     states, user = _filters()
     lines: list[Line] = []
     found: admin.Stats | None = None
+    total = 0
     try:
-        lines, found = _lines(states, user)
+        lines, found, total = _lines(states, user)
     except AdminError as exc:
         flash(str(exc), "error")
     return render_template(
         "queue.html", lines=lines, stats=found, states=states, user=user or "",
-        all_states=[s.value for s in JobState],
+        all_states=[s.value for s in JobState], total=total,
     )
 
 
@@ -81,7 +84,7 @@ def api_queue() -> ResponseReturnValue:
     """The queue page's rows as JSON (same filters): what its script refreshes the bars from."""
     states, user = _filters()
     try:
-        lines, _ = _lines(states, user)
+        lines, _, _ = _lines(states, user)
     except AdminError as exc:
         abort(400, str(exc))
     return jsonify(rows=[admin.to_json(line.row) | {"eta_s": line.eta_s} for line in lines])
@@ -90,8 +93,8 @@ def api_queue() -> ResponseReturnValue:
 @blueprint.route("/failures")
 def failures() -> ResponseReturnValue:
     """Failed jobs with their errors, each with a retry button."""
-    lines, found = _lines(("failed",), None)
-    return render_template("failures.html", lines=lines, stats=found)
+    lines, found, total = _lines(("failed",), None)
+    return render_template("failures.html", lines=lines, stats=found, total=total, states=("failed",))
 
 
 @blueprint.route("/jobs/<int:job_id>")
