@@ -60,6 +60,7 @@ class JobDetail:
     reply_tweet_id: str | None
     lease_owner: str | None
     lease_expires_at: datetime | None
+    held_until: datetime | None  # queued but not to be claimed before then (a backoff, X's reset)
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -137,17 +138,17 @@ def queue(
     listed in the order workers take them, the next first."""
     now = now or utcnow()
     order = (Job.priority.desc(), Job.id.asc()) if states == ("queued",) else (Job.id.desc(),)
-    query = _filtered(select(Job).order_by(*order).limit(limit), states, user)
+    query = _filtered(session, select(Job).order_by(*order).limit(limit), states, user)
     places = jobs.positions(session, now=now)
     return [_row(job, now, places) for job in session.scalars(query)]
 
 
 def queue_size(session: Session, *, states: tuple[str, ...] = (), user: str | None = None) -> int:
     """How many jobs ``queue`` would list without its limit."""
-    return session.scalar(_filtered(select(func.count()).select_from(Job), states, user)) or 0
+    return session.scalar(_filtered(session, select(func.count()).select_from(Job), states, user)) or 0
 
 
-def _filtered(query: Select[Any], states: tuple[str, ...], user: str | None) -> Select[Any]:
+def _filtered(session: Session, query: Select[Any], states: tuple[str, ...], user: str | None) -> Select[Any]:
     if states:
         known = [s.value for s in JobState]
         unknown = [s for s in states if s not in known]
@@ -155,7 +156,11 @@ def _filtered(query: Select[Any], states: tuple[str, ...], user: str | None) -> 
             raise AdminError(f"unknown state {', '.join(map(repr, unknown))} (known: {', '.join(known)})")
         query = query.where(Job.state.in_([JobState(s) for s in states]))
     if user:
-        query = query.where(func.lower(Job.author_username) == user.removeprefix("@").lower())
+        # The person, by id, so that a user who renamed is seen with all their jobs (each keeps
+        # the name it was asked under); a name nobody has now matches what jobs were asked as.
+        found = users.by_name(session, user)
+        name = func.lower(Job.author_username) == user.removeprefix("@").lower()
+        query = query.where(Job.author_id == found.id if found is not None else name)
     return query
 
 
@@ -184,6 +189,7 @@ def job(session: Session, job_id: int, *, workers: int = 1, now: datetime | None
         tweet_id=found.tweet_id, text=mention.text if mention else "",
         options=RenderOptions.from_json(found.options).to_json(),
         reply_tweet_id=found.reply_tweet_id, lease_owner=found.lease_owner, lease_expires_at=found.lease_expires_at,
+        held_until=found.not_before if found.state is JobState.QUEUED and (found.not_before or now) > now else None,
         created_at=found.created_at, started_at=found.started_at, finished_at=found.finished_at,
         render_s=found.render_s, eta_s=jobs.eta_s(session, job_id, workers=workers),
         images={"content": sizes[0] or 0, "style": sizes[1] or 0, "result": sizes[2] or 0},

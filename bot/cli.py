@@ -391,6 +391,8 @@ def job_command(ctx: click.Context, job_id: int, as_json: bool) -> None:
             click.echo(f"  replied with tweet {detail.reply_tweet_id}")
         if r.error:
             click.echo(f"  error: {r.error}")
+        if detail.held_until:
+            click.echo(f"  held until {detail.held_until:%Y-%m-%d %H:%M:%S} UTC")
         click.echo(f"  render {_age(detail.render_s)}, eta {_age(detail.eta_s)}, lease {detail.lease_owner or '-'}")
         for role, size in detail.images.items():
             click.echo(f"  {role} image: {f'{size} bytes, `forger job-image {r.id} {role} -o FILE`' if size else 'none'}")

@@ -136,6 +136,27 @@ def test_a_long_queue_shows_the_next_jobs_first_and_says_how_many_more(
     assert "Showing" not in client.get("/failures").text
 
 
+def test_a_job_held_back_says_until_when_and_a_renamed_user_keeps_their_jobs(
+    client: FlaskClient, sessions: Sessions, seeded: Seeded
+) -> None:
+    until = utcnow() + timedelta(hours=3)
+    with sessions.begin() as s:
+        jobs.get(s, seeded.queued).not_before = until  # X's reset after a failed post
+        users.seen(s, "id-alice", "alice_new")  # alice renamed on X, then wrote again
+        mentions.record(s, tweet_id="5001", author_id="id-alice", author_username="alice_new", text="@forgerbot",
+                        outcome=Outcome.QUEUED)
+        s.flush()
+        renamed = jobs.enqueue(s, tweet_id="5001", author_id="id-alice", author_username="alice_new",
+                               content_image=PHOTO, style_image=PAINTING).id
+    log_in(client)
+
+    page = client.get(f"/jobs/{seeded.queued}").text
+    listed = [r["id"] for r in client.get("/api/queue?user=alice_new").get_json()["rows"]]
+
+    assert f"held until {until:%Y-%m-%d %H:%M}" in page
+    assert sorted(listed) == sorted([seeded.failed, seeded.queued_too, renamed])  # her jobs under both names
+
+
 def test_a_job_being_painted_has_the_same_eta_on_its_page_as_in_the_queue(sessions: Sessions, seeded: Seeded) -> None:
     with sessions.begin() as s:
         [row] = [r for r in admin.queue(s) if r.id == seeded.rendering]
