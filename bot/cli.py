@@ -538,7 +538,7 @@ def admin_command(ctx: click.Context, host: str | None, port: int) -> None:
         with _user_errors():
             schema.check(engine)
         app = create_app(
-            session_factory(engine), password=password, secret_key=key or os.urandom(32),
+            session_factory(engine), reads=session_factory(engine, read_only=True), password=password, secret_key=key or os.urandom(32),
             budget_usd=config.budget.monthly_usd, quota_per_day=config.queue.per_user_per_day,
         )
         host = host or ("0.0.0.0" if os.environ.get("PORT") else "127.0.0.1")

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.errors import StorageError
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
+# The execution option of sessions that only read (``session_factory``).
+READ_ONLY = "forger_read_only"
 
 
 def open_engine(url: str, *, create: bool = True) -> Engine:
@@ -80,8 +82,11 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
         # reads and then writes must upgrade its lock, and in WAL mode that upgrade fails at once
         # ("database is locked", no busy wait) whenever another process committed in between.
         # So transactions queue for the lock instead; they are short (milliseconds), which is
-        # what one SQLite file can offer. Many workers belong on PostgreSQL.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # what one SQLite file can offer. Many workers belong on PostgreSQL. A session made to
+        # read only (``session_factory(read_only=True)``: the dashboard's pages) takes no lock:
+        # in WAL mode a reader never holds a writer up.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -90,9 +95,14 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded attributes after commit, so results can be used after a transaction."""
-    return sessionmaker(engine, expire_on_commit=False)
+def session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions that keep loaded attributes after commit, so results can be used after a transaction.
+
+    ``read_only`` sessions are for reading only: on SQLite their transactions do not take the
+    write lock up front (see ``open_engine``), so a page being drawn holds no worker up.
+    """
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return sessionmaker(bind, expire_on_commit=False)
 
 
 def without_password(url: str) -> str:

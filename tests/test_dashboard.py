@@ -209,9 +209,10 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app(sessions: Sessions, clock: Clock) -> Flask:
+def app(engine: Engine, sessions: Sessions, clock: Clock) -> Flask:
     return create_app(sessions, password=PASSWORD, secret_key=os.urandom(32), budget_usd=50.0,
-                      session_lifetime_s=LIFETIME_S, quota_per_day=5, clock=clock)
+                      session_lifetime_s=LIFETIME_S, quota_per_day=5, clock=clock,
+                      reads=session_factory(engine, read_only=True))
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -431,6 +432,19 @@ def test_days_are_utc_days_whatever_the_database_servers_time_zone(db_url: str) 
         ledger.record_call(s, "GET /2/users/:id/mentions", status=200, cost_usd=0.5,
                            now=datetime(2026, 3, 1, 2, 0, tzinfo=UTC))
         assert ledger.calls_by_day(s, since=datetime(2026, 2, 1, tzinfo=UTC)) == [("2026-03-01", 1, 0.5)]
+    engine.dispose()
+
+
+def test_a_read_only_session_holds_no_writer_up_on_sqlite(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'f.sqlite3'}")
+    schema.upgrade(engine)
+    reads, writes = session_factory(engine, read_only=True), session_factory(engine)
+    with reads.begin() as page:  # a dashboard page being drawn
+        assert replies.unsent(page, max_attempts=3) == []
+        started = time.monotonic()
+        with writes.begin() as worker:  # a worker's write meanwhile, on another connection
+            replies.owe(worker, in_reply_to_tweet_id="1", kind="refusal", text="how to")
+        assert time.monotonic() - started < 5  # not the 30 s busy wait for the lock
     engine.dispose()
 
 

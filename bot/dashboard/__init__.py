@@ -34,6 +34,7 @@ def create_app(
     session_lifetime_s: int = 8 * 3600,
     quota_per_day: int | None = None,
     clock: Callable[[], float] = time.time,
+    reads: sessionmaker[Session] | None = None,
 ) -> Flask:
     """The dashboard app over ``sessions``.
 
@@ -42,6 +43,8 @@ def create_app(
     lasts ``session_lifetime_s`` from the moment it was made, however active the admin is.
     ``quota_per_day`` (config ``queue.per_user_per_day``) is shown beside each user's renders;
     ``clock`` gives epoch seconds (tests pass their own to expire a session without waiting).
+    ``reads`` (``session_factory(read_only=True)``) serve the pages, so that drawing one holds no
+    worker up on SQLite; ``sessions`` by default.
     """
     if session_lifetime_s < 0:
         raise ValueError(f"session_lifetime_s must be zero or more, got: {session_lifetime_s}")
@@ -60,7 +63,7 @@ def create_app(
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.extensions[EXTENSION] = Settings(
-        sessions=sessions, password=auth.PasswordHash(password), budget_usd=budget_usd,
+        sessions=sessions, reads=reads or sessions, password=auth.PasswordHash(password), budget_usd=budget_usd,
         session_lifetime_s=session_lifetime_s, quota_per_day=quota_per_day, clock=clock,
     )
     for blueprint in (auth.blueprint, pages.blueprint, actions.blueprint, images.blueprint):

@@ -17,7 +17,8 @@ EXTENSION = "forger_dashboard"
 
 @dataclass(frozen=True)
 class Settings:
-    sessions: sessionmaker[Session]
+    sessions: sessionmaker[Session]  # for the actions, which write
+    reads: sessionmaker[Session]  # for the pages, which only read
     password: PasswordHash
     budget_usd: float
     session_lifetime_s: int

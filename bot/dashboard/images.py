@@ -56,7 +56,7 @@ def image(job_id: int, role: str) -> ResponseReturnValue:
     if asked is not None and (size is None or not MIN_SIZE <= size <= MAX_SIZE):
         abort(400, f"size must be a whole number from {MIN_SIZE} to {MAX_SIZE}, got: {asked!r}")
     try:
-        with settings().sessions.begin() as s:
+        with settings().reads.begin() as s:
             data = admin.image(s, job_id, role)  # type: ignore[arg-type]  # checked against ROLES
     except AdminError as exc:
         abort(404, str(exc))

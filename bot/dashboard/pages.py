@@ -55,7 +55,7 @@ def _filters() -> tuple[tuple[str, ...], str | None]:
 def _lines(states: tuple[str, ...], user: str | None) -> tuple[list[Line], admin.Stats, int]:
     """The queue's rows with their ETAs, the stats, and how many jobs match in all (a page
     shows ``admin.QUEUE_PAGE`` at most); AdminError for an unknown state."""
-    with settings().sessions.begin() as s:
+    with settings().reads.begin() as s:
         rows = admin.queue(s, states=states, user=user)
         total = admin.queue_size(s, states=states, user=user) if len(rows) == admin.QUEUE_PAGE else len(rows)
         found = admin.stats(s, budget_usd=settings().budget_usd)
@@ -101,7 +101,7 @@ def failures() -> ResponseReturnValue:
 def job(job_id: int) -> ResponseReturnValue:
     """Everything about one job: request, history, timings, its three images, retry and cancel."""
     try:
-        with settings().sessions.begin() as s:
+        with settings().reads.begin() as s:
             detail = admin.job(s, job_id)
     except AdminError as exc:
         abort(404, str(exc))
@@ -111,7 +111,7 @@ def job(job_id: int) -> ResponseReturnValue:
 @blueprint.route("/users")
 def users() -> ResponseReturnValue:
     """Everyone who has written to the bot: quota used, bans, priority, with forms to change them."""
-    with settings().sessions.begin() as s:
+    with settings().reads.begin() as s:
         everyone = admin.everyone(s)
     return render_template("users.html", users=everyone, quota=settings().quota_per_day)
 
@@ -121,7 +121,7 @@ def budget() -> ResponseReturnValue:
     """The month's X API spend against the budget, the rate windows, calls and spend per day."""
     now = utcnow()
     first = (now - timedelta(days=CHART_DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    with settings().sessions.begin() as s:
+    with settings().reads.begin() as s:
         found = admin.stats(s, budget_usd=settings().budget_usd, now=now)
         days = ledger.calls_by_day(s, since=first)
     return render_template(
