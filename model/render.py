@@ -316,7 +316,7 @@ class StyleTransfer:
             if self._detector is None:
                 self._detector = FaceDetector()
             return self._detector.detect(photo)
-        except Exception:  # noqa: BLE001 - any failure of the detector's own
+        except Exception:  # any failure of the detector's own
             log.exception("the face detector failed: painting without face protection")
             return []
 

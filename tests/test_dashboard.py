@@ -431,7 +431,7 @@ def test_the_failures_users_and_budget_pages(client: FlaskClient, seeded: Seeded
     assert "$0.07" in money and "of $50.00" in money and "2 calls" in money
     assert "<svg" in money and money.count('<rect class="bar"') == 30
     assert "GET /2/users/:id/mentions" in money and "287 / 300" in money
-    assert re.search(r"POST /2/tweets.*?100 / 100.*?reset", money, re.S)
+    assert re.search(r"POST /2/tweets.*?100 / 100.*?reset", money, re.DOTALL)
 
 
 # -- what an admin does -------------------------------------------------------------------------------------
