@@ -169,12 +169,15 @@ def measure(
         return figures
 
     run_steps = baseline_steps if known_loss is None else min(timing_steps, baseline_steps)
+    # One evaluation more than steps: Adam reports the loss it steps from, so the last report is
+    # the loss after all its steps only with one more (timed to that report; the picture saved
+    # has that one step more).
     adam = dataclasses.replace(
-        settings, optimiser="adam", learning_rate=0.02, scales=(1.0,), iterations=(run_steps,), early_stop=0.0
+        settings, optimiser="adam", learning_rate=0.02, scales=(1.0,), iterations=(run_steps + 1,), early_stop=0.0
     )
-    run_s, seen, baseline_picture = timed_render(adam)
+    _, seen, baseline_picture = timed_render(adam)
     if known_loss is None:
-        baseline_s, target = run_s, seen[-1].loss
+        baseline_s, target = seen[-1].elapsed_s, seen[-1].loss
         save_image(baseline_picture, out / f"{name}_adam{baseline_steps}.png")
     else:
         # Its time per step measured now, after the first (compiling) step.
