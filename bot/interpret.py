@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot import refusals
@@ -33,7 +34,15 @@ from bot.refusals import RefusalKind
 
 _HELP = re.compile(r"^(?:help|how|usage)\b")  # the first word, @handles aside
 # "style: NAME", "style of NAME", "in the style of NAME": the name runs to the end of the text.
+# Read on the normalised text (the colon gone), where the raw text asks so (``_ASKS``): "love
+# your style" names no painting.
 _ASKED = re.compile(r"\b(?:in the style of|style of|style)\s+(?P<name>[a-z0-9 ]+)$")
+_ASKS = re.compile(r"\b(?:in the style of|style of|style\s*:)", re.IGNORECASE)
+# What ends a request without naming anything, and names that point at the photo attached.
+_POLITE = re.compile(r"(?:\s+(?:please|pls|plz|thanks|thank you|thx))+$")
+_THIS = frozenset({"this", "that", "this one", "that one", "this painting", "this picture", "it", "mine"})
+# The @handles a reply starts with: X puts there everyone it answers, the bot among them.
+_LEADING = re.compile(r"^\s*(?:@[A-Za-z0-9_]{1,15}\s+)*")
 _MENTIONS = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_]{1,15}")
 _LINKS = re.compile(r"\bhttps?://\S+")
 
@@ -94,7 +103,7 @@ def needs_parent(mention: Mention, gallery: Gallery) -> bool:
     if mention.in_reply_to_id is None or len(mention.photos) != 1 or len(mention.media) != 1:
         return False
     _, text = parse_options(words(mention))
-    if gallery.find(text) is not None or _ASKED.search(text):
+    if gallery.find(text) is not None or _asked(mention, text) is not None:
         return False  # a painting is named: the parent does not matter
     # X includes the parent with its attachments' keys (not the media): look up only one with some.
     return bool(mention.parent_media_keys)
@@ -107,8 +116,14 @@ def interpret(
     gallery: Gallery | None = None,
     parent: Mention | None = None,
     min_side: int = 1,
+    bot_username: str | None = None,
 ) -> Decision:
-    """Decide what to do with one mention (``parent``: the tweet it replies to, if looked up)."""
+    """Decide what to do with one mention (``parent``: the tweet it replies to, if looked up).
+
+    With ``bot_username``, a reply without media that names the bot only among the handles X
+    puts at its start (everyone in the thread) is talk in a thread the bot is in, not a request.
+    A parent that is the bot's own tweet (its result) is never painted again.
+    """
     gallery = gallery or Gallery.load()
     if mention.author_id == bot_user_id:
         return Ignore(mention, "the bot's own tweet")
@@ -118,6 +133,8 @@ def interpret(
     photos = mention.photos
     if not photos and _HELP.search(text):
         return Help(mention)
+    if not mention.media and bot_username is not None and _only_in_thread(mention, bot_username):
+        return Ignore(mention, "a reply in a thread the bot is in, not addressed to it")
     if len(photos) < len(mention.media):
         return Refusal(mention, RefusalKind.NOT_A_PHOTO, "a GIF or video", refusals.not_a_photo())
     if len(photos) > 2:
@@ -125,24 +142,29 @@ def interpret(
         return Refusal(mention, RefusalKind.TOO_MANY_PHOTOS, reason, refusals.too_many_photos(len(photos)))
     if not photos:
         return Refusal(mention, RefusalKind.NO_PHOTO, "no photo", refusals.no_photo())
-    if small := _too_small(photos, min_side):
-        return small_refusal(mention, *small, min_side)
     if len(photos) == 2:
+        if small := _too_small(photos, ("photo", "painting"), min_side):
+            return small_refusal(mention, *small, min_side)
         return RenderRequest(mention, content=photos[0], style=photos[1], options=options)
     photo = photos[0]
     if painting := gallery.find(text):
+        if small := _too_small(photos, ("photo",), min_side):
+            return small_refusal(mention, *small, min_side)
         return RenderRequest(mention, content=photo, style=painting, options=options)
-    if asked := _ASKED.search(text):
-        name = asked["name"].strip()
+    if (name := _asked(mention, text)) is not None:
         close = [p.title for p in gallery.closest(name)]
         known = [p.title for p in gallery.paintings]
         reply = refusals.unknown_painting(name, close, known)
         return Refusal(mention, RefusalKind.UNKNOWN_PAINTING, f"no painting called {name!r}", reply)
-    parent_photos = parent.photos if parent is not None else ()
+    mine = parent is not None and parent.author_id == bot_user_id  # the bot's result: not painted again
+    parent_photos = parent.photos if parent is not None and not mine else ()
     if parent_photos:
-        if small := _too_small(parent_photos[:1], min_side):
+        # The photo attached is the painting; the one replied to is the picture.
+        if small := _too_small((photo, parent_photos[0]), ("painting", "the photo you replied to"), min_side):
             return small_refusal(mention, *small, min_side)
         return RenderRequest(mention, content=parent_photos[0], style=photo, options=options)
+    if small := _too_small(photos, ("photo",), min_side):
+        return small_refusal(mention, *small, min_side)
     return RenderRequest(mention, content=photo, style=gallery.pick(mention.id), options=options)
 
 
@@ -152,10 +174,32 @@ def small_refusal(mention: Mention, which: str, width: int, height: int, min_sid
     return Refusal(mention, RefusalKind.TOO_SMALL, reason, refusals.too_small(which, width, height, min_side))
 
 
-def _too_small(photos: tuple[Media, ...], min_side: int) -> tuple[str, int, int] | None:
-    """(which, width, height) of the first photo X says is too small, or None."""
-    for index, photo in enumerate(photos):
+def _too_small(photos: Sequence[Media], roles: Sequence[str], min_side: int) -> tuple[str, int, int] | None:
+    """(role, width, height) of the first photo X says is too small, or None; ``roles`` name
+    the photos, in order ("photo", "painting")."""
+    for photo, role in zip(photos, roles):
         if photo.width is not None and photo.height is not None and min(photo.width, photo.height) < min_side:
-            which = "painting" if index == 1 else "photo"
-            return which, photo.width, photo.height
+            return role, photo.width, photo.height
     return None
+
+
+def _asked(mention: Mention, text: str) -> str | None:
+    """The painting's name the user asked for ("style: NAME", "in the style of NAME"), or None.
+
+    "In the style of this" points at the photo attached, not at a name.
+    """
+    found = _ASKED.search(text) if _ASKS.search(words(mention)) else None
+    if found is None:
+        return None
+    name = _POLITE.sub("", found["name"]).strip()
+    return None if not name or name in _THIS else name
+
+
+def _only_in_thread(mention: Mention, bot_username: str) -> bool:
+    """Whether ``mention`` is a reply that names the bot only among the handles it starts with."""
+    if mention.in_reply_to_id is None:
+        return False
+    handle = re.compile(rf"(?<![A-Za-z0-9_])@{re.escape(bot_username)}(?![A-Za-z0-9_])", re.IGNORECASE)
+    leading = _LEADING.match(mention.text)
+    rest = mention.text[leading.end():] if leading else mention.text
+    return handle.search(rest) is None

@@ -106,7 +106,7 @@ def poll(
     """One poll: fetch mentions since the cursor, record what to do with each, move the cursor."""
     policy = policy or PollPolicy()
     now = clock()
-    bot_id, _ = gateway.me()
+    bot_id, bot_username = gateway.me()
     with sessions() as session:
         cursor = cursors.get(session, cursors.MENTIONS)
         last_read = cursors.updated_at(session, cursors.MENTIONS)
@@ -134,7 +134,7 @@ def poll(
         if cursor is None and _older(mention, now - policy.first_start_max_age_s):
             decisions.append(Ignore(mention, "older than the first start's limit"))
             continue
-        decision = _decide(mention, bot_id, gateway, policy)
+        decision = _decide(mention, bot_id, bot_username, gateway, policy)
         if isinstance(decision, RenderRequest):
             try:
                 images[mention.id] = _download(decision, policy)
@@ -168,12 +168,16 @@ def _since(cursor: int, last_read: float, overlap_s: float) -> int:
     return max(shifted(cursor, -overlap_s), min(cursor, id_at(last_read - overlap_s)))
 
 
-def _decide(mention: Mention, bot_id: str, gateway: XGateway, policy: PollPolicy) -> Decision:
+def _decide(mention: Mention, bot_id: str, bot_username: str, gateway: XGateway, policy: PollPolicy) -> Decision:
     parent = None
     if needs_parent(mention, policy.gallery) and mention.in_reply_to_id is not None:
         parent = gateway.tweet(mention.in_reply_to_id)  # None: the parent is gone, rule 9 applies
+        if parent is not None and parent.author_id == bot_id and parent.in_reply_to_id is not None:
+            # A photo in reply to the bot's result: paint the photo that result was painted from.
+            parent = gateway.tweet(parent.in_reply_to_id) or parent
     return interpret(
-        mention, bot_user_id=bot_id, gallery=policy.gallery, parent=parent, min_side=policy.downloader.min_side
+        mention, bot_user_id=bot_id, bot_username=bot_username, gallery=policy.gallery, parent=parent,
+        min_side=policy.downloader.min_side,
     )
 
 

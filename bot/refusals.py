@@ -55,8 +55,10 @@ def too_many_photos(count: int) -> str:
 
 
 def too_small(which: str, width: int, height: int, min_side: int) -> str:
+    """``which``: "photo", "painting" (the user's), or "the photo you replied to"."""
+    subject = which[0].upper() + which[1:] if which.startswith("the ") else f"Your {which}"
     return (
-        f"Your {which} is only {width}×{height} pixels; I need at least {min_side} on each side. "
+        f"{subject} is only {width}×{height} pixels; I need at least {min_side} on each side. "
         "Please send a bigger one."
     )
 

@@ -86,6 +86,58 @@ def test_one_photo_replying_to_a_photo_paints_the_parent() -> None:
     assert (decision.content.media_key, decision.style) == ("3_8", _photo("3_9"))
 
 
+def test_a_reply_in_a_thread_the_bot_is_only_auto_mentioned_in_gets_no_answer() -> None:
+    def decide(text: str, *media: Media, in_reply_to: str | None = "99") -> object:
+        mention = _mention(*media, text=text, in_reply_to=in_reply_to)
+        return interpret(mention, bot_user_id=BOT, gallery=GALLERY, min_side=64, bot_username="forgerbot")
+
+    # X starts a reply with everyone in the thread: thanks to the bot, or talk among friends.
+    for chatter in ("@forgerbot thank you!! ❤️", "@alice @ForgerBot wow amazing"):
+        assert isinstance(decide(chatter), Ignore), chatter
+    # Named in the words themselves, asking for help, or not a reply: addressed to the bot.
+    addressed = decide("@alice look @forgerbot, what is this?")
+    assert isinstance(addressed, Refusal) and addressed.kind is RefusalKind.NO_PHOTO
+    assert isinstance(decide("@forgerbot help"), Help)
+    assert isinstance(decide("@forgerbot thanks", in_reply_to=None), Refusal)
+    assert isinstance(decide("@forgerbot @alice", _photo("3_1")), RenderRequest)  # a photo is a request
+
+
+def test_a_painting_is_asked_for_by_name_only_where_the_words_ask_for_one() -> None:
+    dog = _decide(_mention(_photo("3_1"), text="@forgerbot love your style! here's my dog"))
+    monet = _decide(_mention(_photo("3_1"), text="@forgerbot in the style of Monet please"))
+    this = _mention(_photo("3_9"), text="@forgerbot paint bob's cat in the style of this", in_reply_to="99",
+                    parent_keys=("3_8",))
+
+    assert isinstance(dog, RenderRequest) and dog.painting is not None  # no name asked: a gallery painting
+    assert isinstance(monet, Refusal) and 'a painting called "monet"' in monet.reply
+    assert needs_parent(this, GALLERY)  # "this" is the photo attached, the parent is the picture
+
+
+def test_a_photo_replying_to_the_bots_result_does_not_paint_the_result_again() -> None:
+    mention = _mention(_photo("3_9"), text="@forgerbot now this one", in_reply_to="99", parent_keys=("3_8",))
+    result = Mention(id="99", text="@alice Here is your picture", author_id=BOT, author_username="forgerbot",
+                     created_at=None, media=(_photo("3_8"),), is_retweet=False)
+
+    decision = _decide(mention, result)
+
+    assert isinstance(decision, RenderRequest) and decision.content == _photo("3_9")
+
+
+def test_a_photo_too_small_is_named_by_its_role() -> None:
+    parent = Mention(id="99", text="my cat", author_id="8", author_username="bob", created_at=None,
+                     media=(_photo("3_8"),), is_retweet=False)
+    tiny_painting = _mention(_photo("3_9", 40, 40), in_reply_to="99", parent_keys=("3_8",))
+    tiny_parent = Mention(id="99", text="my cat", author_id="8", author_username="bob", created_at=None,
+                          media=(_photo("3_8", 30, 30),), is_retweet=False)
+
+    for decision, start in (
+        (_decide(tiny_painting, parent), "Your painting is only 40×40"),
+        (_decide(_mention(_photo("3_9"), in_reply_to="99", parent_keys=("3_8",)), tiny_parent),
+         "The photo you replied to is only 30×30"),
+    ):
+        assert isinstance(decision, Refusal) and decision.reply.startswith(start), decision
+
+
 def test_the_parent_is_not_looked_up_when_it_has_no_media_or_a_painting_is_named() -> None:
     assert not needs_parent(_mention(_photo("3_9"), in_reply_to="99"), GALLERY)
     named = _mention(_photo("3_9"), text="@forgerbot starry night", in_reply_to="99", parent_keys=("3_8",))

@@ -186,6 +186,23 @@ def test_a_photo_replying_to_a_photo_paints_the_parent(
     assert ("GET", f"/2/tweets/{parent}") in x.requests_log
 
 
+def test_a_photo_replying_to_the_bots_result_repaints_the_photo_it_was_painted_from(
+    sessions: sessionmaker[Session], clock: ManualClock, policy: PollPolicy, photos: dict[str, bytes]
+) -> None:
+    with SandboxX(clock=clock) as x:
+        first = x.post("alice", "@forgerbot", images=[photos["tubingen"], photos["the_scream"]])
+        result = x.post("forgerbot", "@alice Here is your picture no. 1", images=[photos["golden_gate"]],
+                        in_reply_to=first)
+        clock.advance(60)
+        again = x.post("alice", "@forgerbot now in this style", images=[photos["the_scream"]], in_reply_to=result)
+        bot = Bot(x, sessions, clock, replace(policy, downloader=Downloader(hosts=[x.media_host], min_side=16)))
+
+        assert bot.poll().queued == 2
+
+    # Her photo again, not the bot's painted result, in the style she sent.
+    assert bot.job_images(again) == (photos["tubingen"], photos["the_scream"])
+
+
 def test_a_photo_and_a_gallery_name_or_a_lone_photo_get_a_gallery_painting(
     bot: Bot, x: SandboxX, photos: dict[str, bytes]
 ) -> None:
