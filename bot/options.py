@@ -53,8 +53,9 @@ class RenderOptions:
 
 
 _STRENGTH = re.compile(r"\bstrength (low|normal|high)\b|\b(low|normal|high) strength\b")
-_KEEP_COLOURS = re.compile(r"\bkeep (?:the |my )?colou?rs?\b")
-_FACES_OFF = re.compile(r"\bfaces? off\b")
+# "keep (the/my) (original) colours", and its negation ("don't keep colours": normalised, "don t").
+_KEEP_COLOURS = re.compile(r"\b(?P<no>don t |dont |do not )?keep (?:the |my )?(?:original )?colou?rs?\b")
+_FACES_OFF = re.compile(r"\bfaces? off\b|\bno faces?\b")
 
 
 def parse_options(text: str) -> tuple[RenderOptions, str]:
@@ -63,7 +64,7 @@ def parse_options(text: str) -> tuple[RenderOptions, str]:
     strength = Strength.NORMAL
     if found := _STRENGTH.search(plain):
         strength = Strength(found[1] or found[2])
-    keep_colours = bool(_KEEP_COLOURS.search(plain))
+    keep_colours = (found := _KEEP_COLOURS.search(plain)) is not None and not found["no"]
     protect_faces = not _FACES_OFF.search(plain)
     for pattern in (_STRENGTH, _KEEP_COLOURS, _FACES_OFF):
         plain = pattern.sub(" ", plain)

@@ -180,6 +180,8 @@ def test_own_tweets_and_retweets_are_ignored() -> None:
         ("high strength, keep colors", RenderOptions(strength=Strength.HIGH, keep_colours=True), ""),
         ("keep my colours and faces off", RenderOptions(keep_colours=True, protect_faces=False), "and"),
         ("the scream strength normal", RenderOptions(), "the scream"),
+        ("don't keep colours, no faces", RenderOptions(protect_faces=False), ""),
+        ("keep the original colors", RenderOptions(keep_colours=True), ""),
     ],
 )
 def test_options_are_read_from_the_text(text: str, options: RenderOptions, rest: str) -> None:
