@@ -20,6 +20,7 @@ import importlib.util
 import pathlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import h5py
 import numpy as np
@@ -107,24 +108,50 @@ def bundled_vgg16_path() -> pathlib.Path:
 
 def file_sha256(path: str | pathlib.Path) -> str:
     """The SHA-256 of a file, as 64 lowercase hex digits."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    with _open(pathlib.Path(path)) as file:
+        return _sha256(file)
 
 
 def check_sha256(path: str | pathlib.Path, expected: str) -> None:
     """Raise ``WeightsError`` unless the file at ``path`` exists and has SHA-256 ``expected``."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise WeightsError(f"no weights file at {path}")
-    actual = file_sha256(path)
+    _checked(pathlib.Path(path), expected).close()
+
+
+def _checked(path: pathlib.Path, expected: str) -> BinaryIO:
+    """The file at ``path``, open at its start, once its SHA-256 is ``expected``; else WeightsError.
+
+    What is read afterwards is read from this same open file: a path swapped after the check
+    (a symlink pointed elsewhere, a file replaced) cannot slip an unchecked file in.
+    """
+    file = _open(path)
+    actual = _sha256(file)
     if actual != expected.strip().lower():
+        file.close()
         raise WeightsError(
             f"{path} is not the expected weights file: its SHA-256 is {actual}, "
             f"expected {expected.strip().lower()} (a partial download or another file?)"
         )
+    file.seek(0)
+    return file
+
+
+def _open(path: pathlib.Path) -> BinaryIO:
+    if not path.is_file():
+        raise WeightsError(f"no weights file at {path}")
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise WeightsError(f"the weights file {path} cannot be read: {exc.strerror or exc}") from exc
+
+
+def _sha256(file: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    try:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    except OSError as exc:
+        raise WeightsError(f"the weights file {file.name} cannot be read: {exc.strerror or exc}") from exc
+    return digest.hexdigest()
 
 
 def load_weights(
@@ -149,10 +176,12 @@ def load_weights(
             f"give the SHA-256 of {path} (render.weights_sha256, or --weights-sha256): "
             "weights are checked before use"
         )
-    if sha256 is not None:
-        check_sha256(path, sha256)
     reader = _read_hed_vgg16 if name == "vgg16" else _read_keras_vgg19
-    return reader(pathlib.Path(path), spec)
+    path = pathlib.Path(path)
+    if sha256 is None:  # Keras' own download (it checks its MD5)
+        return reader(path, path, spec)
+    with _checked(path, sha256) as file:
+        return reader(file, path, spec)
 
 
 def load_vgg16(path: str | pathlib.Path) -> dict[str, Conv]:
@@ -164,19 +193,19 @@ def load_vgg16(path: str | pathlib.Path) -> dict[str, Conv]:
     path = pathlib.Path(path)
     if not path.is_file():
         raise WeightsError(f"no VGG16 weights file at {path}")
-    return _read_hed_vgg16(path, NETWORKS["vgg16"])
+    return _read_hed_vgg16(path, path, NETWORKS["vgg16"])
 
 
-def _read_hed_vgg16(path: pathlib.Path, spec: Network) -> dict[str, Conv]:
+def _read_hed_vgg16(source: pathlib.Path | BinaryIO, path: pathlib.Path, spec: Network) -> dict[str, Conv]:
     def datasets(file: h5py.File, layer: str) -> tuple[str, str]:
         block, conv = layer.split("_")  # "block3", "conv2"
         suffix = {"conv1": "", "conv2": "_1", "conv3": "_2"}[conv]
         return f"{block}/layers/conv2d{suffix}/vars/0", f"{block}/layers/conv2d{suffix}/vars/1"
 
-    return _read(path, spec, datasets)
+    return _read(source, path, spec, datasets)
 
 
-def _read_keras_vgg19(path: pathlib.Path, spec: Network) -> dict[str, Conv]:
+def _read_keras_vgg19(source: pathlib.Path | BinaryIO, path: pathlib.Path, spec: Network) -> dict[str, Conv]:
     def datasets(file: h5py.File, layer: str) -> tuple[str, str]:
         group = file.get(layer)
         names = group.attrs.get("weight_names") if isinstance(group, h5py.Group) else None
@@ -185,33 +214,44 @@ def _read_keras_vgg19(path: pathlib.Path, spec: Network) -> dict[str, Conv]:
         kernel, bias = (n.decode() if isinstance(n, bytes) else str(n) for n in names)
         return f"{layer}/{kernel}", f"{layer}/{bias}"
 
-    return _read(path, spec, datasets)
+    return _read(source, path, spec, datasets)
 
 
 def _read(
-    path: pathlib.Path, spec: Network, datasets: Callable[[h5py.File, str], tuple[str, str]]
+    source: pathlib.Path | BinaryIO, path: pathlib.Path, spec: Network,
+    datasets: Callable[[h5py.File, str], tuple[str, str]],
 ) -> dict[str, Conv]:
-    """Read every layer of ``spec`` from ``path``; ``datasets(file, layer)`` says where they are."""
+    """Read every layer of ``spec`` from ``source`` (the file at ``path``, or that file open);
+    ``datasets(file, layer)`` says where they are."""
     try:
-        file = h5py.File(path, "r")
+        file = h5py.File(source, "r")
     except OSError as exc:
         raise WeightsError(f"{path} is not a weights file (HDF5) that can be read: {exc}") from exc
+    try:
+        with file:
+            return _layers(file, path, spec, datasets)
+    except OSError as exc:  # a dataset that cannot be read (a damaged file, an I/O error)
+        raise WeightsError(f"{path} cannot be read: {exc}") from exc
+
+
+def _layers(
+    file: h5py.File, path: pathlib.Path, spec: Network, datasets: Callable[[h5py.File, str], tuple[str, str]]
+) -> dict[str, Conv]:
     weights: dict[str, Conv] = {}
-    with file:
-        for layer, kernel_shape in spec.kernel_shapes.items():
-            arrays = []
-            names = datasets(file, layer)
-            for name, shape in zip(names, (kernel_shape, kernel_shape[-1:])):
-                dataset = file.get(name)
-                if not isinstance(dataset, h5py.Dataset):
-                    raise WeightsError(f"{path} has no {layer} weights (dataset {name} is missing)")
-                if dataset.shape != shape:
-                    raise WeightsError(
-                        f"{path} holds {layer} weights of shape {dataset.shape} at {name}, "
-                        f"{spec.name.upper()} needs {shape}"
-                    )
-                arrays.append(np.asarray(dataset, dtype=np.float32))
-            weights[layer] = (arrays[0], arrays[1])
+    for layer, kernel_shape in spec.kernel_shapes.items():
+        arrays = []
+        names = datasets(file, layer)
+        for name, shape in zip(names, (kernel_shape, kernel_shape[-1:])):
+            dataset = file.get(name)
+            if not isinstance(dataset, h5py.Dataset):
+                raise WeightsError(f"{path} has no {layer} weights (dataset {name} is missing)")
+            if dataset.shape != shape:
+                raise WeightsError(
+                    f"{path} holds {layer} weights of shape {dataset.shape} at {name}, "
+                    f"{spec.name.upper()} needs {shape}"
+                )
+            arrays.append(np.asarray(dataset, dtype=np.float32))
+        weights[layer] = (arrays[0], arrays[1])
     return weights
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pathlib
+import shutil
 import subprocess
 import sys
+from typing import BinaryIO
 
 import h5py
 import numpy as np
 import pytest
 
+import model.weights as weights_module
 from model.errors import WeightsError
 from model.weights import (
     HED_VGG16_SHA256,
@@ -117,6 +120,29 @@ def test_a_file_with_another_hash_is_refused_before_it_is_read(tmp_path: pathlib
 
     with pytest.raises(WeightsError, match=f"its SHA-256 is {file_sha256(path)}, expected {HED_VGG16_SHA256}"):
         load_weights("vgg16", path, HED_VGG16_SHA256)
+
+
+def test_the_file_read_is_the_file_checked_even_if_its_path_is_swapped_between(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tampered = tmp_path / "tampered.weights.h5"
+    shutil.copyfile(bundled_vgg16_path(), tampered)
+    with h5py.File(tampered, "r+") as file:
+        file["block1/layers/conv2d/vars/1"][...] = 999.0
+    link = tmp_path / "vgg16.weights.h5"
+    link.symlink_to(bundled_vgg16_path())
+    hashed = weights_module._sha256
+
+    def then_swapped(file: BinaryIO) -> str:  # the link is pointed elsewhere right after the check
+        digest = hashed(file)
+        link.unlink()
+        link.symlink_to(tampered)
+        return digest
+
+    monkeypatch.setattr(weights_module, "_sha256", then_swapped)
+    weights = load_weights("vgg16", link, HED_VGG16_SHA256)
+
+    assert not (weights["block1_conv1"][1] == 999.0).any()
 
 
 def test_a_file_of_unknown_origin_needs_its_hash(tmp_path: pathlib.Path) -> None:
