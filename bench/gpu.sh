@@ -18,7 +18,7 @@ prepare)
     keras_version=$(.venv/bin/python -c 'import keras; print(keras.__version__)')
     .venv/bin/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-        --dest .gpu "keras==$keras_version" namex optree
+        --dest .gpu "keras==$keras_version" namex optree filelock
     cp "$(.venv/bin/python -c 'from model.weights import bundled_vgg16_path; print(bundled_vgg16_path())')" .gpu/
     cp ../shared/images/tubingen.jpg ../shared/images/starry_night.jpg .gpu/
     ls -la .gpu

@@ -6,6 +6,7 @@ and runs compiled functions on them; only scalars (a loss, a yes or no) come bac
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import pathlib
@@ -86,6 +87,10 @@ def to_numpy(tensor: Tensor) -> Any:
     return keras.ops.convert_to_numpy(tensor)
 
 
+# The most ``keep_compiled_programs`` keeps on disk.
+COMPILED_PROGRAMS_MAX_BYTES = 2 * 1024**3
+
+
 def keep_compiled_programs(directory: str | os.PathLike[str]) -> bool:
     """Keep the programs compiled for the backend in ``directory``, for later processes to reuse.
 
@@ -107,4 +112,11 @@ def keep_compiled_programs(directory: str | os.PathLike[str]) -> bool:
     jax.config.update("jax_compilation_cache_dir", str(directory))
     # Every program, however quick to compile: the small optimiser steps add up too.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    # Bounded, least recently used first out: every new picture or painting shape adds programs,
+    # and a bot runs for months. JAX keeps a bound only with the filelock package (its entries
+    # then written under a lock, so a process killed mid-write leaves no half-written program).
+    if importlib.util.find_spec("filelock") is not None:
+        jax.config.update("jax_compilation_cache_max_size", COMPILED_PROGRAMS_MAX_BYTES)
+    else:
+        log.warning("compiled programs are kept without a size bound: install filelock to bound them")
     return True
