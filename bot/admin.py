@@ -115,14 +115,13 @@ def to_json(value: Any) -> Any:
     return data
 
 
-def _row(job: Job, now: datetime, places: dict[int, int]) -> QueueRow:
-    """``places``: the queue's positions (``jobs.positions``); a job not in them has none."""
+def _row(job: Job, now: datetime, position: int | None) -> QueueRow:
     progress = None
     if job.state in jobs.ACTIVE and job.progress_total:
         progress = job.progress_iteration / job.progress_total
     return QueueRow(
         id=job.id, user=job.author_username, state=job.state.value, age_s=(now - job.created_at).total_seconds(),
-        position=places.get(job.id), progress=progress, attempts=job.attempts, priority=job.priority, error=job.error,
+        position=position, progress=progress, attempts=job.attempts, priority=job.priority, error=job.error,
     )
 
 
@@ -140,7 +139,7 @@ def queue(
     order = (Job.priority.desc(), Job.id.asc()) if states == ("queued",) else (Job.id.desc(),)
     query = _filtered(session, select(Job).order_by(*order).limit(limit), states, user)
     places = jobs.positions(session, now=now)
-    return [_row(job, now, places) for job in session.scalars(query)]
+    return [_row(job, now, places.get(job.id)) for job in session.scalars(query)]
 
 
 def queue_size(session: Session, *, states: tuple[str, ...] = (), user: str | None = None) -> int:
@@ -185,11 +184,11 @@ def job(session: Session, job_id: int, *, workers: int = 1, now: datetime | None
         .where(Job.id == job_id)
     ).one()
     return JobDetail(
-        row=_row(found, now, {job_id: place} if (place := jobs.position(session, job_id, now=now)) else {}),
+        row=_row(found, now, jobs.position(session, job_id, now=now)),
         tweet_id=found.tweet_id, text=mention.text if mention else "",
         options=RenderOptions.from_json(found.options).to_json(),
         reply_tweet_id=found.reply_tweet_id, lease_owner=found.lease_owner, lease_expires_at=found.lease_expires_at,
-        held_until=found.not_before if found.state is JobState.QUEUED and (found.not_before or now) > now else None,
+        held_until=jobs.held_until(found, now),
         created_at=found.created_at, started_at=found.started_at, finished_at=found.finished_at,
         render_s=found.render_s, eta_s=jobs.eta_s(session, job_id, workers=workers),
         images={"content": sizes[0] or 0, "style": sizes[1] or 0, "result": sizes[2] or 0},

@@ -147,25 +147,22 @@ def interpret(
             return small_refusal(mention, *small, min_side)
         return RenderRequest(mention, content=photos[0], style=photos[1], options=options)
     photo = photos[0]
-    if painting := gallery.find(text):
-        if small := _too_small(photos, ("photo",), min_side):
-            return small_refusal(mention, *small, min_side)
-        return RenderRequest(mention, content=photo, style=painting, options=options)
-    if (name := _asked(mention, text)) is not None:
+    painting = gallery.find(text)
+    if painting is None and (name := _asked(mention, text)) is not None:
         close = [p.title for p in gallery.closest(name)]
         known = [p.title for p in gallery.paintings]
         reply = refusals.unknown_painting(name, close, known)
         return Refusal(mention, RefusalKind.UNKNOWN_PAINTING, f"no painting called {name!r}", reply)
     mine = parent is not None and parent.author_id == bot_user_id  # the bot's result: not painted again
     parent_photos = parent.photos if parent is not None and not mine else ()
-    if parent_photos:
+    if painting is None and parent_photos:
         # The photo attached is the painting; the one replied to is the picture.
         if small := _too_small((photo, parent_photos[0]), ("painting", "the photo you replied to"), min_side):
             return small_refusal(mention, *small, min_side)
         return RenderRequest(mention, content=parent_photos[0], style=photo, options=options)
     if small := _too_small(photos, ("photo",), min_side):
         return small_refusal(mention, *small, min_side)
-    return RenderRequest(mention, content=photo, style=gallery.pick(mention.id), options=options)
+    return RenderRequest(mention, content=photo, style=painting or gallery.pick(mention.id), options=options)
 
 
 def small_refusal(mention: Mention, which: str, width: int, height: int, min_side: int) -> Refusal:
@@ -200,6 +197,4 @@ def _only_in_thread(mention: Mention, bot_username: str) -> bool:
     if mention.in_reply_to_id is None:
         return False
     handle = re.compile(rf"(?<![A-Za-z0-9_])@{re.escape(bot_username)}(?![A-Za-z0-9_])", re.IGNORECASE)
-    leading = _LEADING.match(mention.text)
-    rest = mention.text[leading.end():] if leading else mention.text
-    return handle.search(rest) is None
+    return handle.search(_LEADING.sub("", mention.text, count=1)) is None

@@ -64,7 +64,7 @@ def parse_options(text: str) -> tuple[RenderOptions, str]:
     strength = Strength.NORMAL
     if found := _STRENGTH.search(plain):
         strength = Strength(found[1] or found[2])
-    keep_colours = (found := _KEEP_COLOURS.search(plain)) is not None and not found["no"]
+    keep_colours = (keep := _KEEP_COLOURS.search(plain)) is not None and not keep["no"]
     protect_faces = not _FACES_OFF.search(plain)
     for pattern in (_STRENGTH, _KEEP_COLOURS, _FACES_OFF):
         plain = pattern.sub(" ", plain)

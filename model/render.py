@@ -222,6 +222,7 @@ class StyleTransfer:
         }
         self._objectives: dict[tuple[tuple[str, ...], tuple[str, ...], str], _Objective] = {}
         self._detector: FaceDetector | None = None
+        self._faces_broken = False  # the detector failed once: not tried again by this renderer
 
     @classmethod
     def bundled(cls) -> StyleTransfer:
@@ -306,18 +307,22 @@ class StyleTransfer:
         The detector (MTCNN) runs on TensorFlow: on another backend no faces are sought, and a
         warning says so, so that a render goes on without face protection rather than failing.
         So does a detector that cannot be loaded or fails (its package or weights broken): the
-        photo is not at fault, and the picture is still painted.
+        photo is not at fault, and the picture is still painted. It is said once, and the
+        detector is not tried again by this renderer (loading it again would fail again, slowly).
         """
         if keras.backend.backend() != "tensorflow":
             log.warning("faces are not sought on Keras' %s backend (the detector needs TensorFlow)",
                         keras.backend.backend())
+            return []
+        if self._faces_broken:
             return []
         try:
             if self._detector is None:
                 self._detector = FaceDetector()
             return self._detector.detect(photo)
         except Exception:  # any failure of the detector's own
-            log.exception("the face detector failed: painting without face protection")
+            log.exception("the face detector failed: painting without face protection from now on")
+            self._faces_broken = True
             return []
 
     def loss(

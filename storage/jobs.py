@@ -227,7 +227,10 @@ def release(
 
 def cancel(session: Session, job_id: int, *, reason: str) -> None:
     """Stop a job that has not been replied to; a worker painting it loses its lease."""
-    job = session.get_one(Job, job_id, with_for_update=is_postgres(session))
+    _cancel(session, session.get_one(Job, job_id, with_for_update=is_postgres(session)), reason)
+
+
+def _cancel(session: Session, job: Job, reason: str) -> None:
     _move(session, job, JobState.CANCELLED, reason)
     job.finished_at = utcnow()
     job.lease_owner = job.lease_expires_at = None
@@ -241,9 +244,7 @@ def cancel_by(session: Session, author_id: str, *, reason: str) -> list[int]:
     waiting = select(Job).where(Job.author_id == author_id, Job.state.in_((JobState.QUEUED, JobState.RENDERING)))
     cancelled = []
     for job in session.scalars(waiting.with_for_update() if is_postgres(session) else waiting):
-        _move(session, job, JobState.CANCELLED, reason)
-        job.finished_at = utcnow()
-        job.lease_owner = job.lease_expires_at = None
+        _cancel(session, job, reason)
         cancelled.append(job.id)
     return cancelled
 
@@ -318,11 +319,18 @@ def positions(session: Session, *, now: datetime | None = None) -> dict[int, int
     return {job_id: place for place, job_id in enumerate(session.scalars(due), start=1)}
 
 
+def held_until(job: Job, now: datetime) -> datetime | None:
+    """Until when a queued job may not be claimed (a backoff, X's reset); None if it may be now."""
+    if job.state is JobState.QUEUED and job.not_before is not None and job.not_before > now:
+        return job.not_before
+    return None
+
+
 def position(session: Session, job_id: int, *, now: datetime | None = None) -> int | None:
     """1 for the next job a worker will take; None if the job is not queued, or held back."""
     now = now or utcnow()
     job = session.get_one(Job, job_id)
-    if job.state is not JobState.QUEUED or (job.not_before is not None and job.not_before > now):
+    if job.state is not JobState.QUEUED or held_until(job, now) is not None:
         return None
     ahead = select(func.count()).select_from(Job).where(
         _due(now), or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.id < job.id)),

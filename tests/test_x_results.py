@@ -308,6 +308,35 @@ def test_a_job_given_up_after_its_workers_died_tells_its_author(
         assert jobs.by_tweet(s, ask).state is JobState.FAILED  # type: ignore[union-attr]
 
 
+def test_a_worker_whose_job_was_taken_over_during_its_upload_does_not_post(
+    x: SandboxX, forger: Forger, tubingen: bytes
+) -> None:
+    ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+    forger.poll()
+    x.slow("POST /2/media/upload", 1.0)  # a slow upload, past the lease
+
+    def take_over() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with forger.sessions.begin() as s:
+                job = jobs.by_tweet(s, ask)
+                if job is not None and job.state is JobState.UPLOADING:
+                    job.lease_expires_at = utcnow() - timedelta(seconds=1)  # the lease lapsed
+                    assert jobs.claim_next(s, worker="other", lease_s=600, max_attempts=3) is not None
+                    return
+            time.sleep(0.02)
+
+    other = threading.Thread(target=take_over)
+    other.start()
+    forger.work()
+    other.join(30)
+
+    assert posts(x) == 0 and x.replies_to(ask) == []  # uploaded, then stopped before the post
+    with forger.sessions() as s:
+        job = jobs.by_tweet(s, ask)
+        assert job is not None and job.lease_owner == "other"
+
+
 def test_a_worker_that_lost_its_lease_while_uploading_does_not_post(
     x: SandboxX, forger: Forger, tubingen: bytes
 ) -> None:
