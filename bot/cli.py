@@ -266,7 +266,8 @@ def work(ctx: click.Context, renderer: str) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the database and the posted images (default: ./demo-output/run-TIME).")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Folder with tubingen.jpg, golden_gate.jpg and starry_night.jpg (default: ../shared/images).")
+              help="Folder with coffee.jpg, starry_night.jpg and chelsea.jpg to use instead "
+                   "(default: the sample photos in bot/samples, the painting from the gallery).")
 # Two renders (a photo with a painting, a lone photo with a gallery painting) at 256 px take well
 # under a minute each on 2 CPU cores, which keeps the whole demo within a few minutes.
 @click.option("--size", type=click.IntRange(32, 4096), default=256, show_default=True, help="Render size in pixels.")

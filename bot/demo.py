@@ -17,14 +17,29 @@ from rich.console import Console
 from bot.app import Forger
 from bot.config import Config, XCredentials
 from bot.errors import ForgerError
+from bot.gallery import BUNDLED
 from bot.progress import render_progress
 from bot.rendering import NeuralRenderer, QuickRenderer, Renderer
 from bot.sandbox import SandboxX
 from bot.scheduler import build_scheduler
 
-DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
-NEEDED = ("tubingen.jpg", "golden_gate.jpg", "starry_night.jpg")
+# The sample photos shipped with the project (public domain or CC0, see samples/SOURCES.md).
+SAMPLES = Path(__file__).resolve().parent / "samples"
+# The demo's images (a photo, a painting, a lone photo), each from where the project ships it.
+NEEDED = {"coffee.jpg": SAMPLES, "starry_night.jpg": BUNDLED, "chelsea.jpg": SAMPLES}
 TIMEOUT_S = 600.0
+
+
+def demo_images(images: Path | None) -> dict[str, Path]:
+    """The demo's images by name: each from ``images`` if given, else the shipped one."""
+    paths = {name: (images or folder) / name for name, folder in NEEDED.items()}
+    missing = [name for name, path in paths.items() if not path.is_file()]
+    if missing and images:
+        raise ForgerError(f"the demo needs {', '.join(missing)} in {images} (the folder given by --images)")
+    if missing:
+        lost = ", ".join(str(paths[name]) for name in missing)
+        raise ForgerError(f"the demo's sample images are missing: {lost} (reinstall forger, or pass --images DIR)")
+    return paths
 
 
 def run_demo(
@@ -38,10 +53,7 @@ def run_demo(
     console: Console,
 ) -> Path:
     """Run the demo; returns the output folder."""
-    images = images or DEFAULT_IMAGES
-    missing = [name for name in NEEDED if not (images / name).is_file()]
-    if missing:
-        raise ForgerError(f"the demo needs {', '.join(missing)} in {images} (pass --images DIR)")
+    paths = demo_images(images)
     out = out or Path("demo-output") / datetime.now().strftime("run-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     database = out / "forger.sqlite3"
@@ -63,11 +75,11 @@ def run_demo(
             media=replace(config.media, hosts=(x.media_host,)),  # the sandbox serves the photos
         )
         console.print(f"sandbox X on {x.base_url}, database {database}")
-        photo = lambda name: (images / name).read_bytes()  # noqa: E731
+        photo = lambda name: paths[name].read_bytes()  # noqa: E731
         asked = {
             x.post("alice", f"@{config.bot.handle} paint my photo like this, please!",
-                   images=[photo("tubingen.jpg"), photo("starry_night.jpg")]): "alice",
-            x.post("bob", f"@{config.bot.handle} what would this look like?", images=[photo("golden_gate.jpg")]): "bob",
+                   images=[photo("coffee.jpg"), photo("starry_night.jpg")]): "alice",
+            x.post("bob", f"@{config.bot.handle} what would this look like?", images=[photo("chelsea.jpg")]): "bob",
             x.post("carol", f"@{config.bot.handle} hello! what do you do?"): "carol",
         }
 
