@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage import schema
 from storage.db import open_engine, session_factory
 
-IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "bot" / "samples"  # the sample photos shipped with the project (SOURCES.md there)
+PAINTINGS = ROOT / "bot" / "paintings"  # the gallery's paintings
 POSTGRES_URL = os.environ.get("FORGER_TEST_POSTGRES_URL")
 
 
@@ -105,7 +107,14 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 
 @pytest.fixture(scope="session")
-def images() -> Path:
-    if not IMAGES.is_dir():
-        pytest.fail(f"sample images not found at {IMAGES} (the team's shared/images folder)")
-    return IMAGES
+def samples() -> Path:
+    """The folder of sample photos: coffee.jpg (a cup of coffee) and chelsea.jpg (a cat)."""
+    if not (SAMPLES / "coffee.jpg").is_file():
+        pytest.fail(f"the sample photos are missing from {SAMPLES}")
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def paintings() -> Path:
+    """The gallery's folder: starry_night.jpg, the_scream.jpg, shipwreck.jpg and their labels."""
+    return PAINTINGS

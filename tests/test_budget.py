@@ -44,8 +44,8 @@ def _mention_reads(x: SandboxX) -> int:
     return sum(1 for m, p in x.requests_log if m == "GET" and p.endswith("/mentions"))
 
 
-def test_every_call_is_recorded_with_its_price(x: SandboxX, db_url: str, images: Path) -> None:
-    photo = (images / "tubingen.jpg").read_bytes()
+def test_every_call_is_recorded_with_its_price(x: SandboxX, db_url: str, samples: Path) -> None:
+    photo = (samples / "coffee.jpg").read_bytes()
     x.post("alice", "@forgerbot", images=[photo, photo])
     x.post("bob", "@forgerbot hello")
     forger = _forger(x, db_url)

@@ -190,8 +190,8 @@ def test_options_are_read_from_the_text(text: str, options: RenderOptions, rest:
     assert RenderOptions.from_json(found.to_json()) == found
 
 
-def test_the_gallery_is_extended_from_a_folder_named_in_the_config(tmp_path: Path, images: Path) -> None:
-    (tmp_path / "bridge.jpg").write_bytes((images / "golden_gate.jpg").read_bytes())
+def test_the_gallery_is_extended_from_a_folder_named_in_the_config(tmp_path: Path, samples: Path) -> None:
+    (tmp_path / "bridge.jpg").write_bytes((samples / "chelsea.jpg").read_bytes())
     (tmp_path / "paintings.yaml").write_text(
         "- {file: bridge.jpg, title: The Bridge, artist: A. Painter, year: 1901, names: [bridge]}\n"
     )

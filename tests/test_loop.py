@@ -50,8 +50,9 @@ def forger(x: SandboxX, tmp_path: Path) -> Iterator[Forger]:
 
 
 @pytest.fixture
-def photos(images: Path) -> dict[str, bytes]:
-    return {name: (images / f"{name}.jpg").read_bytes() for name in ("tubingen", "starry_night", "golden_gate")}
+def photos(samples: Path, paintings: Path) -> dict[str, bytes]:
+    folders = {"coffee": samples, "starry_night": paintings, "chelsea": samples}
+    return {name: (folder / f"{name}.jpg").read_bytes() for name, folder in folders.items()}
 
 
 def _bot_replies(x: SandboxX, tweet_id: str) -> list:  # type: ignore[type-arg]
@@ -59,8 +60,8 @@ def _bot_replies(x: SandboxX, tweet_id: str) -> list:  # type: ignore[type-arg]
 
 
 def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
-    ask = x.post("alice", "@forgerbot paint me!", images=[photos["tubingen"], photos["starry_night"]])
-    lone = x.post("bob", "@forgerbot hi", images=[photos["golden_gate"]])
+    ask = x.post("alice", "@forgerbot paint me!", images=[photos["coffee"], photos["starry_night"]])
+    lone = x.post("bob", "@forgerbot hi", images=[photos["chelsea"]])
     bare = x.post("carol", "@forgerbot what are you?")
 
     report = forger.poll()
@@ -88,11 +89,11 @@ def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: For
         job = jobs.by_tweet(s, ask)
         assert job is not None and job.state is JobState.REPLIED
         assert job.reply_tweet_id == painted.id and job.author_username == "alice"
-        assert job.content_image == photos["tubingen"] and job.style_image == photos["starry_night"]
+        assert job.content_image == photos["coffee"] and job.style_image == photos["starry_night"]
 
 
 def test_a_tweet_seen_twice_is_queued_and_answered_once(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
-    ask = x.post("alice", "@forgerbot", images=[photos["tubingen"], photos["starry_night"]])
+    ask = x.post("alice", "@forgerbot", images=[photos["coffee"], photos["starry_night"]])
     bare = x.post("carol", "@forgerbot ?")
     forger.poll()
     with forger.sessions.begin() as s:  # as if the cursor had been lost: every mention comes back
@@ -108,7 +109,7 @@ def test_a_tweet_seen_twice_is_queued_and_answered_once(x: SandboxX, forger: For
 
 
 def test_the_cursor_stays_when_queueing_fails(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
-    ask = x.post("alice", "@forgerbot", images=[photos["tubingen"], photos["starry_night"]])
+    ask = x.post("alice", "@forgerbot", images=[photos["coffee"], photos["starry_night"]])
     with forger.engine.begin() as c:  # a real database failure on insert, e.g. a full disk
         c.execute(text("CREATE TRIGGER no_jobs BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
     with pytest.raises(Exception, match="disk full"):
@@ -124,7 +125,7 @@ def test_the_cursor_stays_when_queueing_fails(x: SandboxX, forger: Forger, photo
 
 
 def test_an_unpaintable_job_fails_and_the_user_is_told(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
-    ask = x.post("alice", "@forgerbot", images=[photos["tubingen"], photos["starry_night"]])
+    ask = x.post("alice", "@forgerbot", images=[photos["coffee"], photos["starry_night"]])
     forger.poll()
     with forger.sessions.begin() as s:  # the stored picture is damaged
         s.execute(text("UPDATE jobs SET content_image = :junk"), {"junk": b"this is not an image"})

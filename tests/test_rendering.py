@@ -55,7 +55,7 @@ def x() -> Iterator[SandboxX]:
         yield sandbox
 
 
-def test_the_worker_passes_a_jobs_options_to_the_renderer(x: SandboxX, tmp_path: Path, images: Path) -> None:
+def test_the_worker_passes_a_jobs_options_to_the_renderer(x: SandboxX, tmp_path: Path, samples: Path, paintings: Path) -> None:
     config = load_config(ROOT / "config.yaml")
     config = config.replace(
         x=replace(config.x, api_base_url=x.base_url, timeout_s=5.0),
@@ -65,7 +65,7 @@ def test_the_worker_passes_a_jobs_options_to_the_renderer(x: SandboxX, tmp_path:
     renderer = RecordingRenderer()
     forger = Forger.create(config, XCredentials.sandbox(), renderer=renderer, upgrade=True)
     try:
-        photo, painting = (images / "tubingen.jpg").read_bytes(), (images / "starry_night.jpg").read_bytes()
+        photo, painting = (samples / "coffee.jpg").read_bytes(), (paintings / "starry_night.jpg").read_bytes()
         x.post("alice", "@forgerbot strength high, keep colours, faces off", images=[photo, painting])
         forger.poll()
         assert forger.work() == 1

@@ -79,8 +79,9 @@ def bot(x: SandboxX, sessions: sessionmaker[Session], clock: ManualClock, policy
 
 
 @pytest.fixture
-def photos(images: Path) -> dict[str, bytes]:
-    return {name: (images / f"{name}.jpg").read_bytes() for name in ("tubingen", "golden_gate", "the_scream")}
+def photos(samples: Path, paintings: Path) -> dict[str, bytes]:
+    folders = {"coffee": samples, "chelsea": samples, "the_scream": paintings}
+    return {name: (folder / f"{name}.jpg").read_bytes() for name, folder in folders.items()}
 
 
 # -- reading mentions --------------------------------------------------------------------------
@@ -148,7 +149,7 @@ def test_on_first_start_old_mentions_are_ignored(bot: Bot, x: SandboxX, clock: M
 
 
 def test_own_tweets_and_retweets_are_ignored(bot: Bot, x: SandboxX, photos: dict[str, bytes]) -> None:
-    ask = x.post("alice", "@forgerbot paint", images=[photos["tubingen"], photos["golden_gate"]])
+    ask = x.post("alice", "@forgerbot paint", images=[photos["coffee"], photos["chelsea"]])
     own = x.post("forgerbot", "@forgerbot a note to myself")
     retweet = x.retweet("bob", ask)
 
@@ -165,10 +166,10 @@ def test_own_tweets_and_retweets_are_ignored(bot: Bot, x: SandboxX, photos: dict
 
 
 def test_two_photos_are_picture_then_painting(bot: Bot, x: SandboxX, photos: dict[str, bytes]) -> None:
-    ask = x.post("alice", "@forgerbot", images=[photos["tubingen"], photos["golden_gate"]])
+    ask = x.post("alice", "@forgerbot", images=[photos["coffee"], photos["chelsea"]])
 
     assert bot.poll().queued == 1
-    assert bot.job_images(ask) == (photos["tubingen"], photos["golden_gate"])
+    assert bot.job_images(ask) == (photos["coffee"], photos["chelsea"])
 
 
 @pytest.mark.parametrize("post_naming", [False, True], ids=["2024 names", "2026 names"])
@@ -176,13 +177,13 @@ def test_a_photo_replying_to_a_photo_paints_the_parent(
     sessions: sessionmaker[Session], clock: ManualClock, policy: PollPolicy, photos: dict[str, bytes], post_naming: bool
 ) -> None:
     with SandboxX(clock=clock, post_naming=post_naming) as x:
-        parent = x.post("bob", "my trip", images=[photos["golden_gate"]])
+        parent = x.post("bob", "my trip", images=[photos["chelsea"]])
         ask = x.post("alice", "@forgerbot this, like that", images=[photos["the_scream"]], in_reply_to=parent)
         bot = Bot(x, sessions, clock, replace(policy, downloader=Downloader(hosts=[x.media_host], min_side=16)))
 
         assert bot.poll().queued == 1
 
-    assert bot.job_images(ask) == (photos["golden_gate"], photos["the_scream"])
+    assert bot.job_images(ask) == (photos["chelsea"], photos["the_scream"])
     assert ("GET", f"/2/tweets/{parent}") in x.requests_log
 
 
@@ -190,8 +191,8 @@ def test_a_photo_replying_to_the_bots_result_repaints_the_photo_it_was_painted_f
     sessions: sessionmaker[Session], clock: ManualClock, policy: PollPolicy, photos: dict[str, bytes]
 ) -> None:
     with SandboxX(clock=clock) as x:
-        first = x.post("alice", "@forgerbot", images=[photos["tubingen"], photos["the_scream"]])
-        result = x.post("forgerbot", "@alice Here is your picture no. 1", images=[photos["golden_gate"]],
+        first = x.post("alice", "@forgerbot", images=[photos["coffee"], photos["the_scream"]])
+        result = x.post("forgerbot", "@alice Here is your picture no. 1", images=[photos["chelsea"]],
                         in_reply_to=first)
         clock.advance(60)
         again = x.post("alice", "@forgerbot now in this style", images=[photos["the_scream"]], in_reply_to=result)
@@ -200,21 +201,21 @@ def test_a_photo_replying_to_the_bots_result_repaints_the_photo_it_was_painted_f
         assert bot.poll().queued == 2
 
     # Her photo again, not the bot's painted result, in the style she sent.
-    assert bot.job_images(again) == (photos["tubingen"], photos["the_scream"])
+    assert bot.job_images(again) == (photos["coffee"], photos["the_scream"])
 
 
 def test_a_photo_and_a_gallery_name_or_a_lone_photo_get_a_gallery_painting(
     bot: Bot, x: SandboxX, photos: dict[str, bytes]
 ) -> None:
-    named = x.post("alice", "@forgerbot like The Scream please, keep colours", images=[photos["tubingen"]])
-    lone = x.post("bob", "@forgerbot", images=[photos["golden_gate"]])
+    named = x.post("alice", "@forgerbot like The Scream please, keep colours", images=[photos["coffee"]])
+    lone = x.post("bob", "@forgerbot", images=[photos["chelsea"]])
 
     assert bot.poll().queued == 2
 
     scream = GALLERY.named("the scream")
-    assert scream is not None and bot.job_images(named) == (photos["tubingen"], scream.image())
+    assert scream is not None and bot.job_images(named) == (photos["coffee"], scream.image())
     content, style = bot.job_images(lone)
-    assert content == photos["golden_gate"] and GALLERY.by_image(style) == GALLERY.pick(lone)
+    assert content == photos["chelsea"] and GALLERY.by_image(style) == GALLERY.pick(lone)
 
 
 def test_help_gets_the_usage(bot: Bot, x: SandboxX) -> None:
@@ -231,9 +232,9 @@ def test_help_gets_the_usage(bot: Bot, x: SandboxX) -> None:
     [
         (lambda x, p: x.post("a", "@forgerbot", images=[encoded_image(8, 8, "GIF")]), RefusalKind.NOT_A_PHOTO, "I can only"),
         (lambda x, p: x.post("a", "@forgerbot", videos=1), RefusalKind.NOT_A_PHOTO, "I can only paint photos"),
-        (lambda x, p: x.post("a", "@forgerbot", images=[p["tubingen"]] * 3), RefusalKind.TOO_MANY_PHOTOS, "That's 3"),
+        (lambda x, p: x.post("a", "@forgerbot", images=[p["coffee"]] * 3), RefusalKind.TOO_MANY_PHOTOS, "That's 3"),
         (lambda x, p: x.post("a", "@forgerbot", images=[encoded_image(12, 80)]), RefusalKind.TOO_SMALL, "Your photo is only 12×80"),
-        (lambda x, p: x.post("a", "@forgerbot style: mona lisa", images=[p["tubingen"]]), RefusalKind.UNKNOWN_PAINTING, "I don't know"),
+        (lambda x, p: x.post("a", "@forgerbot style: mona lisa", images=[p["coffee"]]), RefusalKind.UNKNOWN_PAINTING, "I don't know"),
         (lambda x, p: x.post("a", "@forgerbot"), RefusalKind.NO_PHOTO, HOWTO),
     ],
     ids=["gif", "video", "three photos", "too small", "unknown painting", "no photo"],
@@ -252,7 +253,7 @@ def test_refusals_are_specific_and_nothing_is_downloaded_for_them(
 
 
 def test_a_photo_that_is_not_what_it_claims_is_refused(bot: Bot, x: SandboxX, photos: dict[str, bytes]) -> None:
-    ask = x.post("alice", "@forgerbot", images=[photos["tubingen"], photos["golden_gate"]])
+    ask = x.post("alice", "@forgerbot", images=[photos["coffee"], photos["chelsea"]])
     key = x.tweets_by("alice")[0].media_keys[1]
     x.replace_media(key, b"<html>sign in</html>", "image/jpeg")
 
@@ -265,7 +266,7 @@ def test_a_photo_that_is_not_what_it_claims_is_refused(bot: Bot, x: SandboxX, ph
 
 def test_a_download_that_times_out_loses_nothing(bot: Bot, x: SandboxX, photos: dict[str, bytes]) -> None:
     bot.policy = replace(bot.policy, downloader=Downloader(hosts=[x.media_host], min_side=16, time_limit_s=0.2))
-    ask = x.post("alice", "@forgerbot", images=[photos["tubingen"], photos["golden_gate"]])
+    ask = x.post("alice", "@forgerbot", images=[photos["coffee"], photos["chelsea"]])
     after = x.post("bob", "@forgerbot ?")
     x.slow("media", 0.6)
 
@@ -274,14 +275,14 @@ def test_a_download_that_times_out_loses_nothing(bot: Bot, x: SandboxX, photos: 
     again = bot.poll()
 
     assert (held.held, held.refused, again.queued, again.seen) == (1, 1, 1, 1)
-    assert bot.mention(after) is not None and bot.job_images(ask)[0] == photos["tubingen"]
+    assert bot.mention(after) is not None and bot.job_images(ask)[0] == photos["coffee"]
 
 
 def test_a_photo_that_cannot_be_fetched_for_an_hour_is_refused_and_stops_holding_the_cursor(
     bot: Bot, x: SandboxX, clock: ManualClock, photos: dict[str, bytes]
 ) -> None:
     bot.policy = replace(bot.policy, downloader=Downloader(hosts=[x.media_host], min_side=16, time_limit_s=0.2))
-    ask = x.post("alice", "@forgerbot", images=[photos["tubingen"], photos["golden_gate"]])
+    ask = x.post("alice", "@forgerbot", images=[photos["coffee"], photos["chelsea"]])
     x.slow("media", 0.6)
 
     held = bot.poll()
@@ -312,8 +313,8 @@ def test_one_reply_per_kind_of_refusal_per_period(bot: Bot, x: SandboxX, clock: 
 
 
 def test_over_quota_is_refused_with_its_own_text(bot: Bot, x: SandboxX, photos: dict[str, bytes]) -> None:
-    first = x.post("alice", "@forgerbot", images=[photos["tubingen"]])
-    second = x.post("alice", "@forgerbot", images=[photos["golden_gate"]])
+    first = x.post("alice", "@forgerbot", images=[photos["coffee"]])
+    second = x.post("alice", "@forgerbot", images=[photos["chelsea"]])
 
     report = bot.poll(Limits(per_user_per_day=1, queue_limit=500))
 
@@ -328,7 +329,7 @@ def test_over_quota_is_refused_with_its_own_text(bot: Bot, x: SandboxX, photos: 
 
 def test_an_acknowledgement_when_asked_for(bot: Bot, x: SandboxX, photos: dict[str, bytes]) -> None:
     bot.policy = replace(bot.policy, acknowledge=True)
-    ask = x.post("alice", "@forgerbot", images=[photos["tubingen"]])
+    ask = x.post("alice", "@forgerbot", images=[photos["coffee"]])
 
     bot.poll()
 
@@ -339,7 +340,7 @@ def test_an_acknowledgement_when_asked_for(bot: Bot, x: SandboxX, photos: dict[s
 def test_a_banned_user_gets_no_reply(bot: Bot, x: SandboxX, photos: dict[str, bytes]) -> None:
     with bot.sessions.begin() as s:
         users.ban(s, users.seen(s, x.add_user("mallory"), "mallory"), "spam")
-    ask = x.post("mallory", "@forgerbot", images=[photos["tubingen"]])
+    ask = x.post("mallory", "@forgerbot", images=[photos["coffee"]])
 
     assert bot.poll().ignored == 1
 

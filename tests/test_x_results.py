@@ -60,8 +60,8 @@ def forger(x: SandboxX, tmp_path: Path) -> Iterator[Forger]:
 
 
 @pytest.fixture
-def tubingen(images: Path) -> bytes:
-    return (images / "tubingen.jpg").read_bytes()
+def coffee(samples: Path) -> bytes:
+    return (samples / "coffee.jpg").read_bytes()
 
 
 def posts(x: SandboxX) -> int:
@@ -69,12 +69,12 @@ def posts(x: SandboxX) -> int:
 
 
 def test_the_result_is_a_jpeg_with_alt_text_a_credit_and_the_ai_label(
-    x: SandboxX, forger: Forger, tubingen: bytes
+    x: SandboxX, forger: Forger, coffee: bytes
 ) -> None:
     assert STARRY is not None
     ask = x.post("alice", "@forgerbot starry night")
     png = io.BytesIO()
-    Image.open(io.BytesIO(tubingen)).save(png, "PNG")
+    Image.open(io.BytesIO(coffee)).save(png, "PNG")
 
     reply_id = results.post_result(forger.gateway, ask, png.getvalue(), STARRY.image(), username="alice", number=7,
                                    retried=False)
@@ -89,26 +89,27 @@ def test_the_result_is_a_jpeg_with_alt_text_a_credit_and_the_ai_label(
     assert "The Starry Night by Vincent van Gogh (1889)" in media.alt_text
 
 
-def test_a_picture_too_large_for_x_is_stepped_down_until_it_fits(tubingen: bytes) -> None:
-    fitted = fit_jpeg(tubingen, max_bytes=200_000)
-    smaller = fit_jpeg(tubingen, max_bytes=60_000)
+def test_a_picture_too_large_for_x_is_stepped_down_until_it_fits(coffee: bytes) -> None:
+    # coffee.jpg is 71 kB: at a lower quality it fits in 50 kB, and in 20 kB only smaller.
+    fitted = fit_jpeg(coffee, max_bytes=50_000)
+    smaller = fit_jpeg(coffee, max_bytes=20_000)
 
-    assert fit_jpeg(tubingen) is tubingen  # a JPEG under 5 MB goes as it is
-    assert len(fitted) <= 200_000 and len(smaller) <= 60_000
-    sizes = [Image.open(io.BytesIO(data)).size for data in (tubingen, fitted, smaller)]
+    assert fit_jpeg(coffee) is coffee  # a JPEG under 5 MB goes as it is
+    assert len(fitted) <= 50_000 and len(smaller) <= 20_000
+    sizes = [Image.open(io.BytesIO(data)).size for data in (coffee, fitted, smaller)]
     assert sizes[1] == sizes[0] and sizes[2][0] < sizes[0][0]  # quality first, then size
     assert MAX_PHOTO_BYTES == 5 * 1024 * 1024
 
 
 def test_a_retried_job_finds_its_earlier_reply_instead_of_posting_twice(
-    x: SandboxX, forger: Forger, tubingen: bytes
+    x: SandboxX, forger: Forger, coffee: bytes
 ) -> None:
-    ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+    ask = x.post("alice", "@forgerbot", images=[coffee, coffee])
     forger.poll()
     with forger.sessions.begin() as s:  # attempt 1: claimed, posted, then the worker died
         claimed = jobs.claim_next(s, worker="dead", lease_s=60, max_attempts=3)
         assert claimed is not None
-    earlier = results.post_result(forger.gateway, ask, tubingen, tubingen, username="alice", number=claimed.id,
+    earlier = results.post_result(forger.gateway, ask, coffee, coffee, username="alice", number=claimed.id,
                                   retried=False)
     with forger.sessions.begin() as s:  # its lease lapsed: the job is back in the queue
         jobs.release(s, claimed.id, worker="dead", error="worker gone", max_attempts=3)
@@ -122,9 +123,9 @@ def test_a_retried_job_finds_its_earlier_reply_instead_of_posting_twice(
 
 
 def test_a_tweet_deleted_before_the_reply_ends_the_job_without_a_retry(
-    x: SandboxX, forger: Forger, tubingen: bytes
+    x: SandboxX, forger: Forger, coffee: bytes
 ) -> None:
-    ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+    ask = x.post("alice", "@forgerbot", images=[coffee, coffee])
     forger.poll()
     x.delete(ask)
 
@@ -138,11 +139,11 @@ def test_a_tweet_deleted_before_the_reply_ends_the_job_without_a_retry(
     assert posts(x) == 1
 
 
-def test_a_spent_posting_window_leaves_the_job_queued_without_spinning(tmp_path: Path, tubingen: bytes) -> None:
+def test_a_spent_posting_window_leaves_the_job_queued_without_spinning(tmp_path: Path, coffee: bytes) -> None:
     with SandboxX(rate_limits={"POST /2/tweets": 0}) as x:
         forger = make_forger(x, tmp_path)
         try:
-            ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+            ask = x.post("alice", "@forgerbot", images=[coffee, coffee])
             forger.poll()
             done = forger.work()
             again = forger.work()
@@ -262,18 +263,18 @@ def test_replies_owed_go_out_while_reading_mentions_fails(x: SandboxX, forger: F
 
 
 def test_a_job_retried_by_an_admin_after_its_post_was_lost_is_not_posted_twice(
-    x: SandboxX, forger: Forger, tubingen: bytes
+    x: SandboxX, forger: Forger, coffee: bytes
 ) -> None:
-    ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+    ask = x.post("alice", "@forgerbot", images=[coffee, coffee])
     forger.poll()
     attempts = forger.config.bot.max_attempts
     for attempt in range(attempts):  # each attempt posts, then its worker dies before recording it
         with forger.sessions.begin() as s:
             claimed = jobs.claim_next(s, worker=f"dead{attempt}", lease_s=60, max_attempts=attempts)
             assert claimed is not None
-            jobs.mark_uploading(s, claimed.id, worker=f"dead{attempt}", lease_s=60, result_image=tubingen, render_s=1.0)
+            jobs.mark_uploading(s, claimed.id, worker=f"dead{attempt}", lease_s=60, result_image=coffee, render_s=1.0)
         if attempt == 0:
-            results.post_result(forger.gateway, ask, tubingen, tubingen, username="alice", number=claimed.id,
+            results.post_result(forger.gateway, ask, coffee, coffee, username="alice", number=claimed.id,
                                 retried=False)
         with forger.sessions.begin() as s:
             jobs.sweep(s, max_attempts=attempts, now=utcnow() + timedelta(minutes=2))
@@ -290,9 +291,9 @@ def test_a_job_retried_by_an_admin_after_its_post_was_lost_is_not_posted_twice(
 
 
 def test_a_job_given_up_after_its_workers_died_tells_its_author(
-    x: SandboxX, forger: Forger, tubingen: bytes
+    x: SandboxX, forger: Forger, coffee: bytes
 ) -> None:
-    ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+    ask = x.post("alice", "@forgerbot", images=[coffee, coffee])
     forger.poll()
     with forger.sessions.begin() as s:  # the last attempt's worker dies while painting
         claimed = jobs.claim_next(s, worker="dead", lease_s=0.001, max_attempts=1)
@@ -309,9 +310,9 @@ def test_a_job_given_up_after_its_workers_died_tells_its_author(
 
 
 def test_a_worker_whose_job_was_taken_over_during_its_upload_does_not_post(
-    x: SandboxX, forger: Forger, tubingen: bytes
+    x: SandboxX, forger: Forger, coffee: bytes
 ) -> None:
-    ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+    ask = x.post("alice", "@forgerbot", images=[coffee, coffee])
     forger.poll()
     x.slow("POST /2/media/upload", 1.0)  # a slow upload, past the lease
 
@@ -338,7 +339,7 @@ def test_a_worker_whose_job_was_taken_over_during_its_upload_does_not_post(
 
 
 def test_a_worker_that_lost_its_lease_while_uploading_does_not_post(
-    x: SandboxX, forger: Forger, tubingen: bytes
+    x: SandboxX, forger: Forger, coffee: bytes
 ) -> None:
     ask = x.post("alice", "@forgerbot starry night")
 
@@ -346,7 +347,7 @@ def test_a_worker_that_lost_its_lease_while_uploading_does_not_post(
         raise LeaseLost(1, "slow-worker", "rendering")
 
     with pytest.raises(LeaseLost):
-        results.post_result(forger.gateway, ask, tubingen, tubingen, username="alice", number=1, retried=False,
+        results.post_result(forger.gateway, ask, coffee, coffee, username="alice", number=1, retried=False,
                             before_post=taken_over)
 
     assert x.replies_to(ask) == [] and posts(x) == 0
@@ -367,9 +368,9 @@ def test_a_reply_x_refuses_for_good_is_given_up_at_once(x: SandboxX, forger: For
 
 
 def test_a_worker_told_to_stop_gives_its_job_back_and_takes_no_other(
-    x: SandboxX, forger: Forger, tubingen: bytes
+    x: SandboxX, forger: Forger, coffee: bytes
 ) -> None:
-    asks = [x.post("alice", "@forgerbot", images=[tubingen, tubingen]) for _ in range(2)]
+    asks = [x.post("alice", "@forgerbot", images=[coffee, coffee]) for _ in range(2)]
     forger.poll()
 
     def sigterm_mid_render(progress: Progress) -> None:
@@ -390,9 +391,9 @@ def test_a_worker_told_to_stop_gives_its_job_back_and_takes_no_other(
 
 
 def test_a_moment_without_the_database_during_a_render_does_not_fail_the_job(
-    x: SandboxX, forger: Forger, tubingen: bytes, monkeypatch: pytest.MonkeyPatch
+    x: SandboxX, forger: Forger, coffee: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+    ask = x.post("alice", "@forgerbot", images=[coffee, coffee])
     forger.poll()
     renew = jobs.heartbeat
     outage = [OperationalError("UPDATE jobs", {}, ConnectionError("server closed the connection unexpectedly"))]
@@ -411,11 +412,11 @@ def test_a_moment_without_the_database_during_a_render_does_not_fail_the_job(
 
 
 def test_a_painting_from_the_operators_gallery_is_credited_and_a_broken_one_stops_the_start(
-    x: SandboxX, tmp_path: Path, images: Path, tubingen: bytes
+    x: SandboxX, tmp_path: Path, samples: Path, coffee: bytes
 ) -> None:
     extra = tmp_path / "gallery"
     extra.mkdir()
-    (extra / "bridge.jpg").write_bytes((images / "golden_gate.jpg").read_bytes())
+    (extra / "bridge.jpg").write_bytes((samples / "chelsea.jpg").read_bytes())
     (extra / "paintings.yaml").write_text(
         "- {file: bridge.jpg, title: The Bridge, artist: A. Painter, year: 1901, names: [bridge]}\n"
     )
@@ -425,7 +426,7 @@ def test_a_painting_from_the_operators_gallery_is_credited_and_a_broken_one_stop
     forger = Forger.create(config.replace(gallery=replace(config.gallery, extra_dirs=(str(extra),))),
                            XCredentials.sandbox(), renderer=QuickRenderer(size=64))
     try:
-        ask = x.post("alice", "@forgerbot the bridge please", images=[tubingen])
+        ask = x.post("alice", "@forgerbot the bridge please", images=[coffee])
         forger.poll()
         assert forger.work() == 1
     finally:
