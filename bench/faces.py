@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-IMAGES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "images"
+PAINTINGS = pathlib.Path(__file__).resolve().parents[1] / "bot" / "paintings"  # the gallery's
 
 # The targets.
 FOUND_OVERLAP = 0.5  # a face is found again above this box overlap
@@ -235,7 +235,8 @@ def _found(matches: Sequence[Match]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("portraits", nargs="*", help="portrait photos (default: the built-in ones)")
-    parser.add_argument("--style", default=str(IMAGES / "starry_night.jpg"), help="the painting")
+    parser.add_argument("--style", default=str(PAINTINGS / "starry_night.jpg"),
+                        help="the painting (default: the gallery's The Starry Night)")
     parser.add_argument("--sizes", default="512", help="comma-separated longest sides of the pictures")
     parser.add_argument("--strengths", default=",".join(TARGET_STRENGTHS), help="comma-separated: low, normal, high or numbers")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench-output/faces"))

@@ -1,6 +1,6 @@
 """How fast Forger paints, against the TensorFlow tutorial's optimiser on the same objective.
 
-    python -m bench.render                       # tubingen x starry_night at 256, 512, 1024 px
+    python -m bench.render                       # coffee x starry_night at 256, 512, 1024 px
     python -m bench.render --sizes 256 --baseline-steps 200 CONTENT STYLE
 
 For each size, in a fresh process (so that peak memory is that size's own):
@@ -52,7 +52,8 @@ from typing import Any
 
 import numpy as np
 
-IMAGES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "images"
+# The sample photo and the gallery painting shipped with the project; CONTENT STYLE pick others.
+BOT = pathlib.Path(__file__).resolve().parents[1] / "bot"
 
 
 class _Reached(Exception):
@@ -214,8 +215,8 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("content", nargs="?", default=str(IMAGES / "tubingen.jpg"))
-    parser.add_argument("style", nargs="?", default=str(IMAGES / "starry_night.jpg"))
+    parser.add_argument("content", nargs="?", default=str(BOT / "samples" / "coffee.jpg"))
+    parser.add_argument("style", nargs="?", default=str(BOT / "paintings" / "starry_night.jpg"))
     parser.add_argument("--sizes", default="256,512,1024", help="comma-separated longest sides")
     parser.add_argument("--baseline-sizes", default="256,512", help="sizes that also run the baseline")
     parser.add_argument("--baseline-steps", type=int, default=1000)
