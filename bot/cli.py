@@ -92,7 +92,7 @@ class _Names(click.ParamType):
 # `forger render` flag -> RenderSettings field; each defaults to config.yaml's render section.
 _RENDER_FLAGS = {
     "size": "size", "scales": "scales", "iterations": "iterations", "early_stop": "early_stop",
-    "optimiser": "optimiser", "learning_rate": "learning_rate", "init": "init", "seed": "seed",
+    "optimiser": "optimiser", "learning_rate": "learning_rate", "init": "init", "start_colours": "start_colours", "seed": "seed",
     "network": "network", "content_weight": "content_weight", "style_weight": "style_weight",
     "tv_weight": "tv_weight", "strength": "strength", "content_layers": "content_layers",
     "style_layers": "style_layers", "layer_weights": "style_layer_weights",
@@ -113,6 +113,8 @@ _RENDER_FLAGS = {
 @click.option("--optimiser", "--optimizer", type=click.Choice(["lbfgs", "adam"]), help="The optimiser.")
 @click.option("--learning-rate", type=float, help="Adam's step, for pixels in 0..1.")
 @click.option("--init", type=click.Choice(["content", "noise", "image"]), help="Where the picture starts.")
+@click.option("--start-colours", "--start-colors", type=click.Choice(["painting", "photo"]),
+              help="With --init content: start from the photo in the painting's colours, or as it is.")
 @click.option("--init-image", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The start of --init image.")
 @click.option("--seed", type=click.IntRange(0), help="Seed of --init noise.")
 @click.option("--network", type=click.Choice(["vgg16", "vgg19"]), help="vgg16 (bundled) or vgg19 (ImageNet, keras.applications).")

@@ -8,9 +8,14 @@ Two ways to keep the photo's colours while taking the painting's brushwork, both
   (``luminance_inputs``, then ``with_chroma_of``). YIQ separates the two, as in the paper.
 - colour histogram matching: move the painting's colours so their mean and covariance are the
   photo's, before an ordinary transfer (``match_colour_histogram``).
+
+The same map the other way (``match_colours``) gives a render its start: the photo in the
+painting's palette, so that the colours are there from the first iteration.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -73,17 +78,39 @@ def match_colour_histogram(painting: np.ndarray, photo: np.ndarray) -> np.ndarra
     (symmetric square roots by eigendecomposition: the "image analogies" variant of the paper).
     Returns a new (h, w, 3) uint8 array the size of ``painting``.
     """
-    source = np.asarray(painting, np.float64).reshape(-1, 3)
-    target = np.asarray(photo, np.float64).reshape(-1, 3)
-    mean_s, mean_t = source.mean(axis=0), target.mean(axis=0)
+    return match_colours(painting, [photo])
+
+
+def match_colours(image: np.ndarray, references: Sequence[np.ndarray], weights: Sequence[float] = ()) -> np.ndarray:
+    """``image`` with its colours moved so that their mean and covariance are the references'.
+
+    Several references count as one mixture of their pixels, each weighted by ``weights``
+    (equal if none): a blend of paintings has the colours of their blend. The map is
+    ``match_colour_histogram``'s. Returns a new uint8 array shaped like ``image``.
+    """
+    weights = tuple(weights) or (1.0,) * len(references)
+    if len(weights) != len(references) or not references:
+        raise ValueError(f"{len(weights)} weights for {len(references)} reference images")
+    total = float(sum(weights))
+    source = np.asarray(image, np.float64).reshape(-1, 3)
+    mean_s, cov_s = _colour_statistics(source)
+    stats = [_colour_statistics(np.asarray(r, np.float64).reshape(-1, 3)) for r in references]
+    # The mixture's mean and covariance: E[x] and E[x x^T] - E[x] E[x]^T over the references.
+    mean_t = sum(w * mean for w, (mean, _) in zip(weights, stats)) / total
+    second = sum(w * (cov + np.outer(mean, mean)) for w, (mean, cov) in zip(weights, stats)) / total
+    cov_t = second - np.outer(mean_t, mean_t)
     # A little ridge keeps flat (grey, single-colour) images invertible.
     ridge = 1e-3 * np.eye(3)
-    # Population covariances (bias=True): a one-pixel image has covariance 0, not NaN.
-    cov_s = np.cov(source - mean_s, rowvar=False, bias=True) + ridge
-    cov_t = np.cov(target - mean_t, rowvar=False, bias=True) + ridge
-    transform = _sqrtm(cov_t) @ np.linalg.inv(_sqrtm(cov_s))
+    transform = _sqrtm(cov_t + ridge) @ np.linalg.inv(_sqrtm(cov_s + ridge))
     moved = (source - mean_s) @ transform.T + mean_t
-    return np.clip(np.rint(moved), 0, 255).astype(np.uint8).reshape(np.shape(painting))
+    return np.clip(np.rint(moved), 0, 255).astype(np.uint8).reshape(np.shape(image))
+
+
+def _colour_statistics(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean (3,) and population covariance (3, 3) of (N, 3) pixels: a one-pixel image has
+    covariance 0, not NaN."""
+    mean = pixels.mean(axis=0)
+    return mean, np.cov(pixels - mean, rowvar=False, bias=True).reshape(3, 3)
 
 
 def _sqrtm(matrix: np.ndarray) -> np.ndarray:

@@ -183,6 +183,7 @@ class _Inputs:
     colour_photo: np.ndarray  # the same photo in colour
     paintings: Sequence[np.ndarray]  # (h, w, 3) uint8 each, any size
     blend: tuple[float, ...]  # weight of each painting, summing to 1
+    start: np.ndarray  # (H, W, 3) uint8: where init "content" starts, the photo or in the paintings' colours
 
     def at(self, size: int, style_scale: float) -> tuple[np.ndarray, list[np.ndarray]]:
         """The photo at ``size`` and the paintings at ``style_scale * size``, preprocessed (1, H, W, 3)."""
@@ -269,7 +270,7 @@ class StyleTransfer:
             if iterations == 0:
                 continue
             stage_photo, stage_paintings = inputs.at(stage_size, settings.style_scale)
-            start = self._start(pixels, stage_photo, settings, init_image)
+            start = self._start(pixels, inputs, stage_size, settings, init_image)
             factor = stage_photo.shape[2] / inputs.photo.shape[1]
             # Small or not at the picture's full size, whatever the stage's.
             stage_faces = face_weights(
@@ -396,24 +397,30 @@ class StyleTransfer:
         if settings.colours == "luminance":
             # Luminance only: the photo is painted in grey, its colours come back at the end.
             greys = [colour.luminance_inputs(photo, painting)[1] for painting in paintings]
-            return _Inputs(colour.grey(photo), photo, greys, blend)
+            return _Inputs(colour.grey(photo), photo, greys, blend, colour.grey(photo))
         if settings.colours == "histogram":
             paintings = [colour.match_colour_histogram(painting, photo) for painting in paintings]
-        return _Inputs(photo, photo, paintings, blend)
+        start = photo
+        if settings.init == "content" and settings.start_colours == "painting":
+            start = colour.match_colours(photo, paintings, blend)
+        return _Inputs(photo, photo, paintings, blend, start)
 
     def _start(
         self,
         previous: np.ndarray | None,
-        photo: np.ndarray,
+        inputs: _Inputs,
+        size: int,
         settings: RenderSettings,
         init_image: np.ndarray | None,
     ) -> np.ndarray:
-        """Where a stage starts: the last stage's picture enlarged, or the first stage's init."""
-        shape = photo.shape[1:3]
+        """Where a stage of longest side ``size`` starts: the last stage's picture enlarged, or
+        the first stage's init, preprocessed (1, H, W, 3)."""
+        start = resize_to_longest(inputs.start, size)
+        shape = start.shape[:2]
         if previous is not None:
             return enlarge(previous, shape)
         if settings.init == "content":
-            return photo.copy()
+            return preprocess(start)[np.newaxis]
         if settings.init == "noise":
             rng = np.random.default_rng(settings.seed)
             return preprocess(rng.uniform(0, 255, (*shape, 3)))[np.newaxis]

@@ -12,6 +12,9 @@ INITS = ("content", "noise", "image")
 # "painting": the painting's colours; "luminance": luminance-only transfer, the photo's colours
 # kept; "histogram": the painting's colours matched to the photo's first (Gatys et al. 2016).
 COLOURS = ("painting", "luminance", "histogram")
+# What the picture starts from with init "content": the photo moved to the "painting"'s colours
+# (mean and covariance), so its palette is there from the first iteration, or the "photo" as it is.
+START_COLOURS = ("painting", "photo")
 # "auto": find faces and keep them recognisable (model.faces); "off": paint faces like the rest.
 FACES = ("auto", "off")
 # What the network computes in: "auto" is bfloat16 on a GPU, float32 elsewhere (see RenderSettings).
@@ -65,6 +68,10 @@ class RenderSettings:
         optimiser: "lbfgs" (L-BFGS, as neural-style) or "adam".
         learning_rate: Adam's step, for pixels in 0..1 (the TensorFlow tutorial's 0.02).
         init: Start from the "content" photo, from seeded "noise", or from a given "image".
+        start_colours: With ``init="content"``, start from the photo in the "painting"'s colours
+            (their mean and covariance, ``model.colour.match_colours``; with several paintings,
+            their blend's) or from the "photo" as it is. From the painting's colours the
+            palette is there at once, and the iterations go to the brushwork.
         seed: Seeds the noise of ``init="noise"``; a render is deterministic for its inputs.
         network: "vgg16" (bundled) or "vgg19" (ImageNet, ``keras.applications``).
         feature_units: Measure each layer in units of its mean activation on the painting.
@@ -98,6 +105,7 @@ class RenderSettings:
     optimiser: str = "lbfgs"
     learning_rate: float = 0.02
     init: str = "content"
+    start_colours: str = "painting"
     seed: int = 0
     network: str = "vgg16"
     feature_units: bool = True
@@ -139,6 +147,7 @@ class RenderSettings:
             raise ValueError(f"early_stop must be between 0 and 1, got: {self.early_stop}")
         _check_choice("optimiser", self.optimiser, OPTIMISERS)
         _check_choice("init", self.init, INITS)
+        _check_choice("start_colours", self.start_colours, START_COLOURS)
         _check_choice("network", self.network, tuple(NETWORKS))
         _check_choice("colours", self.colours, COLOURS)
         _check_choice("faces", self.faces, FACES)

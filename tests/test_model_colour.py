@@ -9,6 +9,7 @@ from model.colour import (
     grey,
     luminance_inputs,
     match_colour_histogram,
+    match_colours,
     rgb_to_yiq,
     with_chroma_of,
     yiq_to_rgb,
@@ -85,3 +86,26 @@ def test_a_one_pixel_painting_takes_the_photos_mean_colour() -> None:
     matched = match_colour_histogram(np.array([[[10, 200, 30]]], np.uint8), photo)
 
     np.testing.assert_allclose(matched[0, 0], photo.reshape(-1, 3).mean(axis=0), atol=1.0)
+
+
+def test_match_colours_gives_an_image_the_mean_and_covariance_of_a_blend_of_references() -> None:
+    rng = np.random.default_rng(4)
+    photo = rng.integers(40, 200, (40, 50, 3)).astype(np.uint8)
+    warm = np.clip(rng.normal((200, 120, 60), 20, (30, 30, 3)), 0, 255).astype(np.uint8)
+    cold = np.clip(rng.normal((40, 80, 190), 10, (20, 20, 3)), 0, 255).astype(np.uint8)
+
+    one = match_colours(photo, [warm])
+    assert one.shape == photo.shape and one.dtype == np.uint8
+    np.testing.assert_allclose(one.reshape(-1, 3).mean(0), warm.reshape(-1, 3).mean(0), atol=1.5)
+    np.testing.assert_allclose(np.cov(one.reshape(-1, 3), rowvar=False), np.cov(warm.reshape(-1, 3), rowvar=False),
+                               rtol=0.1, atol=15)
+    # Two references at 3:1 are one mixture of their pixels, weighted so.
+    both = match_colours(photo, [warm, cold], [3, 1])
+    mixture = np.concatenate([np.repeat(warm.reshape(-1, 3), 4 * 3, 0), np.repeat(cold.reshape(-1, 3), 9, 0)])
+    # (up to the clipping to 0..255 of the mixture's wide spread)
+    np.testing.assert_allclose(both.reshape(-1, 3).mean(0), mixture.mean(0), atol=4)
+    np.testing.assert_allclose(np.cov(both.reshape(-1, 3), rowvar=False), np.cov(mixture, rowvar=False), rtol=0.15, atol=20)
+    # The histogram matching of the paper is the same map with the photo as the reference.
+    np.testing.assert_array_equal(match_colour_histogram(warm, photo), match_colours(warm, [photo]))
+    with pytest.raises(ValueError, match="2 weights for 1 reference"):
+        match_colours(photo, [warm], [1, 2])

@@ -96,7 +96,9 @@ def test_a_render_takes_on_the_paintings_style(
     photo, painting = draw_photo(), draw_painting()
     seen: list[Progress] = []
 
-    picture = painter.render(photo, painting, tiny(), seen.append)
+    # From the photo's own colours: in the painting's, this photo's dark house and light sky
+    # take the painting's blue and yellow, and their lightness is the style's to decide.
+    picture = painter.render(photo, painting, tiny(start_colours="photo"), seen.append)
 
     assert picture.shape == (48, 64, 3)
     assert picture.dtype == np.uint8
@@ -114,6 +116,23 @@ def test_a_render_takes_on_the_paintings_style(
     # ...and is still the photo: the house is darker than the sky above it.
     house, sky = picture[20:36, 18:30].mean(), picture[2:10, 18:30].mean()
     assert house < sky - 30, (house, sky)
+
+
+@pytest.mark.slow
+def test_a_render_starts_from_the_photo_in_the_paintings_colours(painter: StyleTransfer) -> None:
+    photo, painting = draw_photo(), draw_painting()
+    settings = tiny(iterations=(1,), style_weight=0.0)  # one step that only keeps the content
+
+    own = painter.render(photo, painting, replace(settings, start_colours="photo"))
+    matched = painter.render(photo, painting, settings)
+
+    # The painting's palette from the start: its mean colour, where the photo's own start keeps the photo's.
+    painting_mean, photo_mean = painting.reshape(-1, 3).mean(0), photo.reshape(-1, 3).mean(0)
+    assert np.abs(matched.reshape(-1, 3).mean(0) - painting_mean).max() < 12, matched.reshape(-1, 3).mean(0)
+    assert np.abs(own.reshape(-1, 3).mean(0) - photo_mean).max() < 12, own.reshape(-1, 3).mean(0)
+    # Only where there is a photo to start from.
+    noise = painter.render(photo, painting, replace(settings, init="noise"))
+    assert np.abs(noise.reshape(-1, 3).mean(0) - painting_mean).max() > 12
 
 
 @pytest.mark.slow
@@ -146,7 +165,10 @@ def test_a_stage_stops_early_once_the_loss_stops_falling(painter: StyleTransfer)
 def test_adam_lowers_the_loss_step_by_step(painter: StyleTransfer) -> None:
     seen: list[Progress] = []
 
-    painter.render(draw_photo(), draw_painting(), tiny(optimiser="adam", iterations=(30,)), seen.append)
+    # From the photo's own colours, as the TensorFlow tutorial's Adam starts (the painting's
+    # palette would leave it less of the way to go).
+    painter.render(draw_photo(), draw_painting(), tiny(optimiser="adam", iterations=(30,), start_colours="photo"),
+                   seen.append)
 
     assert len(seen) == 30
     assert seen[-1].loss < 0.8 * seen[0].loss
@@ -421,7 +443,8 @@ def test_faces_found_are_painted_closer_to_the_photo(painter: StyleTransfer) -> 
     portrait = resize_to_longest(skimage_data.astronaut(), 128)  # NASA, public domain
     [face] = painter.find_faces(portrait)
     x, y, width, height = (round(v) for v in face.box)
-    settings = tiny(size=128, iterations=(12,))
+    # From the photo's own colours, so that what moves the face is the painting alone.
+    settings = tiny(size=128, iterations=(12,), start_colours="photo")
 
     protected = painter.render(portrait, draw_painting(), replace(settings, faces="auto"))
     plain = painter.render(portrait, draw_painting(), replace(settings, faces="off"))
