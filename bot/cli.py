@@ -133,7 +133,7 @@ _RENDER_FLAGS = {
               help="painting: its colours; luminance: keep the photo's colours; histogram: the painting's matched to the photo's.")
 @click.option("--faces", type=click.Choice(["auto", "off"]), help="auto: keep faces recognisable; off: paint them like the rest.")
 @click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]),
-              help="What the network computes in; auto: bfloat16 on a GPU, float32 elsewhere.")
+              help="What the network computes in; auto: bfloat16 on a GPU or a CPU with bfloat16 instructions (AVX-512 BF16, AMX), float32 elsewhere.")
 @click.pass_context
 def render(ctx: click.Context, content: Path, style: tuple[Path, ...], out: Path, init_image: Path | None,
            weights_path: Path | None, weights_sha256: str | None, **flags: object) -> None:

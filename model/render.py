@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from model import colour
-from model.backend import Tensor, check_backend, compiled, on_gpu
+from model.backend import Tensor, check_backend, compiled, cpu_has_bfloat16, on_gpu
 from model.errors import ImageError
 from model.faces import (
     FACE_STYLE,
@@ -444,10 +444,14 @@ class StyleTransfer:
 
 
 def computes_in(settings: RenderSettings) -> str:
-    """What a render with ``settings`` computes in here: "float32" or "bfloat16" ("auto" decided)."""
+    """What a render with ``settings`` computes in here: "float32" or "bfloat16" ("auto" decided).
+
+    Auto is bfloat16 on a GPU, and on a CPU with native bfloat16 instructions (AVX-512 BF16 or
+    AMX, ``model.backend.cpu_has_bfloat16``); float32 on other CPUs, which only emulate it.
+    """
     if settings.precision != "auto":
         return settings.precision
-    return "bfloat16" if on_gpu() else "float32"
+    return "bfloat16" if on_gpu() or cpu_has_bfloat16() else "float32"
 
 
 def _face_preconditioner(faces: FaceWeights) -> np.ndarray:

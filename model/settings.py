@@ -17,7 +17,8 @@ COLOURS = ("painting", "luminance", "histogram")
 START_COLOURS = ("painting", "photo")
 # "auto": find faces and keep them recognisable (model.faces); "off": paint faces like the rest.
 FACES = ("auto", "off")
-# What the network computes in: "auto" is bfloat16 on a GPU, float32 elsewhere (see RenderSettings).
+# What the network computes in: "auto" is bfloat16 on a GPU or a CPU with bfloat16 instructions,
+# float32 elsewhere (see RenderSettings).
 PRECISIONS = ("auto", "float32", "bfloat16")
 # What users say, as multiples of the style weight.
 STRENGTHS = {"low": 1 / 3, "normal": 1.0, "high": 3.0}
@@ -92,10 +93,12 @@ class RenderSettings:
             style, most on the eyes and mouth (``model.faces``); "off" does not look.
         precision: What the network's convolutions compute in: "float32", or "bfloat16"
             (Keras' mixed_bfloat16: the weights and the losses stay float32). "auto" is
-            bfloat16 where Keras' backend runs on a GPU and float32 elsewhere. On an H100 (JAX)
-            bfloat16 made the network's pass 23% faster (2.50 against 3.23 ms at 512 px) for
-            the same picture (its float32 loss 4.2083 against 4.2077); a CPU without bfloat16
-            instructions (AVX-512 BF16, AMX) only emulates it, slowly.
+            bfloat16 where Keras' backend runs on a GPU or on a CPU with bfloat16 instructions
+            (AVX-512 BF16 or AMX, ``model.backend.cpu_has_bfloat16``), float32 elsewhere. On
+            an H100 (JAX) bfloat16 made the network's pass 23% faster (2.50 against 3.23 ms at
+            512 px) for the same picture (its float32 loss 4.2083 against 4.2077); a CPU
+            without those instructions only emulates it, slowly. (Its speed on a CPU with them
+            is not measured yet.)
     """
 
     size: int = 512

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import model.render as render_module
-from model.backend import on_gpu
+from model.backend import cpu_has_bfloat16, on_gpu
 from model.colour import match_colour_histogram, rgb_to_yiq
 from model.errors import ImageError, WeightsError
 from model.images import resize_for_render, resize_to_longest
@@ -485,11 +485,23 @@ def test_l_bfgs_is_given_shorter_steps_on_faces_at_every_stage(
 
 
 def test_precision_auto_is_float32_without_a_gpu(painter: StyleTransfer) -> None:
-    if on_gpu():
-        pytest.skip("Keras runs on a GPU here: auto is bfloat16")
+    if on_gpu() or cpu_has_bfloat16():
+        pytest.skip("Keras runs on a GPU, or a CPU with bfloat16 instructions, here: auto is bfloat16")
     photo, painting = draw_photo(), draw_painting()
     auto = painter.render(photo, painting, tiny(iterations=(3,), precision="auto"))
     assert np.array_equal(auto, painter.render(photo, painting, tiny(iterations=(3,), precision="float32")))
+
+
+def test_precision_auto_on_a_cpu_is_decided_by_its_bfloat16_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
+    if on_gpu():
+        pytest.skip("Keras runs on a GPU here: auto is bfloat16 whatever the CPU")
+    auto = RenderSettings(precision="auto")
+    monkeypatch.setattr(render_module, "cpu_has_bfloat16", lambda: True)  # AVX-512 BF16 or AMX
+    assert render_module.computes_in(auto) == "bfloat16"
+    assert render_module.computes_in(replace(auto, precision="float32")) == "float32"
+    monkeypatch.setattr(render_module, "cpu_has_bfloat16", lambda: False)  # AVX2 only: emulated
+    assert render_module.computes_in(auto) == "float32"
+    assert render_module.computes_in(replace(auto, precision="bfloat16")) == "bfloat16"
 
 
 @pytest.mark.slow
