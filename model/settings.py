@@ -103,7 +103,7 @@ class RenderSettings:
 
     size: int = 512
     scales: tuple[float, ...] = (0.5, 1.0)
-    iterations: tuple[int, ...] = (20, 10)
+    iterations: tuple[int, ...] = (30, 4)
     early_stop: float = 0.01
     optimiser: str = "lbfgs"
     learning_rate: float = 0.02
@@ -113,7 +113,7 @@ class RenderSettings:
     network: str = "vgg16"
     feature_units: bool = True
     content_weight: float = 1.0
-    style_weight: float = 1e4
+    style_weight: float = 5e4
     tv_weight: float = 1e-8
     strength: float = 1.0
     content_layers: tuple[str, ...] = ("block4_conv2",)

@@ -24,7 +24,7 @@ def test_shipped_config_loads() -> None:
     config = load_config(ROOT / "config.yaml")
     assert config.bot.handle == "forgerbot"
     assert config.render.settings.size == 512
-    assert config.render.settings.iterations == (20, 10)
+    assert config.render.settings.iterations == (30, 4)
     assert config.render.weights_path is None
     assert config.database.url.startswith("sqlite:///")
 

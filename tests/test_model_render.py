@@ -22,7 +22,7 @@ import model.render as render_module
 from model.backend import cpu_has_bfloat16, on_gpu
 from model.colour import match_colour_histogram, rgb_to_yiq
 from model.errors import ImageError, WeightsError
-from model.images import resize_for_render, resize_to_longest
+from model.images import load_image, resize_for_render, resize_to_longest
 from model.losses import gram_matrix, style_loss
 from model.network import build_extractor, preprocess
 from model.optimisers import Optimised
@@ -116,6 +116,36 @@ def test_a_render_takes_on_the_paintings_style(
     # ...and is still the photo: the house is darker than the sky above it.
     house, sky = picture[20:36, 18:30].mean(), picture[2:10, 18:30].mean()
     assert house < sky - 30, (house, sky)
+
+
+@pytest.mark.slow
+def test_the_default_schedule_paints_the_style_and_keeps_the_photos_structure(
+    painter: StyleTransfer, weights: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> None:
+    # The defaults as they are (half size then full size, the painting's colours at the start,
+    # their weights), on a small picture: the figures users get, in miniature.
+    defaults = RenderSettings()
+    assert (defaults.scales, defaults.iterations, defaults.style_weight, defaults.start_colours) == (
+        (0.5, 1.0), (30, 4), 5e4, "painting"
+    )
+    # A real photo and painting, as shipped (bot/samples, the gallery): the colour start's map
+    # is fitted to natural pictures' colours, not to a few flat ones.
+    bot = pathlib.Path(__file__).resolve().parents[1] / "bot"
+    photo = resize_to_longest(load_image(bot / "samples" / "coffee.jpg"), 128)
+    painting = load_image(bot / "paintings" / "starry_night.jpg")
+    seen: list[Progress] = []
+
+    picture = painter.render(photo, painting, replace(defaults, size=128, faces="off"), seen.append)
+
+    assert [p.size for p in seen] == [64] * 30 + [128] * 4 or seen[-1].size == 128  # early stop may shorten a stage
+    painting_seen = resize_to_longest(painting, 128)
+    before = style_distance(weights, photo, painting_seen)
+    after = style_distance(weights, picture, painting_seen)
+    assert after < 0.1 * before, (before, after)
+    # The photo's shapes are where they were: its luminance and the picture's go together.
+    luminance = [rgb_to_yiq(image)[..., 0].ravel() for image in (photo, picture)]
+    correlation = np.corrcoef(*luminance)[0, 1]
+    assert correlation > 0.5, correlation
 
 
 @pytest.mark.slow
