@@ -61,7 +61,7 @@ class Forger:
         gateway = XGateway(
             credentials, base_url=config.x.api_base_url, timeout_s=config.x.timeout_s,
             upload_chunk_bytes=config.x.upload_chunk_bytes, made_with_ai=config.x.made_with_ai,
-            ledger=Ledger(sessions, config.budget, alert=_admin_alert),
+            ledger=Ledger(sessions, config.budget, platform=XGateway.name, alert=_admin_alert),
         )
         if renderer is None:
             renderer = NeuralRenderer(

@@ -385,10 +385,11 @@ def job_command(ctx: click.Context, job_id: int, as_json: bool) -> None:
     def table() -> None:
         r = detail.row
         click.echo(f"job {r.id}: @{r.user}, {r.state}, attempt {r.attempts}, priority {r.priority}")
-        click.echo(f"  tweet {detail.tweet_id}: {detail.text}")
+        if detail.post_ref:
+            click.echo(f"  {detail.platform} post {detail.post_ref}: {detail.text}")
         click.echo("  options: " + ", ".join(f"{k}={v}" for k, v in detail.options.items()))
-        if detail.reply_tweet_id:
-            click.echo(f"  replied with tweet {detail.reply_tweet_id}")
+        if detail.reply_ref:
+            click.echo(f"  replied with post {detail.reply_ref}")
         if r.error:
             click.echo(f"  error: {r.error}")
         if detail.held_until:
@@ -474,7 +475,7 @@ def user_command(
 
     def table() -> None:
         ban = f"banned ({info.ban_reason})" if info.banned else "not banned"
-        click.echo(f"@{info.username} (id {info.id}): {ban}, priority {info.priority}, "
+        click.echo(f"@{info.username} ({info.platform} id {info.user_ref}): {ban}, priority {info.priority}, "
                    f"{info.renders_last_day} renders in 24 h, {info.jobs_total} jobs in all")
         if cancelled:
             click.echo(f"cancelled their jobs {', '.join(map(str, cancelled))}")

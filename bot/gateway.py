@@ -181,6 +181,8 @@ def _log_alert(message: str) -> None:
 class XGateway:
     """The bot's account on X: read mentions and tweets, upload images, describe them, reply."""
 
+    name = "x"  # the platform's name in the database's rows
+
     def __init__(
         self,
         credentials: XCredentials,

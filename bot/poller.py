@@ -36,7 +36,7 @@ from bot.interpret import Decision, Help, Ignore, Refusal, RenderRequest, interp
 from bot.media import Downloader
 from bot.refusals import RefusalKind
 from bot.snowflake import id_at, shifted
-from storage import cursors, jobs, mentions, replies
+from storage import cursors, jobs, posts, replies
 from storage.admission import Limits, Refused, admit
 from storage.models import Outcome
 from storage.refusals import last_told
@@ -107,9 +107,10 @@ def poll(
     policy = policy or PollPolicy()
     now = clock()
     bot_id, bot_username = gateway.me()
+    platform = gateway.name
     with sessions() as session:
-        cursor = cursors.get(session, cursors.MENTIONS)
-        last_read = cursors.updated_at(session, cursors.MENTIONS)
+        cursor = cursors.get(session, platform, cursors.MENTIONS)
+        last_read = cursors.updated_at(session, platform, cursors.MENTIONS)
     if cursor is None or last_read is None:
         batch = gateway.mentions(bot_id, since_id=None, start_time=now - policy.first_start_max_age_s, page_size=page_size)
     else:
@@ -124,7 +125,7 @@ def poll(
     if not found:
         return PollReport()
     with sessions() as session:
-        known = mentions.seen(session, [m.id for m in found])
+        known = posts.seen(session, platform, [m.id for m in found])
     fresh = [m for m in found if m.id not in known]
 
     decisions: list[Decision] = []
@@ -149,8 +150,10 @@ def poll(
     # Stay below a held mention so that the next poll reads it again, however long the overlap.
     cursor_to = min([max(int(m.id) for m in found), *(int(m.id) - 1 for m in held)])
     with sessions.begin() as session:
-        report = replace(_record(session, decisions, images, limits=limits, policy=policy, now=now), held=len(held))
-        cursors.put(session, cursors.MENTIONS, str(cursor_to), now=datetime.fromtimestamp(now, UTC))
+        report = replace(
+            _record(session, platform, decisions, images, limits=limits, policy=policy, now=now), held=len(held)
+        )
+        cursors.put(session, platform, cursors.MENTIONS, str(cursor_to), now=datetime.fromtimestamp(now, UTC))
     log.info("poll: %d new mentions, %d queued, %d refused, %d ignored, %d held",
              report.seen, report.queued, report.refused, report.ignored, report.held)
     return report
@@ -218,6 +221,7 @@ def _older(mention: Mention, limit: float) -> bool:
 
 def _record(
     session: Session,
+    platform: str,
     decisions: list[Decision],
     images: dict[str, _Images],
     *,
@@ -225,17 +229,19 @@ def _record(
     policy: PollPolicy,
     now: float,
 ) -> PollReport:
-    """Write every decision in the caller's transaction: mentions, jobs and the replies owed."""
+    """Write every decision in the caller's transaction: posts, jobs and the replies owed."""
     moment = datetime.fromtimestamp(now, UTC)
     period = timedelta(seconds=policy.refusal_period_s)
     queued = refused = ignored = 0
     for decision in decisions:
         m = decision.mention
-        common = dict(tweet_id=m.id, author_id=m.author_id, author_username=m.author_username, text=m.text)
-        priority = 0
+        common = dict(platform=platform, post_ref=m.id, author_ref=m.author_id, author_username=m.author_username,
+                      text=m.text)
+        priority, user_id = 0, None
         if isinstance(decision, RenderRequest):
-            admission = admit(session, author_id=m.author_id, author_username=m.author_username, limits=limits)
-            priority = admission.priority
+            admission = admit(session, platform=platform, user_ref=m.author_id, username=m.author_username,
+                              limits=limits)
+            priority, user_id = admission.priority, admission.user_id
             if admission.refused is Refused.BANNED:
                 decision = Ignore(m, f"{Refused.BANNED.value}: {admission.detail}")
             elif admission.refused is Refused.OVER_QUOTA:
@@ -245,12 +251,13 @@ def _record(
                 reply = refusals.queue_full()
                 decision = Refusal(m, RefusalKind.QUEUE_FULL, f"queue_full: {admission.detail}", reply)
         if isinstance(decision, RenderRequest):
-            mentions.record(session, **common, outcome=Outcome.QUEUED)
-            session.flush()  # the job's foreign key needs the mention row first
+            posts.record(session, **common, outcome=Outcome.QUEUED)
+            session.flush()  # the job's foreign key needs the post's row first
             job = jobs.enqueue(
                 session,
-                tweet_id=m.id,
-                author_id=m.author_id,
+                platform=platform,
+                post_ref=m.id,
+                user_id=user_id,
                 author_username=m.author_username,
                 content_image=images[m.id].content,
                 style_image=images[m.id].style,
@@ -259,27 +266,30 @@ def _record(
             )
             if policy.acknowledge:
                 text = compose.acknowledgement(jobs.position(session, job.id), jobs.eta_s(session, job.id))
-                _owe(session, m, "ack", text, moment, optional=True)
+                _owe(session, platform, m, "ack", text, moment, optional=True)
             queued += 1
         elif isinstance(decision, (Refusal, Help)):
             kind = decision.kind.reply_kind if isinstance(decision, Refusal) else refusals.HELP_KIND
             reason = decision.reason if isinstance(decision, Refusal) else "asked for help"
-            answer = refusals.may_reply(last_told(session, author_id=m.author_id, kind=kind), moment, period)
+            told = last_told(session, platform=platform, author_ref=m.author_id, kind=kind)
+            answer = refusals.may_reply(told, moment, period)
             if not answer:
                 reason += " (not answered: told within the period)"
-            mentions.record(session, **common, outcome=Outcome.REFUSED, reason=reason)
+            posts.record(session, **common, outcome=Outcome.REFUSED, reason=reason)
             if answer:
                 names = [p.nickname for p in policy.gallery.paintings]
                 text = decision.reply if isinstance(decision, Refusal) else compose.help_text(names)
-                _owe(session, m, kind, text, moment)
+                _owe(session, platform, m, kind, text, moment)
             refused += 1
         else:
-            mentions.record(session, **common, outcome=Outcome.IGNORED, reason=decision.reason)
+            posts.record(session, **common, outcome=Outcome.IGNORED, reason=decision.reason)
             ignored += 1
     return PollReport(seen=len(decisions), queued=queued, refused=refused, ignored=ignored)
 
 
-def _owe(session: Session, mention: Mention, kind: str, text: str, moment: datetime, *, optional: bool = False) -> None:
-    reply = replies.owe(session, in_reply_to_tweet_id=mention.id, kind=kind,
+def _owe(
+    session: Session, platform: str, mention: Mention, kind: str, text: str, moment: datetime, *, optional: bool = False
+) -> None:
+    reply = replies.owe(session, platform=platform, in_reply_to_ref=mention.id, kind=kind,
                         text=compose.addressed(mention.author_username, text), optional=optional)
     reply.created_at = moment  # the poll's clock: what the one-reply-per-period rule compares

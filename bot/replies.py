@@ -43,7 +43,8 @@ def deliver(
     if gateway.blocked_until("write") is not None:
         return DeliveryReport(sent=0, failed=0)
     with sessions() as session:
-        owed = replies.unsent(session, max_attempts=max_attempts, now=datetime.fromtimestamp(clock(), UTC))
+        owed = replies.unsent(session, platform=gateway.name, max_attempts=max_attempts,
+                              now=datetime.fromtimestamp(clock(), UTC))
     sent = failed = 0
     for reply in owed:
         with sessions.begin() as session:
@@ -53,11 +54,11 @@ def deliver(
             tweet_id = _earlier(gateway, reply) if reply.attempts or reply.claimed_by else None
             if tweet_id is None:
                 need = Need.OPTIONAL if reply.optional else Need.OWED
-                tweet_id = gateway.reply(reply.in_reply_to_tweet_id, reply.text, need=need)
+                tweet_id = gateway.reply(reply.in_reply_to_ref, reply.text, need=need)
         except XError as exc:
             failed += 1
             decision = retry.decide(exc, reply.attempts + 1, max_attempts=max_attempts, now=clock())
-            log.warning("reply %s to tweet %s not sent: %s (%s)", reply.id, reply.in_reply_to_tweet_id, exc, decision.reason)
+            log.warning("reply %s to post %s not sent: %s (%s)", reply.id, reply.in_reply_to_ref, exc, decision.reason)
             at = datetime.fromtimestamp(decision.at, UTC) if decision.at else None
             with sessions.begin() as session:
                 if not decision.counts:
@@ -72,7 +73,7 @@ def deliver(
         with sessions.begin() as session:
             replies.mark_sent(session, reply.id, tweet_id)
         sent += 1
-        log.info("replied %s to tweet %s (%s)", tweet_id, reply.in_reply_to_tweet_id, reply.kind)
+        log.info("replied %s to post %s (%s)", tweet_id, reply.in_reply_to_ref, reply.kind)
     return DeliveryReport(sent=sent, failed=failed)
 
 
@@ -81,7 +82,7 @@ def _earlier(gateway: XGateway, reply: Reply) -> str | None:
 
     X may prefix a reply's text with the handles it answers, and escapes ``&``, ``<`` and ``>``.
     """
-    for earlier in gateway.replies_by_me(reply.in_reply_to_tweet_id):
+    for earlier in gateway.replies_by_me(reply.in_reply_to_ref):
         if not earlier.media and html.unescape(earlier.text).endswith(reply.text):
             log.warning("reply %s was posted by an earlier attempt as tweet %s", reply.id, earlier.id)
             return earlier.id

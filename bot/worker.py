@@ -114,12 +114,12 @@ def work_once(
         # authors are told, as they are when a worker fails a job itself.
         for gone in jobs.sweep(session, max_attempts=lease.max_attempts):
             notice = UNDELIVERABLE if gone.result_image is not None else BROKEN
-            replies.owe(session, in_reply_to_tweet_id=gone.tweet_id, kind="failure",
-                        text=addressed(gone.author_username, notice))
+            _tell(session, gone.platform, gone.post_ref, gone.author_username, notice)
         job = jobs.claim_next(session, worker=lease.worker, lease_s=lease.lease_s, max_attempts=lease.max_attempts)
     if job is None:
         return None
-    log.info("job %d: tweet %s by @%s, attempt %d", job.id, job.tweet_id, job.author_username, job.attempts)
+    log.info("job %d: post %s:%s by @%s, attempt %d", job.id, job.platform, job.post_ref, job.author_username,
+             job.attempts)
     try:
         _paint_and_post(sessions, gateway, renderer, lease, job, progress, stop, gallery)
     except LeaseLost as exc:
@@ -158,13 +158,17 @@ def _paint_and_post(
     with sessions.begin() as session:
         jobs.mark_uploading(session, job.id, worker=lease.worker, lease_s=lease.lease_s, result_image=result,
                             render_s=render_s or 0.0)
+    if job.post_ref is None:  # asked for by no post: there is nothing to answer, the result is kept
+        with sessions.begin() as session:
+            jobs.mark_replied(session, job.id, worker=lease.worker, reply_ref=None)
+        return
 
     try:
         # A picture kept from an earlier attempt may have been posted by it (an admin's retry
         # starts the attempts again, not the picture). The lease is renewed just before the post:
         # if an upload outlasted it and another worker took the job over, this one stops there.
         reply_id = results.post_result(
-            gateway, job.tweet_id, result, job.style_image, username=job.author_username, number=job.id,
+            gateway, job.post_ref, result, job.style_image, username=job.author_username or "", number=job.id,
             retried=job.attempts > 1 or job.result_image is not None, before_post=heartbeat.beat, gallery=gallery,
         )
     except XError as exc:
@@ -179,14 +183,13 @@ def _paint_and_post(
             again = jobs.release(session, job.id, worker=lease.worker, error=str(exc), max_attempts=lease.max_attempts,
                                  not_before=not_before, counts=decision.counts)
             if not again:
-                replies.owe(session, in_reply_to_tweet_id=job.tweet_id, kind="failure",
-                            text=addressed(job.author_username, UNDELIVERABLE))
+                _tell(session, job.platform, job.post_ref, job.author_username, UNDELIVERABLE)
         log.warning("job %d: X failed (%s); %s", job.id, exc, decision.reason if again else "given up")
         return
 
     with sessions.begin() as session:
-        jobs.mark_replied(session, job.id, worker=lease.worker, reply_tweet_id=reply_id)
-    log.info("job %d: replied with tweet %s", job.id, reply_id)
+        jobs.mark_replied(session, job.id, worker=lease.worker, reply_ref=reply_id)
+    log.info("job %d: replied with post %s", job.id, reply_id)
 
 
 def _fail(sessions: sessionmaker[Session], lease: Lease, job: jobs.ClaimedJob, error: str, notice: str | None) -> None:
@@ -195,8 +198,14 @@ def _fail(sessions: sessionmaker[Session], lease: Lease, job: jobs.ClaimedJob, e
     with sessions.begin() as session:
         jobs.mark_failed(session, job.id, worker=lease.worker, error=error)
         if notice is not None:
-            replies.owe(session, in_reply_to_tweet_id=job.tweet_id, kind="failure",
-                        text=addressed(job.author_username, notice))
+            _tell(session, job.platform, job.post_ref, job.author_username, notice)
+
+
+def _tell(session: Session, platform: str | None, post_ref: str | None, username: str | None, notice: str) -> None:
+    """Owe the post that asked for a job a short reply (a job asked for by no post has nobody to tell)."""
+    if platform is not None and post_ref is not None:
+        replies.owe(session, platform=platform, in_reply_to_ref=post_ref, kind="failure",
+                    text=addressed(username or "", notice))
 
 
 def _clip(text: str, limit: int) -> str:

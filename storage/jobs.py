@@ -40,8 +40,10 @@ class ClaimedJob:
     """What a worker needs to do a job, detached from any session."""
 
     id: int
-    tweet_id: str
-    author_username: str
+    # The post that asked, to be answered with the result; None for a request from no post.
+    platform: str | None
+    post_ref: str | None
+    author_username: str | None
     content_image: bytes
     style_image: bytes
     attempts: int
@@ -55,18 +57,26 @@ class ClaimedJob:
 def enqueue(
     session: Session,
     *,
-    tweet_id: str,
-    author_id: str,
-    author_username: str,
     content_image: bytes,
     style_image: bytes,
+    platform: str | None = None,
+    post_ref: str | None = None,
+    user_id: int | None = None,
+    author_username: str | None = None,
     priority: int = 0,
     options: dict[str, object] | None = None,
 ) -> Job:
-    """Add a render request to the queue (its mention must be recorded in the same transaction)."""
+    """Add a render request to the queue.
+
+    A request from a post names it (``platform``, ``post_ref``: recorded by ``storage.posts`` in
+    the same transaction) and is answered there; one from no post has neither.
+    """
+    if (platform is None) != (post_ref is None):
+        raise ValueError("a job's origin is a platform and a post, or neither")
     job = Job(
-        tweet_id=tweet_id,
-        author_id=author_id,
+        platform=platform,
+        post_ref=post_ref,
+        user_id=user_id,
         author_username=author_username,
         content_image=content_image,
         style_image=style_image,
@@ -76,7 +86,7 @@ def enqueue(
     )
     session.add(job)
     session.flush()
-    _record(session, job, None, JobState.QUEUED, "queued from a mention")
+    _record(session, job, None, JobState.QUEUED, "queued from a mention" if post_ref else "queued")
     return job
 
 
@@ -134,7 +144,8 @@ def claim_next(
     job.progress_iteration = job.progress_total = 0
     return ClaimedJob(
         id=job.id,
-        tweet_id=job.tweet_id,
+        platform=job.platform,
+        post_ref=job.post_ref,
         author_username=job.author_username,
         content_image=job.content_image,
         style_image=job.style_image,
@@ -181,11 +192,13 @@ def mark_uploading(
     job.progress_iteration = job.progress_total
 
 
-def mark_replied(session: Session, job_id: int, *, worker: str, reply_tweet_id: str) -> None:
-    """The result is posted: record the reply so that it is never posted again."""
+def mark_replied(session: Session, job_id: int, *, worker: str, reply_ref: str | None) -> None:
+    """The result is posted (as ``reply_ref``): recorded, so that it is never posted again. A job
+    from no post has nothing to answer (``reply_ref`` None): its result is kept."""
     job = _held(session, job_id, worker)
-    _move(session, job, JobState.REPLIED, f"replied with tweet {reply_tweet_id}", worker=worker)
-    job.reply_tweet_id = reply_tweet_id
+    reason = f"replied with post {reply_ref}" if reply_ref is not None else "painted; no post to answer"
+    _move(session, job, JobState.REPLIED, reason, worker=worker)
+    job.reply_ref = reply_ref
     job.error = None
     job.finished_at = utcnow()
     job.lease_owner = job.lease_expires_at = None
@@ -207,7 +220,7 @@ def release(
     """Give a job back after a transient failure: queued again, or failed once out of attempts.
 
     ``not_before`` keeps it from being claimed again until then (a backoff, a rate-limit reset);
-    ``counts=False`` gives the attempt back (waiting for X is not the job's failure). Returns True
+    ``counts=False`` gives the attempt back (waiting for a platform is not the job's failure). Returns True
     if it will be tried again.
     """
     job = _held(session, job_id, worker)
@@ -236,12 +249,12 @@ def _cancel(session: Session, job: Job, reason: str) -> None:
     job.lease_owner = job.lease_expires_at = None
 
 
-def cancel_by(session: Session, author_id: str, *, reason: str) -> list[int]:
-    """Cancel every job of ``author_id`` that may still be painted (queued or painting); their ids.
+def cancel_by(session: Session, user_id: int, *, reason: str) -> list[int]:
+    """Cancel every job of user ``user_id`` that may still be painted (queued or painting); their ids.
 
     A job being posted is left to finish: its picture is painted and on its way.
     """
-    waiting = select(Job).where(Job.author_id == author_id, Job.state.in_((JobState.QUEUED, JobState.RENDERING)))
+    waiting = select(Job).where(Job.user_id == user_id, Job.state.in_((JobState.QUEUED, JobState.RENDERING)))
     cancelled = []
     for job in session.scalars(waiting.with_for_update() if is_postgres(session) else waiting):
         _cancel(session, job, reason)
@@ -249,9 +262,9 @@ def cancel_by(session: Session, author_id: str, *, reason: str) -> list[int]:
     return cancelled
 
 
-def reprioritise(session: Session, author_id: str, priority: int) -> None:
-    """Give ``author_id``'s queued jobs ``priority`` (a job takes its author's when it is queued)."""
-    waiting = select(Job).where(Job.author_id == author_id, Job.state == JobState.QUEUED)
+def reprioritise(session: Session, user_id: int, priority: int) -> None:
+    """Give user ``user_id``'s queued jobs ``priority`` (a job takes its author's when it is queued)."""
+    waiting = select(Job).where(Job.user_id == user_id, Job.state == JobState.QUEUED)
     for job in session.scalars(waiting):
         job.priority = priority
 
@@ -286,8 +299,9 @@ def get(session: Session, job_id: int) -> Job:
     return session.get_one(Job, job_id)
 
 
-def by_tweet(session: Session, tweet_id: str) -> Job | None:
-    return session.scalar(select(Job).where(Job.tweet_id == tweet_id))
+def by_post(session: Session, platform: str, post_ref: str) -> Job | None:
+    """The job asked for by a post, if it queued one."""
+    return session.scalar(select(Job).where(Job.platform == platform, Job.post_ref == post_ref))
 
 
 def history(session: Session, job_id: int) -> list[JobEvent]:
@@ -309,7 +323,7 @@ def waiting(session: Session) -> int:
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
-    """Queued jobs a worker may claim now: not held back until later (a backoff, X's reset)."""
+    """Queued jobs a worker may claim now: not held back until later (a backoff, a rate-limit reset)."""
     return (Job.state == JobState.QUEUED) & or_(Job.not_before.is_(None), Job.not_before <= now)
 
 
@@ -320,7 +334,7 @@ def positions(session: Session, *, now: datetime | None = None) -> dict[int, int
 
 
 def held_until(job: Job, now: datetime) -> datetime | None:
-    """Until when a queued job may not be claimed (a backoff, X's reset); None if it may be now."""
+    """Until when a queued job may not be claimed (a backoff, a rate-limit reset); None if it may be now."""
     if job.state is JobState.QUEUED and job.not_before is not None and job.not_before > now:
         return job.not_before
     return None
@@ -367,7 +381,7 @@ def eta_s(session: Session, job_id: int, *, workers: int = 1) -> float | None:
     return per_job * (1 + (place - 1) / max(1, workers))
 
 
-def submitted_since(session: Session, author_id: str, since: datetime) -> int:
-    """Jobs ``author_id`` has had queued since ``since`` (cancelled ones too: they cost a slot)."""
-    query = select(func.count()).select_from(Job).where(Job.author_id == author_id, Job.created_at >= since)
+def submitted_since(session: Session, user_id: int, since: datetime) -> int:
+    """Jobs user ``user_id`` has had queued since ``since`` (cancelled ones too: they cost a slot)."""
+    query = select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.created_at >= since)
     return session.scalar(query) or 0

@@ -84,35 +84,35 @@ def test_the_budget_stops_optional_posts_then_new_work_then_everything(x: Sandbo
     forger = _forger(x, db_url, monthly_usd=1.0)  # optional stops at 80 %, new work at 95 %
     try:
         with forger.sessions.begin() as s:
-            ledger.record_call(s, "earlier", status=200, cost_usd=0.85)
+            ledger.record_call(s, "x", "earlier", status=200, cost_usd=0.85)
         bare = x.post("carol", "@forgerbot what is this?")
         forger.poll()  # new work is still allowed at 85 %: the how-to is owed and sent
         with forger.sessions.begin() as s:
-            [howto] = replies.for_tweet(s, bare)
-            assert howto.reply_tweet_id is not None
-            ack = replies.owe(s, in_reply_to_tweet_id=bare, kind="ack", text="You're #1", optional=True)
+            [howto] = replies.for_post(s, "x", bare)
+            assert howto.reply_ref is not None
+            ack = replies.owe(s, platform="x", in_reply_to_ref=bare, kind="ack", text="You're #1", optional=True)
         forger.deliver()  # the optional one is not sent, not even asked
         with forger.sessions() as s:
-            assert s.get_one(type(ack), ack.id).reply_tweet_id is None
+            assert s.get_one(type(ack), ack.id).reply_ref is None
 
         with forger.sessions.begin() as s:
-            ledger.record_call(s, "earlier", status=200, cost_usd=0.12)  # 97 %+
+            ledger.record_call(s, "x", "earlier", status=200, cost_usd=0.12)  # 97 %+
         mentions_asked = _mention_reads(x)
         with pytest.raises(XUsageCapped, match="taking no new work"):
             forger.poll()
         assert _mention_reads(x) == mentions_asked
 
         with forger.sessions.begin() as s:
-            owed = replies.owe(s, in_reply_to_tweet_id=bare, kind="failure", text="Sorry!")
+            owed = replies.owe(s, platform="x", in_reply_to_ref=bare, kind="failure", text="Sorry!")
         forger.deliver()  # owed replies still go out below 100 %
         with forger.sessions() as s:
-            assert s.get_one(type(owed), owed.id).reply_tweet_id is not None
+            assert s.get_one(type(owed), owed.id).reply_ref is not None
             assert ledger.spent(s) >= 1.0  # that reply's price took it over
         with forger.sessions.begin() as s:
-            last = replies.owe(s, in_reply_to_tweet_id=bare, kind="failure", text="Sorry again!")
+            last = replies.owe(s, platform="x", in_reply_to_ref=bare, kind="failure", text="Sorry again!")
         forger.deliver()
         with forger.sessions() as s:
-            assert s.get_one(type(last), last.id).reply_tweet_id is None
+            assert s.get_one(type(last), last.id).reply_ref is None
     finally:
         forger.close()
 

@@ -22,7 +22,7 @@ from PIL import Image
 from sqlalchemy import Engine, create_engine, select
 
 from bot.sandbox import SandboxX
-from storage import jobs, mentions
+from storage import jobs, posts
 from storage.db import open_engine, session_factory
 from storage.models import Job, JobState, Outcome
 
@@ -78,10 +78,10 @@ def _drain_while_one_worker_dies(engine: Engine, db_url: str, tmp_path: Path) ->
         tweets = [x.post(f"user{n % 40}", f"@forgerbot paint #{n}") for n in range(JOBS)]
         with sessions.begin() as s:
             for n, tweet in enumerate(tweets):
-                mentions.record(s, tweet_id=tweet, author_id=str(n % 40), author_username=f"user{n % 40}",
-                                text="", outcome=Outcome.QUEUED)
+                posts.record(s, platform="x", post_ref=tweet, author_ref=str(n % 40), author_username=f"user{n % 40}",
+                             text="", outcome=Outcome.QUEUED)
                 s.flush()
-                jobs.enqueue(s, tweet_id=tweet, author_id=str(n % 40), author_username=f"user{n % 40}",
+                jobs.enqueue(s, platform="x", post_ref=tweet, author_username=f"user{n % 40}",
                              content_image=picture, style_image=painting)
 
         config = yaml.safe_load((ROOT / "config.yaml").read_text())

@@ -85,9 +85,9 @@ def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: For
     assert how_bare.text == f"@carol {HOWTO}"
 
     with forger.sessions() as s:
-        job = jobs.by_tweet(s, ask)
+        job = jobs.by_post(s, "x", ask)
         assert job is not None and job.state is JobState.REPLIED
-        assert job.reply_tweet_id == painted.id and job.author_username == "alice"
+        assert job.reply_ref == painted.id and job.author_username == "alice"
         assert job.content_image == photos["tubingen"] and job.style_image == photos["starry_night"]
 
 
@@ -104,7 +104,7 @@ def test_a_tweet_seen_twice_is_queued_and_answered_once(x: SandboxX, forger: For
     assert len(_bot_replies(x, ask)) == 1 and len(_bot_replies(x, bare)) == 1
     with forger.sessions() as s:
         assert jobs.counts(s)[JobState.REPLIED] == 1
-        assert cursors.get(s, cursors.MENTIONS) == bare
+        assert cursors.get(s, "x", cursors.MENTIONS) == bare
 
 
 def test_the_cursor_stays_when_queueing_fails(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
@@ -114,13 +114,13 @@ def test_the_cursor_stays_when_queueing_fails(x: SandboxX, forger: Forger, photo
     with pytest.raises(Exception, match="disk full"):
         forger.poll()
     with forger.sessions() as s:
-        assert cursors.get(s, cursors.MENTIONS) is None
-        assert jobs.by_tweet(s, ask) is None
+        assert cursors.get(s, "x", cursors.MENTIONS) is None
+        assert jobs.by_post(s, "x", ask) is None
     with forger.engine.begin() as c:
         c.execute(text("DROP TRIGGER no_jobs"))
     assert forger.poll().queued == 1
     with forger.sessions() as s:
-        assert cursors.get(s, cursors.MENTIONS) == ask
+        assert cursors.get(s, "x", cursors.MENTIONS) == ask
 
 
 def test_an_unpaintable_job_fails_and_the_user_is_told(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
@@ -130,11 +130,11 @@ def test_an_unpaintable_job_fails_and_the_user_is_told(x: SandboxX, forger: Forg
         s.execute(text("UPDATE jobs SET content_image = :junk"), {"junk": b"this is not an image"})
     forger.work()
     with forger.sessions() as s:
-        job = jobs.by_tweet(s, ask)
+        job = jobs.by_post(s, "x", ask)
         assert job is not None and job.state is JobState.FAILED
         assert job.error and "not an image" in job.error
-        [owed] = replies.for_tweet(s, ask)
-        assert owed.kind == "failure" and owed.reply_tweet_id is not None
+        [owed] = replies.for_post(s, "x", ask)
+        assert owed.kind == "failure" and owed.reply_ref is not None
     [notice] = _bot_replies(x, ask)
     assert notice.text.startswith("@alice Sorry, I couldn't paint that") and not notice.media_keys
 

@@ -25,7 +25,7 @@ from bot.refusals import HOWTO, RefusalKind
 from bot.sandbox import ManualClock, SandboxX
 from storage import cursors, jobs, replies, users
 from storage.admission import Limits
-from storage.models import Mention, Outcome, Reply
+from storage.models import Outcome, Post, Reply
 from tests.test_sandbox import encoded_image
 
 LIMITS = Limits(per_user_per_day=5, queue_limit=500)
@@ -58,17 +58,17 @@ class Bot:
     def poll(self, limits: Limits = LIMITS) -> PollReport:
         return poller.poll(self.sessions, self.gateway, limits=limits, policy=self.policy, clock=self.clock)
 
-    def mention(self, tweet_id: str) -> Mention | None:
+    def mention(self, tweet_id: str) -> Post | None:
         with self.sessions() as s:
-            return s.get(Mention, tweet_id)
+            return s.get(Post, ("x", tweet_id))
 
     def owed(self, tweet_id: str) -> list[Reply]:
         with self.sessions() as s:
-            return replies.for_tweet(s, tweet_id)
+            return replies.for_post(s, "x", tweet_id)
 
     def job_images(self, tweet_id: str) -> tuple[bytes, bytes]:
         with self.sessions() as s:
-            job = jobs.by_tweet(s, tweet_id)
+            job = jobs.by_post(s, "x", tweet_id)
             assert job is not None, f"no job for {tweet_id}"
             return job.content_image, job.style_image
 
@@ -99,7 +99,7 @@ def test_a_mention_listed_late_is_caught_by_the_overlap(bot: Bot, x: SandboxX, c
     assert bot.mention(late) is not None and bot.mention(early) is not None
     assert [r.text for r in bot.owed(late)] == [f"@alice {HOWTO}"] and len(bot.owed(early)) == 1
     with bot.sessions() as s:
-        assert cursors.get(s, cursors.MENTIONS) == early
+        assert cursors.get(s, "x", cursors.MENTIONS) == early
 
 
 def test_a_quiet_bot_reads_its_newest_mention_again_only_for_the_overlap(
@@ -292,7 +292,7 @@ def test_a_photo_that_cannot_be_fetched_for_an_hour_is_refused_and_stops_holding
     mention = bot.mention(ask)
     assert mention is not None and mention.outcome is Outcome.REFUSED
     with bot.sessions() as s:
-        assert cursors.get(s, cursors.MENTIONS) == ask
+        assert cursors.get(s, "x", cursors.MENTIONS) == ask
 
 
 def test_one_reply_per_kind_of_refusal_per_period(bot: Bot, x: SandboxX, clock: ManualClock) -> None:
@@ -338,7 +338,7 @@ def test_an_acknowledgement_when_asked_for(bot: Bot, x: SandboxX, photos: dict[s
 
 def test_a_banned_user_gets_no_reply(bot: Bot, x: SandboxX, photos: dict[str, bytes]) -> None:
     with bot.sessions.begin() as s:
-        users.ban(s, users.seen(s, x.add_user("mallory"), "mallory"), "spam")
+        users.ban(s, users.seen(s, "x", x.add_user("mallory"), "mallory"), "spam")
     ask = x.post("mallory", "@forgerbot", images=[photos["tubingen"]])
 
     assert bot.poll().ignored == 1

@@ -117,8 +117,8 @@ def test_a_retried_job_finds_its_earlier_reply_instead_of_posting_twice(
 
     assert [t.id for t in x.replies_to(ask)] == [earlier] and posts(x) == 1
     with forger.sessions() as s:
-        job = jobs.by_tweet(s, ask)
-        assert job is not None and job.state is JobState.REPLIED and job.reply_tweet_id == earlier
+        job = jobs.by_post(s, "x", ask)
+        assert job is not None and job.state is JobState.REPLIED and job.reply_ref == earlier
 
 
 def test_a_tweet_deleted_before_the_reply_ends_the_job_without_a_retry(
@@ -131,10 +131,10 @@ def test_a_tweet_deleted_before_the_reply_ends_the_job_without_a_retry(
     assert forger.work() == 1
 
     with forger.sessions() as s:
-        job = jobs.by_tweet(s, ask)
+        job = jobs.by_post(s, "x", ask)
         assert job is not None and job.state is JobState.FAILED and job.attempts == 1
         assert job.error is not None and "is gone" in job.error
-        assert replies.for_tweet(s, ask) == []  # nobody to tell
+        assert replies.for_post(s, "x", ask) == []  # nobody to tell
     assert posts(x) == 1
 
 
@@ -149,7 +149,7 @@ def test_a_spent_posting_window_leaves_the_job_queued_without_spinning(tmp_path:
         finally:
             forger.close()
         with forger.sessions() as s:
-            job = jobs.by_tweet(s, ask)
+            job = jobs.by_post(s, "x", ask)
 
     assert (done, again) == (1, 0) and posts(x) == 1  # one 429, then no claim until the reset
     # Waiting for X is not the job's failure: the attempt is given back, and the job waits for the reset.
@@ -174,8 +174,8 @@ def test_owed_replies_wait_out_a_usage_cap_without_spending_attempts(x: SandboxX
 
     assert posts(x) == 1
     with forger.sessions() as s:
-        [owed] = replies.for_tweet(s, ask)
-        assert owed.reply_tweet_id is None and owed.attempts == 0
+        [owed] = replies.for_post(s, "x", ask)
+        assert owed.reply_ref is None and owed.attempts == 0
 
 
 def test_a_reply_owed_to_a_deleted_tweet_is_given_up_at_once(x: SandboxX, forger: Forger) -> None:
@@ -188,7 +188,7 @@ def test_a_reply_owed_to_a_deleted_tweet_is_given_up_at_once(x: SandboxX, forger
 
     assert (report.sent, report.failed) == (0, 1) and posts(x) == 1
     with forger.sessions() as s:
-        [owed] = replies.for_tweet(s, ask)
+        [owed] = replies.for_post(s, "x", ask)
         assert owed.attempts == forger.config.bot.max_attempts and "is gone" in (owed.error or "")
 
 
@@ -229,8 +229,8 @@ def test_a_reply_x_posted_although_the_bot_timed_out_is_not_posted_again(x: Sand
     [posted] = x.replies_to(ask)
     assert posts(x) == 1
     with forger.sessions() as s:
-        [owed] = replies.for_tweet(s, ask)
-        assert owed.reply_tweet_id == posted.id
+        [owed] = replies.for_post(s, "x", ask)
+        assert owed.reply_ref == posted.id
 
 
 def test_a_few_seconds_of_x_errors_do_not_use_up_a_replys_attempts(x: SandboxX, forger: Forger) -> None:
@@ -246,8 +246,8 @@ def test_a_few_seconds_of_x_errors_do_not_use_up_a_replys_attempts(x: SandboxX, 
 
     assert [r.failed for r in reports] == [1, 0, 0, 0] and final.failed == 1
     with forger.sessions() as s:
-        [owed] = replies.for_tweet(s, ask)
-        assert owed.attempts == 2 and owed.reply_tweet_id is None and owed.not_before is not None
+        [owed] = replies.for_post(s, "x", ask)
+        assert owed.attempts == 2 and owed.reply_ref is None and owed.not_before is not None
 
 
 def test_replies_owed_go_out_while_reading_mentions_fails(x: SandboxX, forger: Forger) -> None:
@@ -278,14 +278,14 @@ def test_a_job_retried_by_an_admin_after_its_post_was_lost_is_not_posted_twice(
         with forger.sessions.begin() as s:
             jobs.sweep(s, max_attempts=attempts, now=utcnow() + timedelta(minutes=2))
     with forger.sessions.begin() as s:
-        assert jobs.by_tweet(s, ask).state is JobState.FAILED  # type: ignore[union-attr]
+        assert jobs.by_post(s, "x", ask).state is JobState.FAILED  # type: ignore[union-attr]
         admin.retry(s, claimed.id, by="test")
 
     assert forger.work() == 1
 
     assert posts(x) == 1
     with forger.sessions() as s:
-        job = jobs.by_tweet(s, ask)
+        job = jobs.by_post(s, "x", ask)
         assert job is not None and job.state is JobState.REPLIED
 
 
@@ -305,7 +305,7 @@ def test_a_job_given_up_after_its_workers_died_tells_its_author(
 
     assert [t.text for t in x.replies_to(ask)] == [f"@alice {BROKEN}"]
     with forger.sessions() as s:
-        assert jobs.by_tweet(s, ask).state is JobState.FAILED  # type: ignore[union-attr]
+        assert jobs.by_post(s, "x", ask).state is JobState.FAILED  # type: ignore[union-attr]
 
 
 def test_a_worker_whose_job_was_taken_over_during_its_upload_does_not_post(
@@ -319,7 +319,7 @@ def test_a_worker_whose_job_was_taken_over_during_its_upload_does_not_post(
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with forger.sessions.begin() as s:
-                job = jobs.by_tweet(s, ask)
+                job = jobs.by_post(s, "x", ask)
                 if job is not None and job.state is JobState.UPLOADING:
                     job.lease_expires_at = utcnow() - timedelta(seconds=1)  # the lease lapsed
                     assert jobs.claim_next(s, worker="other", lease_s=600, max_attempts=3) is not None
@@ -333,7 +333,7 @@ def test_a_worker_whose_job_was_taken_over_during_its_upload_does_not_post(
 
     assert posts(x) == 0 and x.replies_to(ask) == []  # uploaded, then stopped before the post
     with forger.sessions() as s:
-        job = jobs.by_tweet(s, ask)
+        job = jobs.by_post(s, "x", ask)
         assert job is not None and job.lease_owner == "other"
 
 
@@ -362,7 +362,7 @@ def test_a_reply_x_refuses_for_good_is_given_up_at_once(x: SandboxX, forger: For
 
     assert (report.sent, report.failed) == (0, 1) and posts(x) == 1
     with forger.sessions() as s:
-        [owed] = replies.for_tweet(s, ask)
+        [owed] = replies.for_post(s, "x", ask)
         assert owed.attempts == forger.config.bot.max_attempts and "duplicate" in (owed.error or "")
 
 
@@ -382,7 +382,7 @@ def test_a_worker_told_to_stop_gives_its_job_back_and_takes_no_other(
     assert posts(x) == 0
     with forger.sessions() as s:
         for ask in asks:  # the render in hand given back without spending an attempt; the next not taken
-            job = jobs.by_tweet(s, ask)
+            job = jobs.by_post(s, "x", ask)
             assert job is not None and job.state is JobState.QUEUED and job.attempts == 0
     forger.stopping.clear()  # the next process
     forger.progress = None
@@ -407,7 +407,7 @@ def test_a_moment_without_the_database_during_a_render_does_not_fail_the_job(
 
     assert not outage and len(x.replies_to(ask)) == 1 and x.replies_to(ask)[0].media_keys
     with forger.sessions() as s:
-        assert jobs.by_tweet(s, ask).state is JobState.REPLIED  # type: ignore[union-attr]
+        assert jobs.by_post(s, "x", ask).state is JobState.REPLIED  # type: ignore[union-attr]
 
 
 def test_a_painting_from_the_operators_gallery_is_credited_and_a_broken_one_stops_the_start(
