@@ -254,8 +254,9 @@ def _jobs_by_author(session: Session, *where: ColumnElement[bool]) -> dict[int |
 
 def _info(found: User, jobs_total: int, renders_last_day: int) -> UserInfo:
     return UserInfo(
-        id=found.id, platform=found.platform, user_ref=found.user_ref, username=found.username, banned=found.banned, ban_reason=found.ban_reason,
-        priority=found.priority, renders_last_day=renders_last_day, jobs_total=jobs_total,
+        id=found.id, platform=found.platform, user_ref=found.user_ref, username=found.username,
+        banned=found.banned, ban_reason=found.ban_reason, priority=found.priority,
+        renders_last_day=renders_last_day, jobs_total=jobs_total,
     )
 
 

@@ -19,8 +19,8 @@ from rich.console import Console
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from bot.config import Config, XCredentials, default_config_path, load_config
-from bot.errors import ForgerError, XError
+from bot.config import Config, default_config_path, load_config
+from bot.errors import ForgerError, PlatformError
 from bot.progress import render_progress
 from model.errors import ModelError
 from storage.errors import StorageError
@@ -209,18 +209,16 @@ def _serve(ctx: click.Context, *, poll: bool, work: bool, renderer: str = "neura
         logging.getLogger("bot").setLevel(logging.INFO)
     with _user_errors():
         config = _config(ctx)
-        forger = Forger.create(
-            config, XCredentials.from_env(os.environ), renderer=QuickRenderer() if renderer == "quick" else None
-        )
+        forger = Forger.create(config, os.environ, renderer=QuickRenderer() if renderer == "quick" else None)
         try:
-            handle = forger.gateway.me()[1]
-        except XError as exc:
+            handle = forger.platform.me().handle
+        except PlatformError as exc:
             if not exc.transient:
                 raise
-            # X is down, or its read cap is spent: posting may still work, so serve, unchecked.
+            # The platform is down, or its read cap is spent: posting may still work, so serve, unchecked.
             handle = config.bot.handle
-            log.warning("could not ask X which account the credentials are for (%s): serving @%s unchecked",
-                        exc, handle)
+            log.warning("could not ask %s which account the credentials are for (%s): serving @%s unchecked",
+                        forger.platform.name, exc, handle)
         if handle.lower() != config.bot.handle.lower():
             raise ForgerError(f"the credentials are for @{handle}, but config bot.handle is {config.bot.handle}")
     stop = threading.Event()

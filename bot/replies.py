@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 import time
 from collections.abc import Callable
@@ -12,8 +11,8 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import retry
-from bot.errors import XDuplicate, XError, XForbidden, XTweetGone
-from bot.gateway import XGateway
+from bot.errors import Forbidden, Gone, PlatformError
+from bot.platform import Platform
 from storage import replies
 from storage.ledger import Need
 from storage.models import Reply
@@ -28,22 +27,22 @@ class DeliveryReport:
 
 
 def deliver(
-    sessions: sessionmaker[Session], gateway: XGateway, *, by: str, max_attempts: int,
+    sessions: sessionmaker[Session], platform: Platform, *, by: str, max_attempts: int,
     clock: Callable[[], float] = time.time,
 ) -> DeliveryReport:
     """Post every reply due; a failed post is counted and tried again after a backoff.
 
     ``by`` names this deliverer: each reply is claimed before it is posted (``storage.replies``),
     so deliverers running at once (the poller, the workers) never post the same reply together.
-    A reply whose earlier post failed in a way X may still have carried out (a timeout, a 5xx, a
-    deliverer that died) is first looked for among the bot's replies to that tweet.
-    While X refuses posts (a spent window, a usage cap) nothing is sent and no attempt is spent:
-    waiting for X is not a reply's failure. A reply to a deleted tweet is given up at once.
+    A reply whose earlier post failed in a way the platform may still have carried out (a
+    timeout, a 5xx, a deliverer that died) is first looked for among the bot's replies to that post.
+    While the platform refuses posts (a spent window, a usage cap) nothing is sent and no attempt
+    is spent: waiting is not a reply's failure. A reply to a deleted post is given up at once.
     """
-    if gateway.blocked_until("write") is not None:
+    if platform.blocked_until("write") is not None:
         return DeliveryReport(sent=0, failed=0)
     with sessions() as session:
-        owed = replies.unsent(session, platform=gateway.name, max_attempts=max_attempts,
+        owed = replies.unsent(session, platform=platform.name, max_attempts=max_attempts,
                               now=datetime.fromtimestamp(clock(), UTC))
     sent = failed = 0
     for reply in owed:
@@ -51,11 +50,11 @@ def deliver(
             if not replies.claim(session, reply.id, by=by, now=datetime.fromtimestamp(clock(), UTC)):
                 continue  # sent or being sent by another deliverer since it was listed
         try:
-            tweet_id = _earlier(gateway, reply) if reply.attempts or reply.claimed_by else None
-            if tweet_id is None:
+            posted = _earlier(platform, reply) if reply.attempts or reply.claimed_by else None
+            if posted is None:
                 need = Need.OPTIONAL if reply.optional else Need.OWED
-                tweet_id = gateway.reply(reply.in_reply_to_ref, reply.text, need=need)
-        except XError as exc:
+                posted = platform.reply(reply.in_reply_to_ref, reply.text, need=need)
+        except PlatformError as exc:
             failed += 1
             decision = retry.decide(exc, reply.attempts + 1, max_attempts=max_attempts, now=clock())
             log.warning("reply %s to post %s not sent: %s (%s)", reply.id, reply.in_reply_to_ref, exc, decision.reason)
@@ -63,27 +62,23 @@ def deliver(
             with sessions.begin() as session:
                 if not decision.counts:
                     replies.wait(session, reply.id, until=at, reason=str(exc))
-                elif isinstance(exc, (XTweetGone, XDuplicate, XForbidden)):  # X will never take it: never try again
+                elif isinstance(exc, (Gone, Forbidden)):  # it will never be taken: never try again
                     replies.give_up(session, reply.id, str(exc), max_attempts=max_attempts)
                 else:
                     replies.mark_attempt_failed(session, reply.id, str(exc), not_before=at)
             if not exc.transient:
                 continue
-            break  # X is unwell or rate-limited: leave the rest for the next round
+            break  # the platform is unwell or rate-limited: leave the rest for the next round
         with sessions.begin() as session:
-            replies.mark_sent(session, reply.id, tweet_id)
+            replies.mark_sent(session, reply.id, posted)
         sent += 1
-        log.info("replied %s to post %s (%s)", tweet_id, reply.in_reply_to_ref, reply.kind)
+        log.info("replied %s to post %s (%s)", posted, reply.in_reply_to_ref, reply.kind)
     return DeliveryReport(sent=sent, failed=failed)
 
 
-def _earlier(gateway: XGateway, reply: Reply) -> str | None:
-    """The id of the bot's reply to the same tweet with this text, if an earlier attempt posted it.
-
-    X may prefix a reply's text with the handles it answers, and escapes ``&``, ``<`` and ``>``.
-    """
-    for earlier in gateway.replies_by_me(reply.in_reply_to_ref):
-        if not earlier.media and html.unescape(earlier.text).endswith(reply.text):
-            log.warning("reply %s was posted by an earlier attempt as tweet %s", reply.id, earlier.id)
-            return earlier.id
-    return None
+def _earlier(platform: Platform, reply: Reply) -> str | None:
+    """The id of the bot's reply to the same post with this text, if an earlier attempt posted it."""
+    posted = platform.find_reply(reply.in_reply_to_ref, text=reply.text)
+    if posted is not None:
+        log.warning("reply %s was posted by an earlier attempt as post %s", reply.id, posted)
+    return posted

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.app import Forger
-from bot.errors import XAuthError, XError, XRateLimited
+from bot.errors import AuthError, PlatformError, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +30,14 @@ _SKIP_BUSY_WORKER = _SkipBusyWorker()
 
 
 def poll_job(forger: Forger) -> None:
-    """The scheduled poll; X's transient errors are logged and the next poll tries again."""
+    """The scheduled poll; the platform's errors are logged and the next poll tries again."""
     try:
         forger.poll()
-    except XRateLimited as exc:
+    except RateLimited as exc:
         log.warning("poll skipped: %s", exc)
-    except XAuthError:
+    except AuthError:
         raise  # a configuration error: let the scheduler log it loudly
-    except XError as exc:
+    except PlatformError as exc:
         log.warning("poll failed, will retry: %s", exc)
 
 

@@ -3,8 +3,8 @@
 The worker holds each job under a lease and renews it from the render's progress callback; if
 the lease is lost (the worker stalled past it, or an admin cancelled the job) the render stops.
 A job whose images cannot be painted fails at once and its author is told why; a failure to
-reach X gives the job back to the queue until it has been tried ``max_attempts`` times. A picture
-painted but not posted is kept, so the next attempt only posts it.
+reach the platform gives the job back to the queue until it has been tried ``max_attempts``
+times. A picture painted but not posted is kept, so the next attempt only posts it.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import results, retry
 from bot.compose import addressed
-from bot.errors import XError
+from bot.errors import PlatformError
 from bot.gallery import Gallery
 from bot.options import RenderOptions
-from bot.gateway import XGateway
+from bot.platform import Platform
 from bot.rendering import ProgressFn, Renderer
 from model.errors import ModelError
 from model.settings import Progress
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 UNREADABLE = "Sorry, I couldn't paint that: {reason}. Please send two ordinary photos (JPEG or PNG)."
 BROKEN = "Sorry, something went wrong while painting your picture. The team has been told."
-UNDELIVERABLE = "Sorry, I painted your picture but couldn't post it on X. Please try again later."
+UNDELIVERABLE = "Sorry, I painted your picture but couldn't post it. Please try again later."
 
 
 def worker_name() -> str:
@@ -92,7 +92,7 @@ class _Heartbeat:
 
 def work_once(
     sessions: sessionmaker[Session],
-    gateway: XGateway,
+    platform: Platform,
     renderer: Renderer,
     lease: Lease,
     *,
@@ -106,8 +106,8 @@ def work_once(
     back to the queue, its attempt given back; a post under way is finished first. ``gallery``
     credits the paintings (the bundled ones by default).
     """
-    if (until := gateway.blocked_until("write")) is not None:  # X takes no posts now: leave the jobs be
-        log.debug("X refuses posts for %.0f s more: no job claimed", until - time.time())
+    if (until := platform.blocked_until("write")) is not None:  # no posts taken now: leave the jobs be
+        log.debug("%s refuses posts for %.0f s more: no job claimed", platform.name, until - time.time())
         return None
     with sessions.begin() as session:
         # Jobs whose worker died go back to the queue; those out of attempts fail, and their
@@ -115,20 +115,21 @@ def work_once(
         for gone in jobs.sweep(session, max_attempts=lease.max_attempts):
             notice = UNDELIVERABLE if gone.result_image is not None else BROKEN
             _tell(session, gone.platform, gone.post_ref, gone.author_username, notice)
-        job = jobs.claim_next(session, worker=lease.worker, lease_s=lease.lease_s, max_attempts=lease.max_attempts)
+        job = jobs.claim_next(session, worker=lease.worker, lease_s=lease.lease_s, max_attempts=lease.max_attempts,
+                              platform=platform.name)
     if job is None:
         return None
     log.info("job %d: post %s:%s by @%s, attempt %d", job.id, job.platform, job.post_ref, job.author_username,
              job.attempts)
     try:
-        _paint_and_post(sessions, gateway, renderer, lease, job, progress, stop, gallery)
+        _paint_and_post(sessions, platform, renderer, lease, job, progress, stop, gallery)
     except LeaseLost as exc:
         log.warning("job %d: stopped, %s", job.id, exc)
     return job.id
 
 
 def _paint_and_post(
-    sessions: sessionmaker[Session], gateway: XGateway, renderer: Renderer, lease: Lease,
+    sessions: sessionmaker[Session], platform: Platform, renderer: Renderer, lease: Lease,
     job: jobs.ClaimedJob, progress: ProgressFn | None, stop: threading.Event | None, gallery: Gallery | None,
 ) -> None:
     result, render_s = job.result_image, job.render_s
@@ -168,14 +169,14 @@ def _paint_and_post(
         # starts the attempts again, not the picture). The lease is renewed just before the post:
         # if an upload outlasted it and another worker took the job over, this one stops there.
         reply_id = results.post_result(
-            gateway, job.post_ref, result, job.style_image, username=job.author_username or "", number=job.id,
+            platform, job.post_ref, result, job.style_image, username=job.author_username or "", number=job.id,
             retried=job.attempts > 1 or job.result_image is not None, before_post=heartbeat.beat, gallery=gallery,
         )
-    except XError as exc:
+    except PlatformError as exc:
         decision = retry.decide(exc, job.attempts, max_attempts=lease.max_attempts, now=time.time())
         if decision.alert:
             log.error("ADMIN: %s", decision.alert)
-        if not decision.retry:  # a deleted tweet gets no notice: there is nothing to reply to
+        if not decision.retry:  # a deleted post gets no notice: there is nothing to reply to
             _fail(sessions, lease, job, f"{exc} ({decision.reason})", UNDELIVERABLE if decision.tell_user else None)
             return
         not_before = datetime.fromtimestamp(decision.at, timezone.utc) if decision.at else None
@@ -184,7 +185,7 @@ def _paint_and_post(
                                  not_before=not_before, counts=decision.counts)
             if not again:
                 _tell(session, job.platform, job.post_ref, job.author_username, UNDELIVERABLE)
-        log.warning("job %d: X failed (%s); %s", job.id, exc, decision.reason if again else "given up")
+        log.warning("job %d: posting failed (%s); %s", job.id, exc, decision.reason if again else "given up")
         return
 
     with sessions.begin() as session:
@@ -209,5 +210,5 @@ def _tell(session: Session, platform: str | None, post_ref: str | None, username
 
 
 def _clip(text: str, limit: int) -> str:
-    """Keep a reason short enough for a tweet."""
+    """Keep a reason short enough for a post."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

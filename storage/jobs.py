@@ -115,10 +115,12 @@ def claim_next(
     worker: str,
     lease_s: float,
     max_attempts: int,
+    platform: str | None = None,
     now: datetime | None = None,
 ) -> ClaimedJob | None:
     """Claim the best job for ``worker`` under a lease of ``lease_s``; None when nothing is due.
 
+    ``platform``: only a job asked for there (or from no post), for a worker that answers on it.
     Jobs whose lease lapsed are swept first (``sweep``). On SQLite the transaction already holds
     the write lock (``storage.db``: BEGIN IMMEDIATE).
     """
@@ -132,6 +134,8 @@ def claim_next(
         .order_by(Job.priority.desc(), Job.id)
         .limit(1)
     )
+    if platform is not None:
+        best = best.where(or_(Job.platform.is_(None), Job.platform == platform))
     job = session.scalar(best.with_for_update(skip_locked=True) if lock else best)
     if job is None:
         return None

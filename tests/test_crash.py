@@ -21,7 +21,7 @@ import yaml
 from PIL import Image
 from sqlalchemy import Engine, create_engine, select
 
-from bot.sandbox import SandboxX
+from bot.x.sandbox import SandboxX
 from storage import jobs, posts
 from storage.db import open_engine, session_factory
 from storage.models import Job, JobState, Outcome

@@ -18,12 +18,13 @@ from sqlalchemy import text
 
 from bot.app import Forger
 from bot.cli import main
-from bot.config import XCredentials, load_config
-from bot.errors import XRateLimited
+from bot.config import load_config
+from bot.errors import RateLimited
 from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
-from bot.sandbox import SandboxX
 from bot.scheduler import build_scheduler
+from bot.x.platform import XPlatform
+from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
 from storage import cursors, jobs, replies
 from storage.models import JobState
 
@@ -44,7 +45,7 @@ def forger(x: SandboxX, tmp_path: Path) -> Iterator[Forger]:
         database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
         media=replace(config.media, hosts=(x.media_host,)),
     )
-    bot = Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer(size=96), upgrade=True)
+    bot = Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(size=96), upgrade=True)
     yield bot
     bot.close()
 
@@ -146,15 +147,16 @@ def test_a_used_up_rate_limit_is_reported_with_its_reset(tmp_path: Path) -> None
             x=replace(config.x, api_base_url=x.base_url),
             database=replace(config.database, url=f"sqlite:///{tmp_path / 'f.sqlite3'}"),
         )
-        forger = Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer(), upgrade=True)
+        forger = Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(), upgrade=True)
         try:
             forger.poll()
-            with pytest.raises(XRateLimited) as caught:
+            with pytest.raises(RateLimited) as caught:
                 forger.poll()
         finally:
             forger.close()
-    assert caught.value.reset_at is not None
-    assert forger.gateway.rate_limits["GET /2/users/:id/mentions"].remaining == 0
+    assert caught.value.until is not None
+    assert isinstance(forger.platform, XPlatform)
+    assert forger.platform.client.rate_limits["GET /2/users/:id/mentions"].remaining == 0
 
 
 def test_the_scheduler_polls_and_works_as_two_jobs(forger: Forger) -> None:

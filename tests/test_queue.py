@@ -79,6 +79,25 @@ def test_a_job_needs_no_post_but_one_with_a_post_needs_its_row(sessions: Session
     assert claimed is not None and (claimed.id, claimed.platform, claimed.post_ref) == (upload, None, None)
 
 
+def test_a_worker_of_one_platform_takes_its_jobs_and_those_from_no_post(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        here = _queue(s, "100")
+        posts.record(s, platform="elsewhere", post_ref="100", author_ref="1", author_username="b", text="",
+                     outcome=Outcome.QUEUED)
+        s.flush()  # the job's foreign key needs the post's row first
+        there = jobs.enqueue(s, platform="elsewhere", post_ref="100", content_image=b"", style_image=b"").id
+        upload = jobs.enqueue(s, content_image=b"", style_image=b"").id
+
+    def claim() -> int | None:
+        with sessions.begin() as s:
+            job = jobs.claim_next(s, worker="w", lease_s=LEASE, max_attempts=3, platform=P, now=T0)
+            return job.id if job else None
+
+    assert [claim(), claim(), claim()] == [here, upload, None]
+    anyone = _claim(sessions)  # a worker of no platform in particular
+    assert anyone is not None and anyone.id == there
+
+
 def test_a_jobs_history_reads_back_in_order(sessions: Sessions) -> None:
     with sessions.begin() as s:
         job_id = _queue(s, "100")

@@ -18,7 +18,7 @@ from PIL import Image
 from bot.config import parse_config
 from bot.errors import ConfigError, MediaError, PhotoTooSmall
 from bot.media import Downloader, check_photo
-from bot.sandbox import SandboxX
+from bot.x.sandbox import SandboxX
 from tests.test_sandbox import encoded_image
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,11 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import poller
 from bot.config import XCredentials
 from bot.gallery import Gallery
-from bot.gateway import MentionBatch, XGateway
 from bot.media import Downloader
+from bot.platform import MentionBatch
 from bot.poller import PollPolicy, PollReport
 from bot.refusals import HOWTO, RefusalKind
-from bot.sandbox import ManualClock, SandboxX
+from bot.x.client import XClient
+from bot.x.platform import XPlatform
+from bot.x.sandbox import ManualClock, SandboxX
 from storage import cursors, jobs, replies, users
 from storage.admission import Limits
 from storage.models import Outcome, Post, Reply
@@ -49,14 +51,14 @@ def policy(x: SandboxX) -> PollPolicy:
 
 
 class Bot:
-    """The poller's side: one gateway and one database, polled by hand."""
+    """The poller's side: one X client and one database, polled by hand."""
 
     def __init__(self, x: SandboxX, sessions: sessionmaker[Session], clock: ManualClock, policy: PollPolicy) -> None:
         self.x, self.sessions, self.clock, self.policy = x, sessions, clock, policy
-        self.gateway = XGateway(XCredentials.sandbox(), base_url=x.base_url, timeout_s=2.0, clock=clock)
+        self.client = XClient(XCredentials.sandbox(), base_url=x.base_url, timeout_s=2.0, clock=clock)
 
     def poll(self, limits: Limits = LIMITS) -> PollReport:
-        return poller.poll(self.sessions, self.gateway, limits=limits, policy=self.policy, clock=self.clock)
+        return poller.poll(self.sessions, XPlatform(self.client), limits=limits, policy=self.policy, clock=self.clock)
 
     def mention(self, tweet_id: str) -> Post | None:
         with self.sessions() as s:
@@ -106,14 +108,14 @@ def test_a_quiet_bot_reads_its_newest_mention_again_only_for_the_overlap(
     bot: Bot, x: SandboxX, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served: list[int] = []  # X bills every post it serves, each time
-    read = bot.gateway.mentions
+    read = bot.client.mentions
 
     def counted(*args: Any, **kwargs: Any) -> MentionBatch:
         batch = read(*args, **kwargs)
         served.append(len(batch.mentions))
         return batch
 
-    monkeypatch.setattr(bot.gateway, "mentions", counted)
+    monkeypatch.setattr(bot.client, "mentions", counted)
     x.post("alice", "@forgerbot hi")
     for _ in range(10):
         clock.advance(60)
@@ -129,7 +131,7 @@ def test_a_walk_that_reaches_x_s_limit_warns_of_a_gap(
         for n in range(13):
             x.post(f"user{n}", f"@forgerbot {n}")
         bot = Bot(x, sessions, clock, policy)
-        bot.gateway.mention_reach = 10
+        bot.client.mention_reach = 10
         with caplog.at_level(logging.WARNING, logger="bot.poller"):
             report = bot.poll()
 
@@ -155,7 +157,7 @@ def test_own_tweets_and_retweets_are_ignored(bot: Bot, x: SandboxX, photos: dict
     report = bot.poll()
 
     assert (report.queued, report.ignored) == (1, 2)
-    for tweet_id, reason in ((own, "the bot's own tweet"), (retweet, "a retweet")):
+    for tweet_id, reason in ((own, "the bot's own post"), (retweet, "a repost")):
         mention = bot.mention(tweet_id)
         assert mention is not None and mention.outcome is Outcome.IGNORED and mention.reason == reason
         assert bot.owed(tweet_id) == []

@@ -19,13 +19,13 @@ from bot import admin, poller, results, retry
 from bot import replies as bot_replies
 from bot.app import Forger
 from bot.compose import MAX_PHOTO_BYTES, acknowledgement, alt_text, fit_jpeg, result_text
-from bot.config import XCredentials, load_config
-from bot.errors import ConfigError, XUsageCapped
+from bot.config import load_config
+from bot.errors import ConfigError, RateLimited
 from bot.gallery import Gallery
 from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
-from bot.sandbox import DUPLICATE, SandboxX
 from bot.worker import BROKEN
+from bot.x.sandbox import CREDENTIALS_ENV, DUPLICATE, SandboxX
 from model.settings import Progress
 from storage import jobs, replies
 from storage.errors import LeaseLost
@@ -49,7 +49,7 @@ def make_forger(x: SandboxX, tmp_path: Path, timeout_s: float = 5.0) -> Forger:
         database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
         media=replace(config.media, hosts=(x.media_host,)),
     )
-    return Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer(size=64), upgrade=True)
+    return Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(size=64), upgrade=True)
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_the_result_is_a_jpeg_with_alt_text_a_credit_and_the_ai_label(
     png = io.BytesIO()
     Image.open(io.BytesIO(tubingen)).save(png, "PNG")
 
-    reply_id = results.post_result(forger.gateway, ask, png.getvalue(), STARRY.image(), username="alice", number=7,
+    reply_id = results.post_result(forger.platform, ask, png.getvalue(), STARRY.image(), username="alice", number=7,
                                    retried=False)
 
     [reply] = x.replies_to(ask)
@@ -108,7 +108,7 @@ def test_a_retried_job_finds_its_earlier_reply_instead_of_posting_twice(
     with forger.sessions.begin() as s:  # attempt 1: claimed, posted, then the worker died
         claimed = jobs.claim_next(s, worker="dead", lease_s=60, max_attempts=3)
         assert claimed is not None
-    earlier = results.post_result(forger.gateway, ask, tubingen, tubingen, username="alice", number=claimed.id,
+    earlier = results.post_result(forger.platform, ask, tubingen, tubingen, username="alice", number=claimed.id,
                                   retried=False)
     with forger.sessions.begin() as s:  # its lease lapsed: the job is back in the queue
         jobs.release(s, claimed.id, worker="dead", error="worker gone", max_attempts=3)
@@ -154,7 +154,7 @@ def test_a_spent_posting_window_leaves_the_job_queued_without_spinning(tmp_path:
     assert (done, again) == (1, 0) and posts(x) == 1  # one 429, then no claim until the reset
     # Waiting for X is not the job's failure: the attempt is given back, and the job waits for the reset.
     assert job is not None and job.state is JobState.QUEUED and job.attempts == 0
-    assert forger.gateway.blocked_until("write") is not None
+    assert forger.platform.blocked_until("write") is not None
     assert job.not_before is not None and job.not_before.timestamp() >= time.time() + 800
 
 
@@ -180,7 +180,7 @@ def test_owed_replies_wait_out_a_usage_cap_without_spending_attempts(x: SandboxX
 
 def test_a_reply_owed_to_a_deleted_tweet_is_given_up_at_once(x: SandboxX, forger: Forger) -> None:
     ask = x.post("alice", "@forgerbot what is this?")
-    poller.poll(forger.sessions, forger.gateway, limits=forger.limits, policy=poller.policy_for(forger.config))
+    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=poller.policy_for(forger.config))
     x.delete(ask)
 
     report = forger.deliver()
@@ -194,11 +194,11 @@ def test_a_reply_owed_to_a_deleted_tweet_is_given_up_at_once(x: SandboxX, forger
 
 def test_two_deliverers_at_once_post_an_owed_reply_once(x: SandboxX, forger: Forger) -> None:
     ask = x.post("alice", "@forgerbot what is this?")
-    poller.poll(forger.sessions, forger.gateway, limits=forger.limits, policy=poller.policy_for(forger.config))
+    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=poller.policy_for(forger.config))
     x.slow("POST /2/tweets", 0.5)  # the first is still posting when the second looks
 
     def deliver(name: str) -> None:
-        bot_replies.deliver(forger.sessions, forger.gateway, by=name, max_attempts=3)
+        bot_replies.deliver(forger.sessions, forger.platform, by=name, max_attempts=3)
 
     threads = [threading.Thread(target=deliver, args=(name,)) for name in ("poller", "worker")]
     for thread in threads:
@@ -213,15 +213,15 @@ def test_a_reply_x_posted_although_the_bot_timed_out_is_not_posted_again(x: Sand
     forger = make_forger(x, tmp_path, timeout_s=0.3)
     try:
         ask = x.post("alice", "@forgerbot what is this?")
-        poller.poll(forger.sessions, forger.gateway, limits=forger.limits, policy=poller.policy_for(forger.config))
+        poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=poller.policy_for(forger.config))
         x.slow("POST /2/tweets", 0.6)  # X takes the post, the bot gives up waiting
-        first = bot_replies.deliver(forger.sessions, forger.gateway, by="w", max_attempts=3)
+        first = bot_replies.deliver(forger.sessions, forger.platform, by="w", max_attempts=3)
         x.slow("POST /2/tweets", 0)
         deadline = time.monotonic() + 10
         while not x.replies_to(ask) and time.monotonic() < deadline:  # X finishes the post it took
             time.sleep(0.05)
         later = time.time() + retry.MAX_S  # past any backoff
-        second = bot_replies.deliver(forger.sessions, forger.gateway, by="w", max_attempts=3, clock=lambda: later)
+        second = bot_replies.deliver(forger.sessions, forger.platform, by="w", max_attempts=3, clock=lambda: later)
     finally:
         forger.close()
 
@@ -235,14 +235,14 @@ def test_a_reply_x_posted_although_the_bot_timed_out_is_not_posted_again(x: Sand
 
 def test_a_few_seconds_of_x_errors_do_not_use_up_a_replys_attempts(x: SandboxX, forger: Forger) -> None:
     ask = x.post("alice", "@forgerbot what is this?")
-    poller.poll(forger.sessions, forger.gateway, limits=forger.limits, policy=poller.policy_for(forger.config))
+    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=poller.policy_for(forger.config))
     x.fail("POST /2/tweets", 503, times=3)
     now = time.time()
 
-    reports = [bot_replies.deliver(forger.sessions, forger.gateway, by="w", max_attempts=3, clock=lambda: now)
+    reports = [bot_replies.deliver(forger.sessions, forger.platform, by="w", max_attempts=3, clock=lambda: now)
                for _ in range(4)]  # one job after another: the backoff holds the reply back
     later = now + retry.MAX_S
-    final = bot_replies.deliver(forger.sessions, forger.gateway, by="w", max_attempts=3, clock=lambda: later)
+    final = bot_replies.deliver(forger.sessions, forger.platform, by="w", max_attempts=3, clock=lambda: later)
 
     assert [r.failed for r in reports] == [1, 0, 0, 0] and final.failed == 1
     with forger.sessions() as s:
@@ -252,10 +252,10 @@ def test_a_few_seconds_of_x_errors_do_not_use_up_a_replys_attempts(x: SandboxX, 
 
 def test_replies_owed_go_out_while_reading_mentions_fails(x: SandboxX, forger: Forger) -> None:
     ask = x.post("alice", "@forgerbot what is this?")
-    poller.poll(forger.sessions, forger.gateway, limits=forger.limits, policy=poller.policy_for(forger.config))
+    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=poller.policy_for(forger.config))
     x.cap("read")
 
-    with pytest.raises(XUsageCapped):
+    with pytest.raises(RateLimited):
         forger.poll()
 
     assert [t.text for t in x.replies_to(ask)] == [f"@alice {HOWTO}"]
@@ -273,7 +273,7 @@ def test_a_job_retried_by_an_admin_after_its_post_was_lost_is_not_posted_twice(
             assert claimed is not None
             jobs.mark_uploading(s, claimed.id, worker=f"dead{attempt}", lease_s=60, result_image=tubingen, render_s=1.0)
         if attempt == 0:
-            results.post_result(forger.gateway, ask, tubingen, tubingen, username="alice", number=claimed.id,
+            results.post_result(forger.platform, ask, tubingen, tubingen, username="alice", number=claimed.id,
                                 retried=False)
         with forger.sessions.begin() as s:
             jobs.sweep(s, max_attempts=attempts, now=utcnow() + timedelta(minutes=2))
@@ -346,7 +346,7 @@ def test_a_worker_that_lost_its_lease_while_uploading_does_not_post(
         raise LeaseLost(1, "slow-worker", "rendering")
 
     with pytest.raises(LeaseLost):
-        results.post_result(forger.gateway, ask, tubingen, tubingen, username="alice", number=1, retried=False,
+        results.post_result(forger.platform, ask, tubingen, tubingen, username="alice", number=1, retried=False,
                             before_post=taken_over)
 
     assert x.replies_to(ask) == [] and posts(x) == 0
@@ -354,7 +354,7 @@ def test_a_worker_that_lost_its_lease_while_uploading_does_not_post(
 
 def test_a_reply_x_refuses_for_good_is_given_up_at_once(x: SandboxX, forger: Forger) -> None:
     ask = x.post("alice", "@forgerbot what is this?")
-    poller.poll(forger.sessions, forger.gateway, limits=forger.limits, policy=poller.policy_for(forger.config))
+    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=poller.policy_for(forger.config))
     x.fail("POST /2/tweets", 403, detail=DUPLICATE)
 
     report = forger.deliver()
@@ -423,7 +423,7 @@ def test_a_painting_from_the_operators_gallery_is_credited_and_a_broken_one_stop
     config = plain.config
     plain.close()
     forger = Forger.create(config.replace(gallery=replace(config.gallery, extra_dirs=(str(extra),))),
-                           XCredentials.sandbox(), renderer=QuickRenderer(size=64))
+                           CREDENTIALS_ENV, renderer=QuickRenderer(size=64))
     try:
         ask = x.post("alice", "@forgerbot the bridge please", images=[tubingen])
         forger.poll()
@@ -435,4 +435,4 @@ def test_a_painting_from_the_operators_gallery_is_credited_and_a_broken_one_stop
 
     broken = config.replace(gallery=replace(config.gallery, extra_dirs=(str(tmp_path / "no such folder"),)))
     with pytest.raises(ConfigError, match="no such folder"):
-        Forger.create(broken, XCredentials.sandbox(), renderer=QuickRenderer(size=64))
+        Forger.create(broken, CREDENTIALS_ENV, renderer=QuickRenderer(size=64))

@@ -1,4 +1,4 @@
-"""The gateway's accountant: asks ``storage.ledger`` before each call to X and records it after.
+"""The X client's accountant: asks ``storage.ledger`` before each call to X and records it after.
 
 The decision and the records live in the database, so every process of the bot (poller,
 workers, the dashboard) sees the same windows and the same month's spend. A call the budget or a
@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import BudgetSettings
-from bot.errors import XRateLimited, XUsageCapped
+from bot.x.errors import XRateLimited, XUsageCapped
 from storage import ledger
 from storage.ledger import Budget, Need, Stop, Wait
 
