@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import platforms, poller, replies, worker
 from bot.config import Config
+from bot.errors import ForgerError
 from bot.gallery import Gallery
 from bot.platform import Platform
 from bot.rendering import NeuralRenderer, ProgressFn, Renderer
@@ -30,7 +31,8 @@ class Forger:
     config: Config
     engine: Engine
     sessions: sessionmaker[Session]
-    platform: Platform
+    # None in a process that only renders (``render_only``): it needs the database, nothing else.
+    _platform: Platform | None
     renderer: Renderer
     lease: Lease
     progress: ProgressFn | None = field(default=None)
@@ -42,13 +44,15 @@ class Forger:
     @classmethod
     def create(
         cls, config: Config, env: Mapping[str, str], *, renderer: Renderer | None = None, upgrade: bool = False,
-        platform: Platform | None = None,
+        platform: Platform | None = None, render_only: bool = False,
     ) -> Forger:
         """Wire a bot; the database must be at the current schema (``upgrade`` brings it there).
 
         The platform is the one ``bot.platform`` names (``bot.platforms``), its secrets read from
-        ``env``; a ``platform`` given is used instead. Everything the settings name is checked
-        here, at start: a bad gallery folder stops the bot with its name, not each poll later.
+        ``env``; a ``platform`` given is used instead; ``render_only`` has none (a render worker:
+        it needs no credentials, and its results are posted by the outbox elsewhere). Everything
+        the settings name is checked here, at start: a bad gallery folder stops the bot with its
+        name, not each poll later.
         """
         policy = poller.policy_for(config)
         engine = open_engine(config.database.url, create=upgrade)
@@ -61,7 +65,8 @@ class Forger:
             raise
         sessions = session_factory(engine)
         try:
-            platform = platform or platforms.create(config, sessions, env)
+            if not render_only:
+                platform = platform or platforms.create(config, sessions, env)
         except Exception:
             engine.dispose()
             raise
@@ -71,7 +76,19 @@ class Forger:
                 compile_cache=config.paths.data_dir / "compiled",
             )
         lease = Lease(worker=worker_name(), lease_s=config.queue.lease_s, max_attempts=config.bot.max_attempts)
-        return cls(config, engine, sessions, platform, renderer, lease, gallery=policy.gallery)
+        return cls(config, engine, sessions, None if render_only else platform, renderer, lease, gallery=policy.gallery)
+
+    @property
+    def platform(self) -> Platform:
+        """Where this bot reads and posts; a ForgerError in a process that only renders."""
+        if self._platform is None:
+            raise ForgerError("this process only renders: it has no platform to read or post")
+        return self._platform
+
+    @property
+    def posts(self) -> bool:
+        """Whether this process reads and posts (it does, unless it only renders)."""
+        return self._platform is not None
 
     def poll(self) -> poller.PollReport:
         """Read new mentions and queue them, then send the replies owed (even if reading failed)."""
@@ -84,14 +101,16 @@ class Forger:
             self.deliver()
 
     def work(self) -> int:
-        """Do queued jobs until the queue is empty (or the process stops); returns how many were done."""
+        """Paint queued jobs until the queue is empty (or the process stops); returns how many were
+        done. A process that posts delivers each result as it is painted."""
         done = 0
         while not self.stopping.is_set() and worker.work_once(
-            self.sessions, self.platform, self.renderer, self.lease, progress=self.progress, stop=self.stopping,
+            self.sessions, self.renderer, self.lease, progress=self.progress, stop=self.stopping,
             gallery=self.gallery,
         ) is not None:
             done += 1
-            self.deliver()
+            if self.posts:
+                self.deliver()
         return done
 
     @property
@@ -99,6 +118,7 @@ class Forger:
         return Limits(per_user_per_day=self.config.queue.per_user_per_day, queue_limit=self.config.queue.queue_limit)
 
     def deliver(self) -> replies.DeliveryReport:
+        """Post every reply owed (results and texts) on this bot's platform."""
         return replies.deliver(
             self.sessions, self.platform, by=self.lease.worker, max_attempts=self.config.bot.max_attempts
         )

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -24,6 +25,9 @@ from bot.errors import ForgerError, PlatformError
 from bot.progress import render_progress
 from model.errors import ModelError
 from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from bot.app import Forger
 
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
@@ -199,7 +203,7 @@ RENDERERS = click.Choice(["neural", "quick"])
 RENDERER_HELP = "neural: the real painting (default); quick: an instant colour transfer, to try the plumbing."
 
 
-def _serve(ctx: click.Context, *, poll: bool, work: bool, renderer: str = "neural") -> None:
+def _serve(ctx: click.Context, *, poll: bool, work: bool, deliver: bool, renderer: str = "neural") -> None:
     from bot.app import Forger
     from bot.rendering import QuickRenderer
     from bot.scheduler import build_scheduler
@@ -209,23 +213,16 @@ def _serve(ctx: click.Context, *, poll: bool, work: bool, renderer: str = "neura
         logging.getLogger("bot").setLevel(logging.INFO)
     with _user_errors():
         config = _config(ctx)
-        forger = Forger.create(config, os.environ, renderer=QuickRenderer() if renderer == "quick" else None)
-        try:
-            handle = forger.platform.me().handle
-        except PlatformError as exc:
-            if not exc.transient:
-                raise
-            # The platform is down, or its read cap is spent: posting may still work, so serve, unchecked.
-            handle = config.bot.handle
-            log.warning("could not ask %s which account the credentials are for (%s): serving @%s unchecked",
-                        forger.platform.name, exc, handle)
-        if handle.lower() != config.bot.handle.lower():
-            raise ForgerError(f"the credentials are for @{handle}, but config bot.handle is {config.bot.handle}")
+        # A process that only renders needs the database and nothing else: no platform, no keys.
+        forger = Forger.create(config, os.environ, renderer=QuickRenderer() if renderer == "quick" else None,
+                               render_only=not (poll or deliver))
+        handle = _check_account(forger, config) if forger.posts else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    scheduler = build_scheduler(forger, poll=poll, work=work)
+    scheduler = build_scheduler(forger, poll=poll, work=work, deliver=deliver)
     scheduler.start()
-    click.echo(f"forger: serving @{handle} ({'poll' if poll else ''}{' + ' if poll and work else ''}{'work' if work else ''}); Ctrl-C stops")
+    doing = " + ".join(name for name, on in (("poll", poll), ("work", work), ("deliver", deliver)) if on)
+    click.echo(f"forger: {f'serving @{handle}' if handle else 'painting'} ({doing}); Ctrl-C stops")
     try:
         stop.wait()
     except KeyboardInterrupt:
@@ -237,27 +234,51 @@ def _serve(ctx: click.Context, *, poll: bool, work: bool, renderer: str = "neura
         forger.close()
 
 
+def _check_account(forger: Forger, config: Config) -> str:
+    """The handle the platform's credentials are for, which must be the configured one."""
+    try:
+        handle = forger.platform.me().handle
+    except PlatformError as exc:
+        if not exc.transient:
+            raise
+        # The platform is down, or its read cap is spent: posting may still work, so serve, unchecked.
+        handle = config.bot.handle
+        log.warning("could not ask %s which account the credentials are for (%s): serving @%s unchecked",
+                    forger.platform.name, exc, handle)
+    if handle.lower() != config.bot.handle.lower():
+        raise ForgerError(f"the credentials are for @{handle}, but config bot.handle is {config.bot.handle}")
+    return handle
+
+
 @main.command()
 @click.option("--renderer", type=RENDERERS, default="neural", help=RENDERER_HELP)
 @click.pass_context
 def run(ctx: click.Context, renderer: str) -> None:
-    """Poll the mentions and render in one process (a small deployment)."""
-    _serve(ctx, poll=True, work=True, renderer=renderer)
+    """Poll the mentions, render and post in one process (a small deployment)."""
+    _serve(ctx, poll=True, work=True, deliver=True, renderer=renderer)
 
 
 @main.command()
 @click.pass_context
 def poll(ctx: click.Context) -> None:
-    """Only poll the mentions and queue requests (the Procfile's `poller`)."""
-    _serve(ctx, poll=True, work=False)
+    """Poll the mentions, queue requests and post every reply owed, results too (the Procfile's `poller`)."""
+    _serve(ctx, poll=True, work=False, deliver=True)
 
 
 @main.command()
 @click.option("--renderer", type=RENDERERS, default="neural", help=RENDERER_HELP)
 @click.pass_context
 def work(ctx: click.Context, renderer: str) -> None:
-    """Only render queued jobs and reply (the Procfile's `worker`)."""
-    _serve(ctx, poll=False, work=True, renderer=renderer)
+    """Only render queued jobs; their results go to the outbox (the Procfile's `worker`: it needs
+    only the database URL)."""
+    _serve(ctx, poll=False, work=True, deliver=False, renderer=renderer)
+
+
+@main.command("deliver")
+@click.pass_context
+def deliver_command(ctx: click.Context) -> None:
+    """Only post the replies owed, results and texts (the outbox in a process of its own)."""
+    _serve(ctx, poll=False, work=False, deliver=True)
 
 
 @main.command()

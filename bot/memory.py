@@ -111,13 +111,10 @@ class MemoryPlatform:
                            name=name)
 
     def reply(
-        self, in_reply_to: str, text: str, *, image: Image | None = None, need: Need = Need.OWED,
-        before_post: Callable[[], None] | None = None,
+        self, in_reply_to: str, text: str, *, image: Image | None = None, need: Need = Need.OWED
     ) -> str:
         if in_reply_to not in self._posts:
             raise Gone(f"post {in_reply_to} is gone", ref=in_reply_to)
-        if before_post is not None:
-            before_post()
         post_id = self.publish(self.account.handle, text, in_reply_to=in_reply_to)
         if image is not None:
             self._images[post_id] = image

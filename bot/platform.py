@@ -11,7 +11,7 @@ platform's own: only the platform knows how to read on from one, or how far back
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -113,14 +113,9 @@ class Platform(Protocol):
         ...
 
     def reply(
-        self, in_reply_to: str, text: str, *, image: Image | None = None, need: Need = Need.OWED,
-        before_post: Callable[[], None] | None = None,
+        self, in_reply_to: str, text: str, *, image: Image | None = None, need: Need = Need.OWED
     ) -> str:
-        """Post ``text`` (and ``image``) as the bot's reply to ``in_reply_to``; the new post's id.
-
-        ``before_post`` is called once the image is uploaded, just before the reply is posted; an
-        exception from it stops the post.
-        """
+        """Post ``text`` (and ``image``) as the bot's reply to ``in_reply_to``; the new post's id."""
         ...
 
     def find_reply(self, in_reply_to: str, *, text: str | None = None, with_image: bool = False) -> str | None:

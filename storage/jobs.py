@@ -2,7 +2,8 @@
 
 A worker claims the best job (highest priority, then oldest) with one locking statement and holds
 it under a lease that it renews while it paints. A worker that dies stops renewing; once the
-lease has lapsed the job is claimed again, until it has been tried ``max_attempts`` times.
+lease has lapsed the job is claimed again, until it has been tried ``max_attempts`` times. A job
+painted waits for the outbox (``storage.replies``) to post its result, holding no lease.
 
 On PostgreSQL the claim is ``SELECT ... FOR UPDATE SKIP LOCKED`` then ``UPDATE``: concurrent
 workers skip each other's rows instead of queueing on them. SQLite has no row locks (it drops
@@ -26,13 +27,13 @@ from storage.models import Job, JobEvent, JobState, utcnow
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.RENDERING, JobState.FAILED, JobState.CANCELLED}),
     JobState.RENDERING: frozenset({JobState.UPLOADING, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED}),
-    JobState.UPLOADING: frozenset({JobState.REPLIED, JobState.QUEUED, JobState.FAILED}),
+    JobState.UPLOADING: frozenset({JobState.REPLIED, JobState.FAILED}),
     JobState.REPLIED: frozenset(),
     JobState.FAILED: frozenset({JobState.QUEUED}),  # an admin's retry
     JobState.CANCELLED: frozenset(),
 }
-ACTIVE = (JobState.RENDERING, JobState.UPLOADING)  # states that hold a lease
-WAITING = (JobState.QUEUED, *ACTIVE)  # not finished yet
+ACTIVE = (JobState.RENDERING,)  # states that hold a lease
+WAITING = (JobState.QUEUED, JobState.RENDERING, JobState.UPLOADING)  # not finished yet
 
 
 @dataclass(frozen=True)
@@ -182,30 +183,28 @@ def heartbeat(
         job.progress_total = total
 
 
-def mark_uploading(
-    session: Session, job_id: int, *, worker: str, lease_s: float, result_image: bytes, render_s: float,
-    now: datetime | None = None,
+def mark_painted(
+    session: Session, job_id: int, *, worker: str, result_image: bytes, render_s: float,
 ) -> None:
-    """The picture is painted: keep it (a retry need not paint it again), renew the lease for the
-    upload, and start posting."""
+    """The picture is painted: keep it, and give up the lease. Its result is posted by the outbox
+    (owed in the same transaction), or it is kept, for a job from no post (``mark_posted``)."""
     job = _held(session, job_id, worker)
     _move(session, job, JobState.UPLOADING, f"rendered in {render_s:.1f} s", worker=worker)
-    job.lease_expires_at = (now or utcnow()) + timedelta(seconds=lease_s)
     job.result_image = result_image
     job.render_s = render_s
     job.progress_iteration = job.progress_total
+    job.lease_owner = job.lease_expires_at = None
 
 
-def mark_replied(session: Session, job_id: int, *, worker: str, reply_ref: str | None) -> None:
+def mark_posted(session: Session, job_id: int, *, reply_ref: str | None) -> None:
     """The result is posted (as ``reply_ref``): recorded, so that it is never posted again. A job
     from no post has nothing to answer (``reply_ref`` None): its result is kept."""
-    job = _held(session, job_id, worker)
+    job = session.get_one(Job, job_id, with_for_update=is_postgres(session))
     reason = f"replied with post {reply_ref}" if reply_ref is not None else "painted; no post to answer"
-    _move(session, job, JobState.REPLIED, reason, worker=worker)
+    _move(session, job, JobState.REPLIED, reason)
     job.reply_ref = reply_ref
     job.error = None
     job.finished_at = utcnow()
-    job.lease_owner = job.lease_expires_at = None
 
 
 def mark_failed(session: Session, job_id: int, *, worker: str | None, error: str) -> None:

@@ -81,7 +81,7 @@ class JobState(str, enum.Enum):
 
     QUEUED = "queued"  # waiting for a worker
     RENDERING = "rendering"  # a worker holds its lease and paints
-    UPLOADING = "uploading"  # painted; the worker is posting the reply
+    UPLOADING = "uploading"  # painted; its result waits in the outbox (``Reply.job_id``) to be posted
     REPLIED = "replied"  # the result is posted and recorded (or kept, when no post asked for it)
     FAILED = "failed"  # given up on, with the reason in ``error``
     CANCELLED = "cancelled"  # stopped by an admin
@@ -190,10 +190,11 @@ class JobEvent(Base):
 
 
 class Reply(Base):
-    """A text reply the bot owes someone (a how-to, a failure notice), sent by ``deliver``.
+    """A post the bot owes someone (a result, a how-to, a failure notice), sent by the outbox.
 
     Written in the same transaction as the decision that calls for it, so that no answer is lost
-    when posting fails; ``reply_ref`` is set once the platform has accepted it.
+    when posting fails; ``reply_ref`` is set once the platform has accepted it. A result names
+    its job, whose painted picture it carries.
     """
 
     __tablename__ = "replies"
@@ -205,6 +206,10 @@ class Reply(Base):
     # Optional replies (acknowledgements) are the first thing dropped when the budget runs low.
     optional: Mapped[bool] = mapped_column(Boolean, default=False)
     text: Mapped[str] = mapped_column(Text)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", name="fk_replies_job_id"))  # a result's
+    alt_text: Mapped[str | None] = mapped_column(Text)  # what the picture shows, for screen readers
+    # An earlier attempt may have posted it already (a job painted or tried before): look first.
+    look_first: Mapped[bool] = mapped_column(Boolean, default=False)
     reply_ref: Mapped[str | None] = mapped_column(REF)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
@@ -215,7 +220,10 @@ class Reply(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_replies_in_reply_to", "platform", "in_reply_to_ref"),)
+    __table_args__ = (
+        Index("ix_replies_in_reply_to", "platform", "in_reply_to_ref"),
+        Index("ix_replies_job_id", "job_id"),
+    )
 
 
 class Cursor(Base):

@@ -1,6 +1,7 @@
-"""Text replies the bot owes: written with the decision, sent later, recorded once sent.
+"""The outbox: posts the bot owes (results and texts), written with the decision, sent later,
+recorded once sent.
 
-Several processes deliver (the poller after each poll, each worker after each job), so a reply
+Several processes may deliver (the poller after each poll, ``forger deliver``), so a reply
 is claimed before it is posted: one conditional UPDATE, which only one of them can win, marks it
 as being posted by one deliverer for a while (``CLAIM``).
 """
@@ -20,11 +21,14 @@ CLAIM = timedelta(minutes=5)
 
 
 def owe(
-    session: Session, *, platform: str, in_reply_to_ref: str, kind: str, text: str, optional: bool = False
+    session: Session, *, platform: str, in_reply_to_ref: str, kind: str, text: str, optional: bool = False,
+    job_id: int | None = None, alt_text: str | None = None, look_first: bool = False,
 ) -> Reply:
     """Queue a reply to post ``in_reply_to_ref`` of ``platform``, to be sent by the next delivery;
-    ``optional`` ones go first when money is short."""
-    reply = Reply(platform=platform, in_reply_to_ref=in_reply_to_ref, kind=kind, text=text, optional=optional)
+    ``optional`` ones go first when money is short. A result names its ``job_id`` (the picture
+    it carries) and ``alt_text``; ``look_first`` when an earlier attempt may have posted it."""
+    reply = Reply(platform=platform, in_reply_to_ref=in_reply_to_ref, kind=kind, text=text, optional=optional,
+                  job_id=job_id, alt_text=alt_text, look_first=look_first)
     session.add(reply)
     session.flush()
     return reply

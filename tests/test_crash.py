@@ -1,8 +1,9 @@
 """Crash safety: worker processes drain a queue while one of them is killed mid-job.
 
-Three real ``forger work`` processes (quick renderer, sandbox X over HTTP) share one database;
-one is sent SIGKILL while it holds a job. Its lease lapses, another worker takes the job over,
-and every mention ends with exactly one reply: none lost, none twice.
+Three real ``forger work`` processes (quick renderer; the database URL and nothing else: no X
+keys) and one ``forger deliver`` (the sandbox X over HTTP) share one database; one worker is sent
+SIGKILL while it holds a job. Its lease lapses, another worker takes the job over, and every
+mention ends with exactly one reply: none lost, none twice.
 """
 
 from __future__ import annotations
@@ -89,10 +90,14 @@ def _drain_while_one_worker_dies(engine: Engine, db_url: str, tmp_path: Path) ->
         config["database"]["url"] = db_url
         config["queue"]["lease_s"] = LEASE_S
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-        env = {**os.environ, "X_API_KEY": "k", "X_API_SECRET": "s", "X_ACCESS_TOKEN": "t", "X_ACCESS_TOKEN_SECRET": "ts"}
-        command = [sys.executable, "-m", "bot.cli", "--config", str(tmp_path / "config.yaml"), "work", "--renderer", "quick"]
-        workers = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        keys = {"X_API_KEY": "k", "X_API_SECRET": "s", "X_ACCESS_TOKEN": "t", "X_ACCESS_TOKEN_SECRET": "ts"}
+        bare = {name: value for name, value in os.environ.items() if name not in keys}
+        cli = [sys.executable, "-m", "bot.cli", "--config", str(tmp_path / "config.yaml")]
+        workers = [subprocess.Popen([*cli, "work", "--renderer", "quick"], cwd=ROOT, env=bare,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                    for _ in range(WORKERS)]
+        workers.append(subprocess.Popen([*cli, "deliver"], cwd=ROOT, env={**bare, **keys},
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         try:
             def replied() -> int:
                 with sessions() as s:

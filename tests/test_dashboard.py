@@ -97,8 +97,8 @@ def seed(sessions: Sessions) -> Seeded:
     with sessions.begin() as s:
         replied = _request(s, "1002", "bob")
         assert _claim(s) == replied
-        jobs.mark_uploading(s, replied, worker="worker-1", lease_s=600, result_image=RESULT, render_s=84.0)
-        jobs.mark_replied(s, replied, worker="worker-1", reply_ref="9002")
+        jobs.mark_painted(s, replied, worker="worker-1", result_image=RESULT, render_s=84.0)
+        jobs.mark_posted(s, replied, reply_ref="9002")
     with sessions.begin() as s:
         rendering = _request(s, "1003", "carol")
         assert _claim(s) == rendering

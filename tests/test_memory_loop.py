@@ -18,7 +18,7 @@ from PIL import Image
 from bot import platforms
 from bot.app import Forger
 from bot.config import load_config
-from bot.errors import ConfigError
+from bot.errors import ConfigError, ForgerError
 from bot.memory import MemoryPlatform
 from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
@@ -97,22 +97,42 @@ def test_a_post_deleted_before_the_reply_ends_its_job_with_nobody_told(
     with forger.sessions() as s:
         job = jobs.by_post(s, "memory", ask)
         assert job is not None and job.state is JobState.FAILED
-        assert replies.for_post(s, "memory", ask) == []
+        [result] = replies.for_post(s, "memory", ask)  # the result, given up; no notice to nobody
+        assert result.kind == "result" and result.reply_ref is None
 
 
-def test_no_job_is_taken_while_the_platform_takes_no_posts(
+def test_a_result_painted_while_the_platform_takes_no_posts_waits_in_the_outbox(
     forger: Forger, world: MemoryPlatform, photos: dict[str, bytes]
 ) -> None:
     ask = world.publish("alice", "@forgerbot", photos=[photos["tubingen"], photos["golden_gate"]])
     forger.poll()
     world.block("write", time.time() + 60)
 
-    assert forger.work() == 0
+    assert forger.work() == 1  # painting needs no platform
 
     with forger.sessions() as s:
-        assert jobs.by_post(s, "memory", ask).state is JobState.QUEUED  # type: ignore[union-attr]
+        assert jobs.by_post(s, "memory", ask).state is JobState.UPLOADING  # type: ignore[union-attr]
+    assert world.replies_to(ask) == []
     world.block("write", 0)
-    assert forger.work() == 1 and len(world.replies_to(ask)) == 1
+    assert forger.deliver().sent == 1 and len(world.replies_to(ask)) == 1
+    with forger.sessions() as s:
+        assert jobs.by_post(s, "memory", ask).state is JobState.REPLIED  # type: ignore[union-attr]
+
+
+def test_a_render_worker_needs_only_the_database(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    config = load_config(ROOT / "config.yaml")  # bot.platform is x, and there are no X keys here
+    config = config.replace(database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"))
+    worker = Forger.create(config, {}, renderer=QuickRenderer(size=96), upgrade=True, render_only=True)
+    try:
+        with worker.sessions.begin() as s:
+            job_id = jobs.enqueue(s, content_image=photos["tubingen"], style_image=photos["golden_gate"]).id
+        assert not worker.posts and worker.work() == 1
+        with pytest.raises(ForgerError, match="only renders"):
+            _ = worker.platform
+        with worker.sessions() as s:
+            assert jobs.get(s, job_id).state is JobState.REPLIED
+    finally:
+        worker.close()
 
 
 def test_a_job_from_no_post_is_painted_and_kept(forger: Forger, photos: dict[str, bytes]) -> None:

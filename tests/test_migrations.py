@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from storage import schema
 from storage.db import open_engine
-from storage.models import ApiCall, Base, Job, JobState, Post, Reply, User
+from storage.models import ApiCall, Base, Job, JobEvent, JobState, Outcome, Post, Reply, User
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 STATES = ["queued", "rendering", "uploading", "replied", "failed", "cancelled"]
@@ -139,7 +139,7 @@ def test_0004_turns_every_row_into_a_row_of_platform_x(empty: Engine) -> None:
     with empty.connect() as c:
         before = _dump(c)
 
-    schema.upgrade(empty)
+    schema.upgrade(empty, "0004")
 
     with empty.connect() as c:
         assert _x(_rows(c, "SELECT platform, post_ref, author_ref, author_username, text, outcome, reason, seen_at "
@@ -167,7 +167,13 @@ def test_0004_turns_every_row_into_a_row_of_platform_x(empty: Engine) -> None:
         assert _x(_rows(c, 'SELECT platform, endpoint, "limit", remaining, reset_at, capped_until, updated_at '
                            "FROM rate_windows ORDER BY endpoint")) == before["rate_windows"]
 
+    schema.upgrade(empty)  # and on to the head: read through today's models
     with Session(empty) as s, s.begin():
+        # 0005: the job a worker was posting is queued again, its picture kept, its lease gone.
+        requeued = s.get_one(Job, 3)
+        assert (requeued.state, requeued.result_image, requeued.lease_owner) == (JobState.QUEUED, b"result-2", None)
+        assert "migration 0005" in s.scalars(select(JobEvent.reason).where(JobEvent.job_id == 3)).all()[-1]
+        assert {r.look_first for r in s.scalars(select(Reply))} == {False}
         # Read through the models: states, times and options come back typed.
         replied = s.scalars(select(Job).where(Job.state == JobState.REPLIED)).one()
         assert (replied.platform, replied.post_ref, replied.reply_ref) == ("x", "1003", "9000")
@@ -183,13 +189,35 @@ def test_0004_turns_every_row_into_a_row_of_platform_x(empty: Engine) -> None:
         assert (call.id, reply.id) == (3, 4)
 
 
+def test_0005_downgrades_dropping_results_not_posted_and_requeueing_their_jobs(empty: Engine) -> None:
+    schema.upgrade(empty)
+    with Session(empty) as s, s.begin():
+        post = Post(platform="x", post_ref="1", author_ref="7", author_username="ann", text="@bot", outcome=Outcome.QUEUED)
+        job = Job(platform="x", post_ref="1", author_username="ann", content_image=b"p", style_image=b"s",
+                  state=JobState.UPLOADING, result_image=b"r")
+        s.add(post)
+        s.flush()
+        s.add(job)
+        s.flush()
+        s.add_all([
+            Reply(platform="x", in_reply_to_ref="1", kind="result", text="here", job_id=job.id, alt_text="a"),
+            Reply(platform="x", in_reply_to_ref="1", kind="refusal", text="how to"),
+        ])
+
+    schema.downgrade(empty, "0004")
+
+    with empty.connect() as c:
+        assert _rows(c, "SELECT kind FROM replies") == [("refusal",)]
+        assert _rows(c, "SELECT state, result_image FROM jobs") == [("queued", b"r")]
+
+
 def test_0004_downgrades_to_the_rows_it_came_from(empty: Engine) -> None:
     schema.upgrade(empty, "0003")
     with empty.begin() as c:
         _fill_0003(c)
     with empty.connect() as c:
         before = _dump(c)
-    schema.upgrade(empty)
+    schema.upgrade(empty, "0004")
     with empty.begin() as c:  # a row of another platform has no place in the old tables
         _insert(c, "cursors", platform="memory", name="mentions", value="7", updated_at=_at(50))
 

@@ -104,8 +104,8 @@ def test_a_jobs_history_reads_back_in_order(sessions: Sessions) -> None:
     _claim(sessions)
     with sessions.begin() as s:
         jobs.heartbeat(s, job_id, worker="w1", lease_s=LEASE, iteration=5, total=10)
-        jobs.mark_uploading(s, job_id, worker="w1", lease_s=LEASE, result_image=b"jpeg", render_s=12.5)
-        jobs.mark_replied(s, job_id, worker="w1", reply_ref="900")
+        jobs.mark_painted(s, job_id, worker="w1", result_image=b"jpeg", render_s=12.5)
+        jobs.mark_posted(s, job_id, reply_ref="900")
     with sessions() as s:
         job = jobs.get(s, job_id)
         assert (job.state, job.reply_ref, job.result_image, job.render_s) == (JobState.REPLIED, "900", b"jpeg", 12.5)
@@ -159,12 +159,13 @@ def test_heartbeats_keep_the_lease(sessions: Sessions) -> None:
     with sessions.begin() as s:
         jobs.heartbeat(s, job.id, worker="w1", lease_s=LEASE, now=T0 + timedelta(seconds=50))
     assert _claim(sessions, "w2", now=T0 + timedelta(seconds=LEASE + 1)) is None
-    with sessions.begin() as s:  # the upload starts with a whole lease
-        jobs.mark_uploading(s, job.id, worker="w1", lease_s=LEASE, result_image=b"jpeg", render_s=1.0,
-                            now=T0 + timedelta(seconds=100))
-    assert _claim(sessions, "w2", now=T0 + timedelta(seconds=100 + LEASE - 1)) is None
+    with sessions.begin() as s:  # painted: the result waits in the outbox, holding no lease
+        jobs.mark_painted(s, job.id, worker="w1", result_image=b"jpeg", render_s=1.0)
     with sessions.begin() as s:
-        assert [j.id for j in jobs.sweep(s, max_attempts=1, now=T0 + timedelta(seconds=100 + LEASE + 1))] == [job.id]
+        assert jobs.sweep(s, max_attempts=1, now=T0 + timedelta(days=1)) == []
+        assert jobs.get(s, job.id).state is JobState.UPLOADING and jobs.get(s, job.id).lease_owner is None
+    with pytest.raises(LeaseLost), sessions.begin() as s:
+        jobs.heartbeat(s, job.id, worker="w1", lease_s=LEASE)
 
 
 def test_after_max_attempts_a_lapsed_job_fails_with_its_last_error(sessions: Sessions) -> None:
@@ -221,8 +222,8 @@ def test_position_progress_and_eta(sessions: Sessions) -> None:
     done = _claim(sessions)
     assert done is not None
     with sessions.begin() as s:
-        jobs.mark_uploading(s, done.id, worker="w1", lease_s=LEASE, result_image=b"", render_s=20.0)
-        jobs.mark_replied(s, done.id, worker="w1", reply_ref="1")
+        jobs.mark_painted(s, done.id, worker="w1", result_image=b"", render_s=20.0)
+        jobs.mark_posted(s, done.id, reply_ref="1")
     working = _claim(sessions)
     assert working is not None
     with sessions.begin() as s:
@@ -290,7 +291,7 @@ def test_a_users_waiting_jobs_can_be_cancelled_and_reprioritised_together(sessio
     _claim(sessions, "w1")
     _claim(sessions, "w2")
     with sessions.begin() as s:
-        jobs.mark_uploading(s, uploading, worker="w2", lease_s=LEASE, result_image=b"jpeg", render_s=1.0, now=T0)
+        jobs.mark_painted(s, uploading, worker="w2", result_image=b"jpeg", render_s=1.0)
         mallory = users.seen(s, P, "id-mallory", "mallory").id
         jobs.reprioritise(s, mallory, 4)
         # A job whose picture is on its way to its platform is left to finish.

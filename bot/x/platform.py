@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from bot.errors import AuthError, Duplicate, Forbidden, Gone, PlatformError, RateLimited, Transient
@@ -103,18 +103,13 @@ class XPlatform:
         return downloader.fetch(media.url or "", name=name)  # X serves photos by address
 
     def reply(
-        self, in_reply_to: str, text: str, *, image: Image | None = None, need: Need = Need.OWED,
-        before_post: Callable[[], None] | None = None,
+        self, in_reply_to: str, text: str, *, image: Image | None = None, need: Need = Need.OWED
     ) -> str:
         with _translated():
             if image is None:
-                if before_post is not None:
-                    before_post()
                 return self.client.reply(in_reply_to, text, need=need)
             media_id = self.client.upload_image(image.data, content_type=image.content_type)
             self.client.describe_media(media_id, image.alt_text)
-            if before_post is not None:
-                before_post()
             return self.client.reply(in_reply_to, text, media_ids=(media_id,), made_with_ai=True, need=need)
 
     def find_reply(self, in_reply_to: str, *, text: str | None = None, with_image: bool = False) -> str | None:
