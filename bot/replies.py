@@ -54,7 +54,8 @@ def deliver(
         with sessions.begin() as session:
             if not replies.claim(session, reply.id, by=by, now=datetime.fromtimestamp(clock(), UTC)):
                 continue  # sent or being sent by another deliverer since it was listed
-            image = results.picture(session, reply)
+            painted = results.painted(session, reply)
+        image = results.picture(reply, painted)
         try:
             posted = _earlier(platform, reply, image) if reply.look_first or reply.attempts or reply.claimed_by else None
             if posted is None:

@@ -36,11 +36,19 @@ def owe(session: Session, job: jobs.ClaimedJob, *, gallery: Gallery) -> Reply:
     )
 
 
-def picture(session: Session, reply: Reply) -> Image | None:
-    """The image a reply owed carries: its job's painted picture, fitted; None for a text."""
+def painted(session: Session, reply: Reply) -> bytes | None:
+    """The painted picture a reply owed carries (its job's); None for a text."""
     if reply.job_id is None:
         return None
     data = session.scalar(select(Job.result_image).where(Job.id == reply.job_id))
     if data is None:
         raise ValueError(f"reply {reply.id} carries job {reply.job_id}'s result, which was not painted")
-    return Image(compose.fit_jpeg(data), alt_text=reply.alt_text or "")
+    return data
+
+
+def picture(reply: Reply, painted: bytes | None) -> Image | None:
+    """The image to post with ``reply``: its ``painted`` picture as a JPEG that fits, and its alt
+    text (no database is held while the picture is encoded)."""
+    if painted is None:
+        return None
+    return Image(compose.fit_jpeg(painted), alt_text=reply.alt_text or "")

@@ -103,6 +103,11 @@ def _drain_while_one_worker_dies(engine: Engine, db_url: str, tmp_path: Path) ->
                 with sessions() as s:
                     return jobs.counts(s)[JobState.REPLIED]
 
+            def painted() -> int:  # results are posted by the deliverer, later: count them painted
+                with sessions() as s:
+                    counts = jobs.counts(s)
+                    return counts[JobState.UPLOADING] + counts[JobState.REPLIED]
+
             # Read through a plain engine: on SQLite, Forger's engine begins every transaction
             # IMMEDIATE, which would wait on a frozen worker's write lock; a plain WAL read does not.
             watcher = create_engine(db_url)
@@ -112,7 +117,7 @@ def _drain_while_one_worker_dies(engine: Engine, db_url: str, tmp_path: Path) ->
                     owners = c.scalars(select(Job.lease_owner).where(Job.state.in_(jobs.ACTIVE)))
                     return any(f":{workers[0].pid}:" in (owner or "") for owner in owners)
 
-            _wait_for(lambda: replied() >= JOBS // 10, 60, "the workers to get going")
+            _wait_for(lambda: painted() >= JOBS // 10, 60, "the workers to get going")
             _kill_mid_job(workers[0], held_by_victim)
             watcher.dispose()
 

@@ -16,8 +16,8 @@ from PIL import Image
 from sqlalchemy.exc import OperationalError
 
 from bot import admin, poller, retry, worker
-from bot import results as bot_results
 from bot import replies as bot_replies
+from bot import results as bot_results
 from bot.app import Forger
 from bot.compose import MAX_PHOTO_BYTES, acknowledgement, alt_text, fit_jpeg, result_text
 from bot.config import load_config
@@ -25,6 +25,7 @@ from bot.errors import ConfigError, RateLimited
 from bot.gallery import Gallery
 from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
+from bot.results import UNDELIVERABLE
 from bot.worker import BROKEN
 from bot.x.sandbox import CREDENTIALS_ENV, DUPLICATE, SandboxX
 from model.settings import Progress
@@ -113,7 +114,7 @@ def _posted_by_a_deliverer_that_died(forger: Forger, ask: str) -> str:
     with forger.sessions.begin() as s:
         [result] = replies.for_post(s, "x", ask)
         assert replies.claim(s, result.id, by="dead", now=utcnow() - replies.CLAIM * 2)
-        picture = bot_results.picture(s, result)
+        picture = bot_results.picture(result, bot_results.painted(s, result))
     return forger.platform.reply(ask, result.text, image=picture)
 
 
@@ -267,6 +268,28 @@ def test_a_few_seconds_of_x_errors_do_not_use_up_a_replys_attempts(x: SandboxX, 
     with forger.sessions() as s:
         [owed] = replies.for_post(s, "x", ask)
         assert owed.attempts == 2 and owed.reply_ref is None and owed.not_before is not None
+
+
+def test_a_result_x_keeps_failing_fails_its_job_and_tells_its_author(
+    x: SandboxX, forger: Forger, tubingen: bytes
+) -> None:
+    ask = x.post("alice", "@forgerbot", images=[tubingen, tubingen])
+    forger.poll()
+    _paint(forger)
+    x.fail("POST /2/tweets", 503, times=3)
+    start = time.time()
+
+    for n in range(3):  # each round after the backoff of the one before
+        report = bot_replies.deliver(forger.sessions, forger.platform, by="w", max_attempts=3,
+                                     clock=lambda n=n: start + n * retry.MAX_S)  # type: ignore[misc]
+        assert report.failed == 1
+    forger.deliver()  # X is well again: the notice goes out, the result is not tried again
+
+    assert [t.text for t in x.replies_to(ask)] == [f"@alice {UNDELIVERABLE}"]
+    with forger.sessions() as s:
+        job = jobs.by_post(s, "x", ask)
+        assert job is not None and job.state is JobState.FAILED
+        assert job.error is not None and "kept failing (3 attempts)" in job.error
 
 
 def test_replies_owed_go_out_while_reading_mentions_fails(x: SandboxX, forger: Forger) -> None:
