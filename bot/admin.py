@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from bot.errors import ForgerError
 from bot.options import RenderOptions
-from storage import jobs, ledger, users
+from storage import jobs, ledger, posts, users
 from storage.admission import DAY
 from storage.errors import IllegalTransition
-from storage.models import ApiCall, Job, JobState, Mention, RateWindow, User, utcnow
+from storage.models import ApiCall, Job, JobState, RateWindow, User, utcnow
 
 ImageRole = Literal["content", "style", "result"]
 
@@ -54,13 +54,14 @@ class Event:
 @dataclass(frozen=True)
 class JobDetail:
     row: QueueRow
-    tweet_id: str
+    platform: str | None  # where it was asked for (None: from no post)
+    post_ref: str | None  # the post that asked
     text: str
     options: dict[str, object]  # what the user asked for besides the images (strength, colours, faces)
-    reply_tweet_id: str | None
+    reply_ref: str | None  # the post that carried the result
     lease_owner: str | None
     lease_expires_at: datetime | None
-    held_until: datetime | None  # queued but not to be claimed before then (a backoff, X's reset)
+    held_until: datetime | None  # queued but not to be claimed before then (a backoff, a rate-limit reset)
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -72,7 +73,9 @@ class JobDetail:
 
 @dataclass(frozen=True)
 class UserInfo:
-    id: str
+    id: int
+    platform: str
+    user_ref: str  # the user's id on the platform
     username: str
     banned: bool
     ban_reason: str | None
@@ -83,6 +86,7 @@ class UserInfo:
 
 @dataclass(frozen=True)
 class Window:
+    platform: str
     endpoint: str
     limit: int
     remaining: int
@@ -120,7 +124,7 @@ def _row(job: Job, now: datetime, position: int | None) -> QueueRow:
     if job.state in jobs.ACTIVE and job.progress_total:
         progress = job.progress_iteration / job.progress_total
     return QueueRow(
-        id=job.id, user=job.author_username, state=job.state.value, age_s=(now - job.created_at).total_seconds(),
+        id=job.id, user=job.author_username or "", state=job.state.value, age_s=(now - job.created_at).total_seconds(),
         position=position, progress=progress, attempts=job.attempts, priority=job.priority, error=job.error,
     )
 
@@ -159,7 +163,7 @@ def _filtered(session: Session, query: Select[Any], states: tuple[str, ...], use
         # the name it was asked under); a name nobody has now matches what jobs were asked as.
         found = users.by_name(session, user)
         name = func.lower(Job.author_username) == user.removeprefix("@").lower()
-        query = query.where(Job.author_id == found.id if found is not None else name)
+        query = query.where(Job.user_id == found.id if found is not None else name)
     return query
 
 
@@ -178,16 +182,16 @@ def job(session: Session, job_id: int, *, workers: int = 1, now: datetime | None
     """Everything about one job: its request, its history, its timings, its images."""
     now = now or utcnow()
     found = _job(session, job_id)
-    mention = session.get(Mention, found.tweet_id)
+    post = posts.get(session, found.platform, found.post_ref) if found.platform and found.post_ref else None
     sizes = session.execute(
         select(func.length(Job.content_image), func.length(Job.style_image), func.length(Job.result_image))
         .where(Job.id == job_id)
     ).one()
     return JobDetail(
         row=_row(found, now, jobs.position(session, job_id, now=now)),
-        tweet_id=found.tweet_id, text=mention.text if mention else "",
+        platform=found.platform, post_ref=found.post_ref, text=post.text if post else "",
         options=RenderOptions.from_json(found.options).to_json(),
-        reply_tweet_id=found.reply_tweet_id, lease_owner=found.lease_owner, lease_expires_at=found.lease_expires_at,
+        reply_ref=found.reply_ref, lease_owner=found.lease_owner, lease_expires_at=found.lease_expires_at,
         held_until=jobs.held_until(found, now),
         created_at=found.created_at, started_at=found.started_at, finished_at=found.finished_at,
         render_s=found.render_s, eta_s=jobs.eta_s(session, job_id, workers=workers),
@@ -231,7 +235,7 @@ def _user(session: Session, name: str) -> User:
 
 def user(session: Session, name: str, *, now: datetime | None = None) -> UserInfo:
     found = _user(session, name)
-    total = session.scalar(select(func.count()).select_from(Job).where(Job.author_id == found.id)) or 0
+    total = session.scalar(select(func.count()).select_from(Job).where(Job.user_id == found.id)) or 0
     return _info(found, total, jobs.submitted_since(session, found.id, (now or utcnow()) - DAY))
 
 
@@ -243,15 +247,16 @@ def everyone(session: Session, *, now: datetime | None = None) -> list[UserInfo]
     return [_info(found, totals.get(found.id, 0), recent.get(found.id, 0)) for found in users.everyone(session)]
 
 
-def _jobs_by_author(session: Session, *where: ColumnElement[bool]) -> dict[str, int]:
-    query = select(Job.author_id, func.count()).where(*where).group_by(Job.author_id)
+def _jobs_by_author(session: Session, *where: ColumnElement[bool]) -> dict[int | None, int]:
+    query = select(Job.user_id, func.count()).where(*where).group_by(Job.user_id)
     return {author: count for author, count in session.execute(query)}
 
 
 def _info(found: User, jobs_total: int, renders_last_day: int) -> UserInfo:
     return UserInfo(
-        id=found.id, username=found.username, banned=found.banned, ban_reason=found.ban_reason,
-        priority=found.priority, renders_last_day=renders_last_day, jobs_total=jobs_total,
+        id=found.id, platform=found.platform, user_ref=found.user_ref, username=found.username,
+        banned=found.banned, ban_reason=found.ban_reason, priority=found.priority,
+        renders_last_day=renders_last_day, jobs_total=jobs_total,
     )
 
 
@@ -274,7 +279,7 @@ def set_priority(session: Session, name: str, priority: int) -> None:
 
 
 def stats(session: Session, *, budget_usd: float, now: datetime | None = None) -> Stats:
-    """The queue, the renders and the X API spend at a glance."""
+    """The queue, the renders and the API spend at a glance."""
     now = now or utcnow()
 
     def finished_since(since: datetime) -> int:
@@ -297,7 +302,7 @@ def stats(session: Session, *, budget_usd: float, now: datetime | None = None) -
         spent_usd=ledger.spent(session, now=now),
         budget_usd=budget_usd,
         windows=[
-            Window(w.endpoint, w.limit, w.remaining, w.reset_at, w.capped_until)
-            for w in session.scalars(select(RateWindow).order_by(RateWindow.endpoint))
+            Window(w.platform, w.endpoint, w.limit, w.remaining, w.reset_at, w.capped_until)
+            for w in session.scalars(select(RateWindow).order_by(RateWindow.platform, RateWindow.endpoint))
         ],
     )

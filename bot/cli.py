@@ -13,17 +13,21 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from bot.config import Config, XCredentials, default_config_path, load_config
-from bot.errors import ForgerError, XError
+from bot.config import Config, default_config_path, load_config
+from bot.errors import ForgerError, PlatformError
 from bot.progress import render_progress
 from model.errors import ModelError
 from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from bot.app import Forger
 
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
@@ -201,7 +205,7 @@ RENDERERS = click.Choice(["neural", "quick"])
 RENDERER_HELP = "neural: the real painting (default); quick: an instant colour transfer, to try the plumbing."
 
 
-def _serve(ctx: click.Context, *, poll: bool, work: bool, renderer: str = "neural") -> None:
+def _serve(ctx: click.Context, *, poll: bool, work: bool, deliver: bool, renderer: str = "neural") -> None:
     from bot.app import Forger
     from bot.rendering import QuickRenderer
     from bot.scheduler import build_scheduler
@@ -211,25 +215,16 @@ def _serve(ctx: click.Context, *, poll: bool, work: bool, renderer: str = "neura
         logging.getLogger("bot").setLevel(logging.INFO)
     with _user_errors():
         config = _config(ctx)
-        forger = Forger.create(
-            config, XCredentials.from_env(os.environ), renderer=QuickRenderer() if renderer == "quick" else None
-        )
-        try:
-            handle = forger.gateway.me()[1]
-        except XError as exc:
-            if not exc.transient:
-                raise
-            # X is down, or its read cap is spent: posting may still work, so serve, unchecked.
-            handle = config.bot.handle
-            log.warning("could not ask X which account the credentials are for (%s): serving @%s unchecked",
-                        exc, handle)
-        if handle.lower() != config.bot.handle.lower():
-            raise ForgerError(f"the credentials are for @{handle}, but config bot.handle is {config.bot.handle}")
+        # A process that only renders needs the database and nothing else: no platform, no keys.
+        forger = Forger.create(config, os.environ, renderer=QuickRenderer() if renderer == "quick" else None,
+                               render_only=not (poll or deliver))
+        handle = _check_account(forger, config) if forger.posts else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    scheduler = build_scheduler(forger, poll=poll, work=work)
+    scheduler = build_scheduler(forger, poll=poll, work=work, deliver=deliver)
     scheduler.start()
-    click.echo(f"forger: serving @{handle} ({'poll' if poll else ''}{' + ' if poll and work else ''}{'work' if work else ''}); Ctrl-C stops")
+    doing = " + ".join(name for name, on in (("poll", poll), ("work", work), ("deliver", deliver)) if on)
+    click.echo(f"forger: {f'serving @{handle}' if handle else 'painting'} ({doing}); Ctrl-C stops")
     try:
         stop.wait()
     except KeyboardInterrupt:
@@ -241,27 +236,51 @@ def _serve(ctx: click.Context, *, poll: bool, work: bool, renderer: str = "neura
         forger.close()
 
 
+def _check_account(forger: Forger, config: Config) -> str:
+    """The handle the platform's credentials are for, which must be the configured one."""
+    try:
+        handle = forger.platform.me().handle
+    except PlatformError as exc:
+        if not exc.transient:
+            raise
+        # The platform is down, or its read cap is spent: posting may still work, so serve, unchecked.
+        handle = config.bot.handle
+        log.warning("could not ask %s which account the credentials are for (%s): serving @%s unchecked",
+                    forger.platform.name, exc, handle)
+    if handle.lower() != config.bot.handle.lower():
+        raise ForgerError(f"the credentials are for @{handle}, but config bot.handle is {config.bot.handle}")
+    return handle
+
+
 @main.command()
 @click.option("--renderer", type=RENDERERS, default="neural", help=RENDERER_HELP)
 @click.pass_context
 def run(ctx: click.Context, renderer: str) -> None:
-    """Poll the mentions and render in one process (a small deployment)."""
-    _serve(ctx, poll=True, work=True, renderer=renderer)
+    """Poll the mentions, render and post in one process (a small deployment)."""
+    _serve(ctx, poll=True, work=True, deliver=True, renderer=renderer)
 
 
 @main.command()
 @click.pass_context
 def poll(ctx: click.Context) -> None:
-    """Only poll the mentions and queue requests (the Procfile's `poller`)."""
-    _serve(ctx, poll=True, work=False)
+    """Poll the mentions, queue requests and post every reply owed, results too (the Procfile's `poller`)."""
+    _serve(ctx, poll=True, work=False, deliver=True)
 
 
 @main.command()
 @click.option("--renderer", type=RENDERERS, default="neural", help=RENDERER_HELP)
 @click.pass_context
 def work(ctx: click.Context, renderer: str) -> None:
-    """Only render queued jobs and reply (the Procfile's `worker`)."""
-    _serve(ctx, poll=False, work=True, renderer=renderer)
+    """Only render queued jobs; their results go to the outbox (the Procfile's `worker`: it needs
+    only the database URL)."""
+    _serve(ctx, poll=False, work=True, deliver=False, renderer=renderer)
+
+
+@main.command("deliver")
+@click.pass_context
+def deliver_command(ctx: click.Context) -> None:
+    """Only post the replies owed, results and texts (the outbox in a process of its own)."""
+    _serve(ctx, poll=False, work=False, deliver=True)
 
 
 @main.command()
@@ -388,10 +407,11 @@ def job_command(ctx: click.Context, job_id: int, as_json: bool) -> None:
     def table() -> None:
         r = detail.row
         click.echo(f"job {r.id}: @{r.user}, {r.state}, attempt {r.attempts}, priority {r.priority}")
-        click.echo(f"  tweet {detail.tweet_id}: {detail.text}")
+        if detail.post_ref:
+            click.echo(f"  {detail.platform} post {detail.post_ref}: {detail.text}")
         click.echo("  options: " + ", ".join(f"{k}={v}" for k, v in detail.options.items()))
-        if detail.reply_tweet_id:
-            click.echo(f"  replied with tweet {detail.reply_tweet_id}")
+        if detail.reply_ref:
+            click.echo(f"  replied with post {detail.reply_ref}")
         if r.error:
             click.echo(f"  error: {r.error}")
         if detail.held_until:
@@ -477,7 +497,7 @@ def user_command(
 
     def table() -> None:
         ban = f"banned ({info.ban_reason})" if info.banned else "not banned"
-        click.echo(f"@{info.username} (id {info.id}): {ban}, priority {info.priority}, "
+        click.echo(f"@{info.username} ({info.platform} id {info.user_ref}): {ban}, priority {info.priority}, "
                    f"{info.renders_last_day} renders in 24 h, {info.jobs_total} jobs in all")
         if cancelled:
             click.echo(f"cancelled their jobs {', '.join(map(str, cancelled))}")

@@ -55,8 +55,13 @@ def _anything(v: Any) -> str | None:
     return None  # the type check is all there is (a flag, a list of folders)
 
 
+def _name(v: str) -> str | None:
+    return None if re.fullmatch(r"[a-z][a-z0-9_]*", v) else "a platform's name, such as x"
+
+
 @dataclass(frozen=True)
 class BotSettings:
+    platform: str = _checked(_name)
     handle: str = _checked(_handle)
     poll_interval_s: float = _checked(_positive)
     page_size: int = _checked(_between(5, 100))

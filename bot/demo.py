@@ -15,13 +15,13 @@ from pathlib import Path
 from rich.console import Console
 
 from bot.app import Forger
-from bot.config import Config, XCredentials
+from bot.config import Config
 from bot.errors import ForgerError
 from bot.gallery import BUNDLED
 from bot.progress import render_progress
 from bot.rendering import NeuralRenderer, QuickRenderer, Renderer
-from bot.sandbox import SandboxX
 from bot.scheduler import build_scheduler
+from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
 
 # The sample photos shipped with the project (public domain or CC0, see samples/SOURCES.md).
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -71,7 +71,7 @@ def run_demo(
         config = config.replace(
             x=replace(config.x, api_base_url=x.base_url),
             database=replace(config.database, url=f"sqlite:///{database}"),
-            bot=replace(config.bot, poll_interval_s=1.0),
+            bot=replace(config.bot, poll_interval_s=1.0, platform="x"),
             media=replace(config.media, hosts=(x.media_host,)),  # the sandbox serves the photos
         )
         console.print(f"sandbox X on {x.base_url}, database {database}")
@@ -83,7 +83,7 @@ def run_demo(
             x.post("carol", f"@{config.bot.handle} hello! what do you do?"): "carol",
         }
 
-        forger = Forger.create(config, XCredentials.sandbox(), renderer=renderer, upgrade=True)
+        forger = Forger.create(config, CREDENTIALS_ENV, renderer=renderer, upgrade=True)
         scheduler = build_scheduler(forger)
         started = time.monotonic()
         with render_progress("painting", console) as progress:

@@ -1,4 +1,8 @@
-"""The root exception of the bot and what can go wrong talking to the outside world."""
+"""The root exception of the bot and what can go wrong talking to the outside world.
+
+A platform's errors are translated into ``PlatformError``s at its boundary (``bot.x.platform``),
+so the core (``bot.retry``, the worker, the outbox) decides over these alone.
+"""
 
 from __future__ import annotations
 
@@ -11,83 +15,64 @@ class ConfigError(ForgerError):
     """A setting is missing or wrong; the message names the key and what was expected."""
 
 
-class XError(ForgerError):
-    """X answered with an error, or could not be reached.
+class PlatformError(ForgerError):
+    """A platform answered with an error, or could not be reached.
 
-    ``parameters`` names the request parameters X's invalid-request problem blamed, if any.
+    ``transient`` is True when the same call may work later; the plain class is an error that
+    will not pass (a malformed request, something the platform will not do).
     """
 
-    def __init__(self, message: str, *, status: int | None = None, parameters: tuple[str, ...] = ()) -> None:
+    transient = False
+
+
+class Transient(PlatformError):
+    """The platform could not be reached, timed out or failed on its side (a 5xx): try later."""
+
+    transient = True
+
+
+class RateLimited(PlatformError):
+    """The platform takes no such call until ``until`` (epoch seconds; None when it did not say).
+
+    A spent rate-limit window, a usage cap, an upload still being processed: not the call's
+    failure, only "not now". ``why`` says which, in a few words; ``alert`` when the person running
+    the bot should hear of it (a usage cap: money, or a setting to change).
+    """
+
+    transient = True
+
+    def __init__(self, message: str, *, until: float | None, why: str = "rate-limited", alert: bool = False) -> None:
         super().__init__(message)
-        self.status = status
-        self.parameters = parameters
-
-    @property
-    def transient(self) -> bool:
-        """Worth trying again later: X was unreachable, overloaded or rate-limited."""
-        return self.status is None or self.status == 429 or self.status >= 500
-
-
-class XRateLimited(XError):
-    """A rate-limit window is used up until ``reset_at`` (epoch seconds, when X said)."""
-
-    def __init__(self, message: str, *, reset_at: float | None) -> None:
-        super().__init__(message, status=429)
-        self.reset_at = reset_at
-
-
-class XUsageCapped(XError):
-    """X's usage cap for this kind of call (reads or writes) is spent until ``until`` (epoch s).
-
-    Not a rate-limit window: waiting for the window's reset does not help, the period must end.
-    """
-
-    def __init__(self, message: str, *, kind: str, period: str, until: float) -> None:
-        super().__init__(message, status=429)
-        self.kind = kind
-        self.period = period
         self.until = until
+        self.why = why
+        self.alert = alert
 
 
-class XTweetGone(XError):
-    """The tweet asked about or replied to is deleted or not visible to the bot: nothing to retry."""
+class Gone(PlatformError):
+    """The post asked about or replied to (``ref``) is deleted or not visible: nothing to retry."""
 
-    def __init__(self, message: str, *, tweet_id: str, status: int | None = 403) -> None:
-        super().__init__(message, status=status)
-        self.tweet_id = tweet_id
-
-    @property
-    def transient(self) -> bool:
-        return False
+    def __init__(self, message: str, *, ref: str) -> None:
+        super().__init__(message)
+        self.ref = ref
 
 
-class XMediaPending(XError):
-    """An upload is still being processed by X; ask again at ``check_at`` (epoch seconds)."""
-
-    def __init__(self, message: str, *, media_id: str, check_at: float) -> None:
-        super().__init__(message, status=None)
-        self.media_id = media_id
-        self.check_at = check_at
-
-
-class XAuthError(XError):
-    """X refused the credentials (401) or the app's permission for the action (403): a
-    configuration problem."""
-
-
-class XDuplicate(XError):
-    """X refused a post whose text the bot posted a short while ago (its 403 "duplicate content")."""
-
-
-class XForbidden(XError):
-    """X refused this one action for a reason of its own (403: a conversation closed to the
+class Forbidden(PlatformError):
+    """The platform refused this one action for a reason of its own (a conversation closed to the
     bot, a restricted account): not the credentials, and not worth repeating."""
+
+
+class Duplicate(Forbidden):
+    """The platform refused a post whose text the bot posted a short while ago."""
+
+
+class AuthError(PlatformError):
+    """The platform refused the credentials or the app's permission: a configuration problem."""
 
 
 class MediaError(ForgerError):
     """A user's photo could not be fetched or is not a usable image.
 
-    ``transient`` is True when trying again later may work (a timeout, X's server failing), and
+    ``transient`` is True when trying again later may work (a timeout, the server failing), and
     False when the photo itself is the problem (wrong type, too large, too small, a foreign host).
     """
 

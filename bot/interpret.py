@@ -2,7 +2,7 @@
 
 The rules, in order:
 
-1. The bot's own tweets and retweets: ignored, no reply.
+1. The bot's own posts and reposts: ignored, no reply.
 2. "help" with no photo: the usage.
 3. A GIF or a video: refused (only photos are painted).
 4. More than two photos: refused.
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 from bot import refusals
 from bot.gallery import Gallery, Painting
-from bot.gateway import Media, Mention
 from bot.options import RenderOptions, parse_options
+from bot.platform import Media, Post
 from bot.refusals import RefusalKind
 
 _HELP = re.compile(r"^(?:help|how|usage)\b")  # the first word, @handles aside
@@ -51,7 +51,7 @@ _LINKS = re.compile(r"\bhttps?://\S+")
 class RenderRequest:
     """Paint ``content`` in the style of ``style``: another photo, or a gallery painting."""
 
-    mention: Mention
+    mention: Post
     content: Media
     style: Media | Painting
     options: RenderOptions = field(default_factory=RenderOptions)
@@ -66,7 +66,7 @@ class RenderRequest:
 class Refusal:
     """No render; ``reason`` is recorded, ``reply`` is what the user is told, once per period."""
 
-    mention: Mention
+    mention: Post
     kind: RefusalKind
     reason: str
     reply: str
@@ -76,21 +76,21 @@ class Refusal:
 class Help:
     """The user asked how the bot works: answer with the usage."""
 
-    mention: Mention
+    mention: Post
 
 
 @dataclass(frozen=True)
 class Ignore:
-    """No render and no reply (the bot's own tweets, retweets, bans, mentions too old)."""
+    """No render and no reply (the bot's own posts, reposts, bans, mentions too old)."""
 
-    mention: Mention
+    mention: Post
     reason: str
 
 
 Decision = RenderRequest | Refusal | Help | Ignore
 
 
-def words(mention: Mention) -> str:
+def words(mention: Post) -> str:
     """The text without @handles (the bot's own and anyone else's) and links, unescaped.
 
     X ends the text of a tweet with media with a t.co link to them, and escapes ``&<>``.
@@ -98,7 +98,7 @@ def words(mention: Mention) -> str:
     return html.unescape(_LINKS.sub(" ", _MENTIONS.sub(" ", mention.text)))
 
 
-def needs_parent(mention: Mention, gallery: Gallery) -> bool:
+def needs_parent(mention: Post, gallery: Gallery) -> bool:
     """Whether the mention's meaning hangs on its parent's photo (rule 8): look the parent up."""
     if mention.in_reply_to_id is None or len(mention.photos) != 1 or len(mention.media) != 1:
         return False
@@ -110,11 +110,11 @@ def needs_parent(mention: Mention, gallery: Gallery) -> bool:
 
 
 def interpret(
-    mention: Mention,
+    mention: Post,
     *,
     bot_user_id: str,
     gallery: Gallery | None = None,
-    parent: Mention | None = None,
+    parent: Post | None = None,
     min_side: int = 1,
     bot_username: str | None = None,
 ) -> Decision:
@@ -126,9 +126,9 @@ def interpret(
     """
     gallery = gallery or Gallery.load()
     if mention.author_id == bot_user_id:
-        return Ignore(mention, "the bot's own tweet")
-    if mention.is_retweet:
-        return Ignore(mention, "a retweet")
+        return Ignore(mention, "the bot's own post")
+    if mention.is_repost:
+        return Ignore(mention, "a repost")
     options, text = parse_options(words(mention))
     photos = mention.photos
     if not photos and _HELP.search(text):
@@ -165,7 +165,7 @@ def interpret(
     return RenderRequest(mention, content=photo, style=painting or gallery.pick(mention.id), options=options)
 
 
-def small_refusal(mention: Mention, which: str, width: int, height: int, min_side: int) -> Refusal:
+def small_refusal(mention: Post, which: str, width: int, height: int, min_side: int) -> Refusal:
     """The refusal of a photo ``width``×``height``, too small to paint."""
     reason = f"{which} {width}x{height}, under {min_side} px"
     return Refusal(mention, RefusalKind.TOO_SMALL, reason, refusals.too_small(which, width, height, min_side))
@@ -180,7 +180,7 @@ def _too_small(photos: Sequence[Media], roles: Sequence[str], min_side: int) -> 
     return None
 
 
-def _asked(mention: Mention, text: str) -> str | None:
+def _asked(mention: Post, text: str) -> str | None:
     """The painting's name the user asked for ("style: NAME", "in the style of NAME"), or None.
 
     "In the style of this" points at the photo attached, not at a name.
@@ -192,7 +192,7 @@ def _asked(mention: Mention, text: str) -> str | None:
     return None if not name or name in _THIS else name
 
 
-def _only_in_thread(mention: Mention, bot_username: str) -> bool:
+def _only_in_thread(mention: Post, bot_username: str) -> bool:
     """Whether ``mention`` is a reply that names the bot only among the handles it starts with."""
     if mention.in_reply_to_id is None:
         return False

@@ -1,9 +1,10 @@
-"""People's photos, fetched safely: only from X's media hosts, within a byte cap and a time limit.
+"""People's photos, fetched safely: only from the platform's media hosts (``media.hosts``), within
+a byte cap and a time limit.
 
 What comes back is checked before anyone decodes it for real: its first bytes must be the image
 type the server claimed (a "JPEG" that is HTML or a ZIP is refused), its pixel count must be
 within the limit (a decompression bomb is refused from its header, before decoding), and its
-short side must be long enough to paint. Redirects are not followed: X's media urls answer
+short side must be long enough to paint. Redirects are not followed: media urls answer
 directly, and a redirect could lead anywhere.
 
 A failure is a ``MediaError``; ``transient`` says whether trying later may help (a timeout, a 5xx)
@@ -87,7 +88,7 @@ def check_photo(data: bytes, *, claimed: str | None, max_pixels: int, min_side: 
 
 
 class Downloader:
-    """Fetches photos from X's media hosts under the limits it was made with."""
+    """Fetches photos from a platform's media hosts under the limits it was made with."""
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class Downloader:
                 status = response.status_code
                 if status != 200:
                     transient = status == 429 or status >= 500
-                    raise MediaError(f"X would not give {name} (HTTP {status})", transient=transient)
+                    raise MediaError(f"the server would not give {name} (HTTP {status})", transient=transient)
                 declared = response.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > self.max_bytes:
                     raise MediaError(f"{name} is {int(declared):,} bytes, more than the {self.max_bytes:,} allowed")
@@ -144,8 +145,8 @@ class Downloader:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if host not in self.hosts:
-            raise MediaError(f"{name} is at {host or url!r}, which is not one of X's media hosts")
-        # X serves media over https; plain http only for a host on loopback (the sandbox X).
+            raise MediaError(f"{name} is at {host or url!r}, which is not one of the platform's media hosts")
+        # Media are served over https; plain http only for a host on loopback (a sandbox).
         if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(host)):
             raise MediaError(f"{name} is not at an https url: {url}")
 

@@ -2,17 +2,17 @@
 
 Everything one poll decides is committed in one transaction together with the cursor, so the
 cursor never moves past a mention whose job or reply was not saved; a mention seen again is
-recognised by its id and not queued twice. That makes overlap safe, and X needs it: a mention
-can show up in the timeline after newer ones were already served, so each poll reads again the
-mentions made up to ``overlap_s`` before the previous poll (ids are timestamps, ``bot.snowflake``).
+recognised by its id and not queued twice. That makes overlap safe, and some platforms need it
+(X lists a mention after newer ones at times): each poll reads again from where the platform
+says (``Platform.read_from``), up to ``overlap_s`` before the previous poll.
 
-X serves only the newest 800 mentions; a walk that reaches that many may have lost older ones,
-and says so in the log. On the very first poll, mentions older than ``first_start_max_age_s``
-are ignored: a new bot does not answer last year's tweets.
+A platform may serve only so many mentions (X the newest 800); a walk that reaches that many may
+have lost older ones, and says so in the log. On the very first poll, mentions older than
+``first_start_max_age_s`` are ignored: a new bot does not answer last year's posts.
 
-Photos are downloaded before the transaction (no database lock is held while X is slow). A
-download that fails for a passing reason (a timeout, X's 5xx) loses nothing: the mention is
-not recorded and the cursor stays below it, so the next poll tries it again, until the
+Photos are downloaded before the transaction (no database lock is held while a platform is
+slow). A download that fails for a passing reason (a timeout, a 5xx) loses nothing: the mention
+is not recorded and the cursor stays below it, so the next poll tries it again, until the
 mention is ``hold_max_s`` old.
 """
 
@@ -31,12 +31,11 @@ from bot import compose, refusals
 from bot.config import Config
 from bot.errors import MediaError, PhotoTooSmall
 from bot.gallery import Gallery
-from bot.gateway import Media, Mention, XGateway
 from bot.interpret import Decision, Help, Ignore, Refusal, RenderRequest, interpret, needs_parent, small_refusal
 from bot.media import Downloader
+from bot.platform import Media, Platform, Post
 from bot.refusals import RefusalKind
-from bot.snowflake import id_at, shifted
-from storage import cursors, jobs, mentions, replies
+from storage import cursors, jobs, posts, replies
 from storage.admission import Limits, Refused, admit
 from storage.models import Outcome
 from storage.refusals import last_told
@@ -96,7 +95,7 @@ class _Images:
 
 def poll(
     sessions: sessionmaker[Session],
-    gateway: XGateway,
+    platform: Platform,
     *,
     limits: Limits,
     page_size: int = 100,
@@ -106,38 +105,38 @@ def poll(
     """One poll: fetch mentions since the cursor, record what to do with each, move the cursor."""
     policy = policy or PollPolicy()
     now = clock()
-    bot_id, bot_username = gateway.me()
+    account = platform.me()
     with sessions() as session:
-        cursor = cursors.get(session, cursors.MENTIONS)
-        last_read = cursors.updated_at(session, cursors.MENTIONS)
+        cursor = cursors.get(session, platform.name, cursors.MENTIONS)
+        last_read = cursors.updated_at(session, platform.name, cursors.MENTIONS)
     if cursor is None or last_read is None:
-        batch = gateway.mentions(bot_id, since_id=None, start_time=now - policy.first_start_max_age_s, page_size=page_size)
+        batch = platform.mentions(since=None, start_time=now - policy.first_start_max_age_s, page_size=page_size)
     else:
-        since_id = str(_since(int(cursor), last_read.timestamp(), policy.overlap_s))
-        batch = gateway.mentions(bot_id, since_id=since_id, page_size=page_size)
+        since = platform.read_from(cursor, last_read=last_read.timestamp(), overlap_s=policy.overlap_s)
+        batch = platform.mentions(since=since, page_size=page_size)
     found = batch.mentions
     if batch.maybe_gap:
         log.warning(
-            "X served %d mentions, the most it serves: mentions older than tweet %s may have been missed",
-            len(found), found[0].id if found else "?",
+            "%s served %d mentions, the most it serves: mentions older than post %s may have been missed",
+            platform.name, len(found), found[0].id if found else "?",
         )
     if not found:
         return PollReport()
     with sessions() as session:
-        known = mentions.seen(session, [m.id for m in found])
+        known = posts.seen(session, platform.name, [m.id for m in found])
     fresh = [m for m in found if m.id not in known]
 
     decisions: list[Decision] = []
     images: dict[str, _Images] = {}
-    held: list[Mention] = []
+    held: list[Post] = []
     for mention in fresh:
         if cursor is None and _older(mention, now - policy.first_start_max_age_s):
             decisions.append(Ignore(mention, "older than the first start's limit"))
             continue
-        decision = _decide(mention, bot_id, bot_username, gateway, policy)
+        decision = _decide(mention, account.id, account.handle, platform, policy)
         if isinstance(decision, RenderRequest):
             try:
-                images[mention.id] = _download(decision, policy)
+                images[mention.id] = _download(decision, platform, policy)
             except _PhotoFailed as failed:
                 if failed.error.transient and not _older(mention, now - policy.hold_max_s):
                     log.warning("mention %s: %s not fetched (%s); trying again next poll", mention.id, failed.which, failed.error)
@@ -147,34 +146,24 @@ def poll(
         decisions.append(decision)
 
     # Stay below a held mention so that the next poll reads it again, however long the overlap.
-    cursor_to = min([max(int(m.id) for m in found), *(int(m.id) - 1 for m in held)])
+    cursor_to = platform.cursor_after(found, held)
     with sessions.begin() as session:
-        report = replace(_record(session, decisions, images, limits=limits, policy=policy, now=now), held=len(held))
-        cursors.put(session, cursors.MENTIONS, str(cursor_to), now=datetime.fromtimestamp(now, UTC))
+        report = replace(
+            _record(session, platform.name, decisions, images, limits=limits, policy=policy, now=now), held=len(held)
+        )
+        cursors.put(session, platform.name, cursors.MENTIONS, cursor_to, now=datetime.fromtimestamp(now, UTC))
     log.info("poll: %d new mentions, %d queued, %d refused, %d ignored, %d held",
              report.seen, report.queued, report.refused, report.ignored, report.held)
     return report
 
 
-def _since(cursor: int, last_read: float, overlap_s: float) -> int:
-    """The ``since_id`` of a poll: the cursor, less the overlap where a mention may be listed late.
-
-    The poll that last moved the cursor, at ``last_read``, saw every mention listed by then; one
-    listed late was made at most ``overlap_s`` before it. So only mentions made since
-    ``last_read - overlap_s`` are read again: each mention is read again for one overlap, not at
-    every poll (X bills every post it serves, and a quiet bot's newest mention would otherwise
-    be billed at each poll, forever).
-    """
-    return max(shifted(cursor, -overlap_s), min(cursor, id_at(last_read - overlap_s)))
-
-
-def _decide(mention: Mention, bot_id: str, bot_username: str, gateway: XGateway, policy: PollPolicy) -> Decision:
+def _decide(mention: Post, bot_id: str, bot_username: str, platform: Platform, policy: PollPolicy) -> Decision:
     parent = None
     if needs_parent(mention, policy.gallery) and mention.in_reply_to_id is not None:
-        parent = gateway.tweet(mention.in_reply_to_id)  # None: the parent is gone, rule 9 applies
+        parent = platform.post(mention.in_reply_to_id)  # None: the parent is gone, rule 9 applies
         if parent is not None and parent.author_id == bot_id and parent.in_reply_to_id is not None:
             # A photo in reply to the bot's result: paint the photo that result was painted from.
-            parent = gateway.tweet(parent.in_reply_to_id) or parent
+            parent = platform.post(parent.in_reply_to_id) or parent
     return interpret(
         mention, bot_user_id=bot_id, bot_username=bot_username, gallery=policy.gallery, parent=parent,
         min_side=policy.downloader.min_side,
@@ -190,13 +179,13 @@ class _PhotoFailed(Exception):
         self.error = error
 
 
-def _download(request: RenderRequest, policy: PollPolicy) -> _Images:
-    """The request's two images: the picture from X, the style from X or the gallery."""
+def _download(request: RenderRequest, platform: Platform, policy: PollPolicy) -> _Images:
+    """The request's two images: the picture from the platform, the style from it or the gallery."""
     images = []
     for which, source in (("photo", request.content), ("painting", request.style)):
         if isinstance(source, Media):
             try:
-                images.append(policy.downloader.fetch(source.url or "", name=f"the {which}").data)
+                images.append(platform.download(source, policy.downloader, name=f"the {which}").data)
             except MediaError as exc:
                 raise _PhotoFailed(which, exc) from exc
         else:
@@ -212,12 +201,13 @@ def _media_refusal(request: RenderRequest, which: str, error: MediaError) -> Ref
     return Refusal(mention, RefusalKind.BAD_PHOTO, f"{which} refused: {error}", refusals.bad_photo(which, reason))
 
 
-def _older(mention: Mention, limit: float) -> bool:
+def _older(mention: Post, limit: float) -> bool:
     return mention.created_at is not None and mention.created_at.timestamp() < limit
 
 
 def _record(
     session: Session,
+    platform: str,
     decisions: list[Decision],
     images: dict[str, _Images],
     *,
@@ -225,17 +215,19 @@ def _record(
     policy: PollPolicy,
     now: float,
 ) -> PollReport:
-    """Write every decision in the caller's transaction: mentions, jobs and the replies owed."""
+    """Write every decision in the caller's transaction: posts, jobs and the replies owed."""
     moment = datetime.fromtimestamp(now, UTC)
     period = timedelta(seconds=policy.refusal_period_s)
     queued = refused = ignored = 0
     for decision in decisions:
         m = decision.mention
-        common = dict(tweet_id=m.id, author_id=m.author_id, author_username=m.author_username, text=m.text)
-        priority = 0
+        common = dict(platform=platform, post_ref=m.id, author_ref=m.author_id, author_username=m.author_username,
+                      text=m.text)
+        priority, user_id = 0, None
         if isinstance(decision, RenderRequest):
-            admission = admit(session, author_id=m.author_id, author_username=m.author_username, limits=limits)
-            priority = admission.priority
+            admission = admit(session, platform=platform, user_ref=m.author_id, username=m.author_username,
+                              limits=limits)
+            priority, user_id = admission.priority, admission.user_id
             if admission.refused is Refused.BANNED:
                 decision = Ignore(m, f"{Refused.BANNED.value}: {admission.detail}")
             elif admission.refused is Refused.OVER_QUOTA:
@@ -245,12 +237,13 @@ def _record(
                 reply = refusals.queue_full()
                 decision = Refusal(m, RefusalKind.QUEUE_FULL, f"queue_full: {admission.detail}", reply)
         if isinstance(decision, RenderRequest):
-            mentions.record(session, **common, outcome=Outcome.QUEUED)
-            session.flush()  # the job's foreign key needs the mention row first
+            posts.record(session, **common, outcome=Outcome.QUEUED)
+            session.flush()  # the job's foreign key needs the post's row first
             job = jobs.enqueue(
                 session,
-                tweet_id=m.id,
-                author_id=m.author_id,
+                platform=platform,
+                post_ref=m.id,
+                user_id=user_id,
                 author_username=m.author_username,
                 content_image=images[m.id].content,
                 style_image=images[m.id].style,
@@ -259,27 +252,30 @@ def _record(
             )
             if policy.acknowledge:
                 text = compose.acknowledgement(jobs.position(session, job.id), jobs.eta_s(session, job.id))
-                _owe(session, m, "ack", text, moment, optional=True)
+                _owe(session, platform, m, "ack", text, moment, optional=True)
             queued += 1
         elif isinstance(decision, (Refusal, Help)):
             kind = decision.kind.reply_kind if isinstance(decision, Refusal) else refusals.HELP_KIND
             reason = decision.reason if isinstance(decision, Refusal) else "asked for help"
-            answer = refusals.may_reply(last_told(session, author_id=m.author_id, kind=kind), moment, period)
+            told = last_told(session, platform=platform, author_ref=m.author_id, kind=kind)
+            answer = refusals.may_reply(told, moment, period)
             if not answer:
                 reason += " (not answered: told within the period)"
-            mentions.record(session, **common, outcome=Outcome.REFUSED, reason=reason)
+            posts.record(session, **common, outcome=Outcome.REFUSED, reason=reason)
             if answer:
                 names = [p.nickname for p in policy.gallery.paintings]
                 text = decision.reply if isinstance(decision, Refusal) else compose.help_text(names)
-                _owe(session, m, kind, text, moment)
+                _owe(session, platform, m, kind, text, moment)
             refused += 1
         else:
-            mentions.record(session, **common, outcome=Outcome.IGNORED, reason=decision.reason)
+            posts.record(session, **common, outcome=Outcome.IGNORED, reason=decision.reason)
             ignored += 1
     return PollReport(seen=len(decisions), queued=queued, refused=refused, ignored=ignored)
 
 
-def _owe(session: Session, mention: Mention, kind: str, text: str, moment: datetime, *, optional: bool = False) -> None:
-    reply = replies.owe(session, in_reply_to_tweet_id=mention.id, kind=kind,
+def _owe(
+    session: Session, platform: str, mention: Post, kind: str, text: str, moment: datetime, *, optional: bool = False
+) -> None:
+    reply = replies.owe(session, platform=platform, in_reply_to_ref=mention.id, kind=kind,
                         text=compose.addressed(mention.author_username, text), optional=optional)
     reply.created_at = moment  # the poll's clock: what the one-reply-per-period rule compares

@@ -1,8 +1,13 @@
-"""Text replies the bot owes people: how-tos and failure notices, delivered from the outbox."""
+"""The outbox's delivery: every post the bot owes (results and texts alike), posted exactly once.
+
+Each reply is claimed before it is posted (``storage.replies``), so deliverers running at once
+(the poller's process, ``forger deliver``) never post the same one together. One check makes a
+post happen once: a reply an earlier attempt may have posted (a timeout, a 5xx, a deliverer that
+died, a job painted before) is first looked for among the bot's replies to that post.
+"""
 
 from __future__ import annotations
 
-import html
 import logging
 import time
 from collections.abc import Callable
@@ -11,10 +16,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import retry
-from bot.errors import XDuplicate, XError, XForbidden, XTweetGone
-from bot.gateway import XGateway
-from storage import replies
+from bot import results, retry
+from bot.compose import addressed
+from bot.errors import Forbidden, Gone, PlatformError
+from bot.platform import Image, Platform
+from storage import jobs, replies
 from storage.ledger import Need
 from storage.models import Reply
 
@@ -28,61 +34,78 @@ class DeliveryReport:
 
 
 def deliver(
-    sessions: sessionmaker[Session], gateway: XGateway, *, by: str, max_attempts: int,
+    sessions: sessionmaker[Session], platform: Platform, *, by: str, max_attempts: int,
     clock: Callable[[], float] = time.time,
 ) -> DeliveryReport:
-    """Post every reply due; a failed post is counted and tried again after a backoff.
+    """Post every reply due on ``platform``; a failed post is counted and tried again after a backoff.
 
-    ``by`` names this deliverer: each reply is claimed before it is posted (``storage.replies``),
-    so deliverers running at once (the poller, the workers) never post the same reply together.
-    A reply whose earlier post failed in a way X may still have carried out (a timeout, a 5xx, a
-    deliverer that died) is first looked for among the bot's replies to that tweet.
-    While X refuses posts (a spent window, a usage cap) nothing is sent and no attempt is spent:
-    waiting for X is not a reply's failure. A reply to a deleted tweet is given up at once.
+    ``by`` names this deliverer. While the platform refuses posts (a spent window, a usage cap)
+    nothing is sent and no attempt is spent: waiting is not a reply's failure. A reply to a deleted
+    post is given up at once. A result that cannot be posted fails its job, and its author is
+    told (when there is anyone to tell); one posted completes its job.
     """
-    if gateway.blocked_until("write") is not None:
+    if platform.blocked_until("write") is not None:
         return DeliveryReport(sent=0, failed=0)
     with sessions() as session:
-        owed = replies.unsent(session, max_attempts=max_attempts, now=datetime.fromtimestamp(clock(), UTC))
+        owed = replies.unsent(session, platform=platform.name, max_attempts=max_attempts,
+                              now=datetime.fromtimestamp(clock(), UTC))
     sent = failed = 0
     for reply in owed:
         with sessions.begin() as session:
             if not replies.claim(session, reply.id, by=by, now=datetime.fromtimestamp(clock(), UTC)):
                 continue  # sent or being sent by another deliverer since it was listed
+            painted = results.painted(session, reply)
+        image = results.picture(reply, painted)
         try:
-            tweet_id = _earlier(gateway, reply) if reply.attempts or reply.claimed_by else None
-            if tweet_id is None:
+            posted = _earlier(platform, reply, image) if reply.look_first or reply.attempts or reply.claimed_by else None
+            if posted is None:
                 need = Need.OPTIONAL if reply.optional else Need.OWED
-                tweet_id = gateway.reply(reply.in_reply_to_tweet_id, reply.text, need=need)
-        except XError as exc:
+                posted = platform.reply(reply.in_reply_to_ref, reply.text, image=image, need=need)
+        except PlatformError as exc:
             failed += 1
             decision = retry.decide(exc, reply.attempts + 1, max_attempts=max_attempts, now=clock())
-            log.warning("reply %s to tweet %s not sent: %s (%s)", reply.id, reply.in_reply_to_tweet_id, exc, decision.reason)
+            if decision.alert:
+                log.error("ADMIN: %s", decision.alert)
+            log.warning("reply %s to post %s not sent: %s (%s)", reply.id, reply.in_reply_to_ref, exc, decision.reason)
             at = datetime.fromtimestamp(decision.at, UTC) if decision.at else None
             with sessions.begin() as session:
                 if not decision.counts:
                     replies.wait(session, reply.id, until=at, reason=str(exc))
-                elif isinstance(exc, (XTweetGone, XDuplicate, XForbidden)):  # X will never take it: never try again
-                    replies.give_up(session, reply.id, str(exc), max_attempts=max_attempts)
+                elif isinstance(exc, (Gone, Forbidden)) or (reply.job_id is not None and not decision.retry):
+                    replies.give_up(session, reply.id, str(exc), max_attempts=max_attempts)  # never taken
+                    _fail_job(session, reply, f"{exc} ({decision.reason})", tell=decision.tell_user)
                 else:
                     replies.mark_attempt_failed(session, reply.id, str(exc), not_before=at)
+                    if reply.attempts + 1 >= max_attempts:
+                        _fail_job(session, reply, f"gave up after {reply.attempts + 1} attempts; last: {exc}", tell=True)
             if not exc.transient:
                 continue
-            break  # X is unwell or rate-limited: leave the rest for the next round
+            break  # the platform is unwell or rate-limited: leave the rest for the next round
         with sessions.begin() as session:
-            replies.mark_sent(session, reply.id, tweet_id)
+            replies.mark_sent(session, reply.id, posted)
+            if reply.job_id is not None:
+                jobs.mark_posted(session, reply.job_id, reply_ref=posted)
         sent += 1
-        log.info("replied %s to tweet %s (%s)", tweet_id, reply.in_reply_to_tweet_id, reply.kind)
+        log.info("replied %s to post %s (%s)", posted, reply.in_reply_to_ref, reply.kind)
     return DeliveryReport(sent=sent, failed=failed)
 
 
-def _earlier(gateway: XGateway, reply: Reply) -> str | None:
-    """The id of the bot's reply to the same tweet with this text, if an earlier attempt posted it.
+def _earlier(platform: Platform, reply: Reply, image: Image | None) -> str | None:
+    """The id of the bot's reply to the same post (with an image, or this text), if an earlier
+    attempt posted it."""
+    text = None if image is not None else reply.text
+    posted = platform.find_reply(reply.in_reply_to_ref, text=text, with_image=image is not None)
+    if posted is not None:
+        log.warning("reply %s was posted by an earlier attempt as post %s", reply.id, posted)
+    return posted
 
-    X may prefix a reply's text with the handles it answers, and escapes ``&``, ``<`` and ``>``.
-    """
-    for earlier in gateway.replies_by_me(reply.in_reply_to_tweet_id):
-        if not earlier.media and html.unescape(earlier.text).endswith(reply.text):
-            log.warning("reply %s was posted by an earlier attempt as tweet %s", reply.id, earlier.id)
-            return earlier.id
-    return None
+
+def _fail_job(session: Session, reply: Reply, error: str, *, tell: bool) -> None:
+    """A result that will not be posted: its job fails, and its author is told if ``tell``."""
+    if reply.job_id is None:
+        return
+    jobs.mark_failed(session, reply.job_id, worker=None, error=error)
+    if tell:
+        author = jobs.get(session, reply.job_id).author_username or ""
+        replies.owe(session, platform=reply.platform, in_reply_to_ref=reply.in_reply_to_ref, kind="failure",
+                    text=addressed(author, results.UNDELIVERABLE))

@@ -1,51 +1,54 @@
-"""Posting a painted picture: the reply that carries it, once, whatever crashed before.
+"""A painted picture's result: the reply that carries it, owed by the worker, posted by the outbox.
 
-The picture goes out as a JPEG that fits X's photo limit, with alt text saying what it is, the
-gallery credit when the style was a gallery painting, and X's ``made_with_ai`` label. A job tried
-again may have been posted by an attempt that died before recording it; then the bot's own
-replies to the tweet are looked at first, and one already carrying an image is the answer.
+The picture goes out as a JPEG that fits a photo limit, with alt text saying what it is and the
+gallery credit when the style was a gallery painting (X also labels it as made with AI). A job
+painted or tried before may have been posted by an attempt that died before recording it: its
+result is owed with ``look_first``, and the outbox looks among the bot's replies to the post
+before posting it.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot import compose
 from bot.gallery import Gallery
-from bot.gateway import XGateway
+from bot.platform import Image
+from storage import jobs, replies
+from storage.models import Job, Reply
 
-log = logging.getLogger(__name__)
+KIND = "result"
+UNDELIVERABLE = "Sorry, I painted your picture but couldn't post it. Please try again later."
 
 
-def post_result(
-    gateway: XGateway,
-    tweet_id: str,
-    image: bytes,
-    style_image: bytes,
-    *,
-    username: str,
-    number: int,
-    retried: bool,
-    gallery: Gallery | None = None,
-    before_post: Callable[[], None] | None = None,
-) -> str:
-    """Reply to @``username``'s ``tweet_id`` with ``image`` (painted after ``style_image``), their
-    picture ``number``; the reply's id.
+def owe(session: Session, job: jobs.ClaimedJob, *, gallery: Gallery) -> Reply:
+    """Owe @author's post the result of ``job`` (painted, ``storage.jobs.mark_painted``)."""
+    assert job.platform is not None and job.post_ref is not None, "a job from no post has no result to post"
+    painting = gallery.by_image(job.style_image)
+    return replies.owe(
+        session, platform=job.platform, in_reply_to_ref=job.post_ref, kind=KIND,
+        text=compose.result_text(painting, username=job.author_username or "", number=job.id),
+        job_id=job.id, alt_text=compose.alt_text(painting),
+        # A picture kept from an earlier attempt may have been posted by it (an admin's retry
+        # starts the attempts again, not the picture).
+        look_first=job.attempts > 1 or job.result_image is not None,
+    )
 
-    ``retried``: an earlier attempt may have posted already, so look before posting.
-    ``before_post`` is called once the image is uploaded, just before the reply is posted; an
-    exception from it stops the post.
-    """
-    if retried:
-        for earlier in gateway.replies_by_me(tweet_id):
-            if earlier.media:
-                log.warning("tweet %s already has the bot's reply %s: not posting again", tweet_id, earlier.id)
-                return earlier.id
-    painting = (gallery or Gallery.load()).by_image(style_image)
-    media_id = gateway.upload_image(compose.fit_jpeg(image), content_type="image/jpeg")
-    gateway.describe_media(media_id, compose.alt_text(painting))
-    if before_post is not None:
-        before_post()
-    text = compose.result_text(painting, username=username, number=number)
-    return gateway.reply(tweet_id, text, media_ids=(media_id,), made_with_ai=True)
+
+def painted(session: Session, reply: Reply) -> bytes | None:
+    """The painted picture a reply owed carries (its job's); None for a text."""
+    if reply.job_id is None:
+        return None
+    data = session.scalar(select(Job.result_image).where(Job.id == reply.job_id))
+    if data is None:
+        raise ValueError(f"reply {reply.id} carries job {reply.job_id}'s result, which was not painted")
+    return data
+
+
+def picture(reply: Reply, painted: bytes | None) -> Image | None:
+    """The image to post with ``reply``: its ``painted`` picture as a JPEG that fits, and its alt
+    text (no database is held while the picture is encoded)."""
+    if painted is None:
+        return None
+    return Image(compose.fit_jpeg(painted), alt_text=reply.alt_text or "")

@@ -1,4 +1,4 @@
-"""APScheduler wiring: the poller and the worker as two interval jobs over the same Forger."""
+"""APScheduler wiring: the poller, the worker and the outbox as interval jobs over the same Forger."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from datetime import datetime, timezone
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.app import Forger
-from bot.errors import XAuthError, XError, XRateLimited
+from bot.errors import AuthError, PlatformError, RateLimited
 
 log = logging.getLogger(__name__)
 
 WORK_INTERVAL_S = 2.0  # how often an idle worker looks at the queue
+DELIVER_INTERVAL_S = 5.0  # how often the outbox looks for posts owed (results painted elsewhere)
 
 
 class _SkipBusyWorker(logging.Filter):
@@ -30,14 +31,14 @@ _SKIP_BUSY_WORKER = _SkipBusyWorker()
 
 
 def poll_job(forger: Forger) -> None:
-    """The scheduled poll; X's transient errors are logged and the next poll tries again."""
+    """The scheduled poll; the platform's errors are logged and the next poll tries again."""
     try:
         forger.poll()
-    except XRateLimited as exc:
+    except RateLimited as exc:
         log.warning("poll skipped: %s", exc)
-    except XAuthError:
+    except AuthError:
         raise  # a configuration error: let the scheduler log it loudly
-    except XError as exc:
+    except PlatformError as exc:
         log.warning("poll failed, will retry: %s", exc)
 
 
@@ -45,8 +46,20 @@ def work_job(forger: Forger) -> None:
     forger.work()
 
 
-def build_scheduler(forger: Forger, *, poll: bool = True, work: bool = True) -> BackgroundScheduler:
-    """A scheduler (not yet started) that polls and/or works; each job never overlaps itself."""
+def deliver_job(forger: Forger) -> None:
+    """The scheduled delivery; the platform's errors are logged and the next round tries again."""
+    try:
+        forger.deliver()
+    except AuthError:
+        raise
+    except PlatformError as exc:
+        log.warning("delivery failed, will retry: %s", exc)
+
+
+def build_scheduler(
+    forger: Forger, *, poll: bool = True, work: bool = True, deliver: bool = False
+) -> BackgroundScheduler:
+    """A scheduler (not yet started) that polls, works and/or delivers; each job never overlaps itself."""
     logging.getLogger("apscheduler.scheduler").addFilter(_SKIP_BUSY_WORKER)  # added once
     scheduler = BackgroundScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -60,4 +73,8 @@ def build_scheduler(forger: Forger, *, poll: bool = True, work: bool = True) -> 
         )
     if work:
         scheduler.add_job(work_job, "interval", args=[forger], id="work", seconds=WORK_INTERVAL_S, next_run_time=now)
+    if deliver:
+        scheduler.add_job(
+            deliver_job, "interval", args=[forger], id="deliver", seconds=DELIVER_INTERVAL_S, next_run_time=now,
+        )
     return scheduler

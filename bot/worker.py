@@ -1,10 +1,10 @@
-"""The render worker: claim the best job, paint it, post it as a reply, record the reply.
+"""The render worker: claim the best job, paint it, and owe its result to the outbox.
 
 The worker holds each job under a lease and renews it from the render's progress callback; if
 the lease is lost (the worker stalled past it, or an admin cancelled the job) the render stops.
-A job whose images cannot be painted fails at once and its author is told why; a failure to
-reach X gives the job back to the queue until it has been tried ``max_attempts`` times. A picture
-painted but not posted is kept, so the next attempt only posts it.
+A job whose images cannot be painted fails at once and its author is told why. A picture painted
+is kept with its job, and its result owed in the same transaction: the outbox (``bot.replies``)
+posts it. So a worker needs the database and nothing else: no platform, no credentials.
 """
 
 from __future__ import annotations
@@ -16,18 +16,16 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import results, retry
+from bot import results
 from bot.compose import addressed
-from bot.errors import XError
 from bot.gallery import Gallery
 from bot.options import RenderOptions
-from bot.gateway import XGateway
 from bot.rendering import ProgressFn, Renderer
+from bot.results import UNDELIVERABLE
 from model.errors import ModelError
 from model.settings import Progress
 from storage import jobs, replies
@@ -37,7 +35,6 @@ log = logging.getLogger(__name__)
 
 UNREADABLE = "Sorry, I couldn't paint that: {reason}. Please send two ordinary photos (JPEG or PNG)."
 BROKEN = "Sorry, something went wrong while painting your picture. The team has been told."
-UNDELIVERABLE = "Sorry, I painted your picture but couldn't post it on X. Please try again later."
 
 
 def worker_name() -> str:
@@ -92,7 +89,6 @@ class _Heartbeat:
 
 def work_once(
     sessions: sessionmaker[Session],
-    gateway: XGateway,
     renderer: Renderer,
     lease: Lease,
     *,
@@ -103,37 +99,34 @@ def work_once(
     """Do the best queued job; returns its id, or None when nothing was due.
 
     When ``stop`` is set (the process is stopping) a render in hand is given up and its job goes
-    back to the queue, its attempt given back; a post under way is finished first. ``gallery``
-    credits the paintings (the bundled ones by default).
+    back to the queue, its attempt given back. ``gallery`` credits the paintings (the bundled
+    ones by default).
     """
-    if (until := gateway.blocked_until("write")) is not None:  # X takes no posts now: leave the jobs be
-        log.debug("X refuses posts for %.0f s more: no job claimed", until - time.time())
-        return None
     with sessions.begin() as session:
         # Jobs whose worker died go back to the queue; those out of attempts fail, and their
         # authors are told, as they are when a worker fails a job itself.
         for gone in jobs.sweep(session, max_attempts=lease.max_attempts):
             notice = UNDELIVERABLE if gone.result_image is not None else BROKEN
-            replies.owe(session, in_reply_to_tweet_id=gone.tweet_id, kind="failure",
-                        text=addressed(gone.author_username, notice))
+            _tell(session, gone.platform, gone.post_ref, gone.author_username, notice)
         job = jobs.claim_next(session, worker=lease.worker, lease_s=lease.lease_s, max_attempts=lease.max_attempts)
     if job is None:
         return None
-    log.info("job %d: tweet %s by @%s, attempt %d", job.id, job.tweet_id, job.author_username, job.attempts)
+    log.info("job %d: post %s:%s by @%s, attempt %d", job.id, job.platform, job.post_ref, job.author_username,
+             job.attempts)
     try:
-        _paint_and_post(sessions, gateway, renderer, lease, job, progress, stop, gallery)
+        _paint(sessions, renderer, lease, job, progress, stop, gallery or Gallery.load())
     except LeaseLost as exc:
         log.warning("job %d: stopped, %s", job.id, exc)
     return job.id
 
 
-def _paint_and_post(
-    sessions: sessionmaker[Session], gateway: XGateway, renderer: Renderer, lease: Lease,
-    job: jobs.ClaimedJob, progress: ProgressFn | None, stop: threading.Event | None, gallery: Gallery | None,
+def _paint(
+    sessions: sessionmaker[Session], renderer: Renderer, lease: Lease,
+    job: jobs.ClaimedJob, progress: ProgressFn | None, stop: threading.Event | None, gallery: Gallery,
 ) -> None:
     result, render_s = job.result_image, job.render_s
-    heartbeat = _Heartbeat(sessions, job.id, lease, progress, stop)
     if result is None:
+        heartbeat = _Heartbeat(sessions, job.id, lease, progress, stop)
         started = time.monotonic()
         try:
             options = RenderOptions.from_json(job.options)
@@ -156,37 +149,12 @@ def _paint_and_post(
         render_s = time.monotonic() - started
         log.info("job %d: rendered in %.1f s", job.id, render_s)
     with sessions.begin() as session:
-        jobs.mark_uploading(session, job.id, worker=lease.worker, lease_s=lease.lease_s, result_image=result,
-                            render_s=render_s or 0.0)
-
-    try:
-        # A picture kept from an earlier attempt may have been posted by it (an admin's retry
-        # starts the attempts again, not the picture). The lease is renewed just before the post:
-        # if an upload outlasted it and another worker took the job over, this one stops there.
-        reply_id = results.post_result(
-            gateway, job.tweet_id, result, job.style_image, username=job.author_username, number=job.id,
-            retried=job.attempts > 1 or job.result_image is not None, before_post=heartbeat.beat, gallery=gallery,
-        )
-    except XError as exc:
-        decision = retry.decide(exc, job.attempts, max_attempts=lease.max_attempts, now=time.time())
-        if decision.alert:
-            log.error("ADMIN: %s", decision.alert)
-        if not decision.retry:  # a deleted tweet gets no notice: there is nothing to reply to
-            _fail(sessions, lease, job, f"{exc} ({decision.reason})", UNDELIVERABLE if decision.tell_user else None)
-            return
-        not_before = datetime.fromtimestamp(decision.at, timezone.utc) if decision.at else None
-        with sessions.begin() as session:
-            again = jobs.release(session, job.id, worker=lease.worker, error=str(exc), max_attempts=lease.max_attempts,
-                                 not_before=not_before, counts=decision.counts)
-            if not again:
-                replies.owe(session, in_reply_to_tweet_id=job.tweet_id, kind="failure",
-                            text=addressed(job.author_username, UNDELIVERABLE))
-        log.warning("job %d: X failed (%s); %s", job.id, exc, decision.reason if again else "given up")
-        return
-
-    with sessions.begin() as session:
-        jobs.mark_replied(session, job.id, worker=lease.worker, reply_tweet_id=reply_id)
-    log.info("job %d: replied with tweet %s", job.id, reply_id)
+        jobs.mark_painted(session, job.id, worker=lease.worker, result_image=result, render_s=render_s or 0.0)
+        if job.platform is None or job.post_ref is None:  # asked for by no post: the result is kept
+            jobs.mark_posted(session, job.id, reply_ref=None)
+        else:
+            results.owe(session, job, gallery=gallery)
+    log.info("job %d: painted; its result is in the outbox", job.id)
 
 
 def _fail(sessions: sessionmaker[Session], lease: Lease, job: jobs.ClaimedJob, error: str, notice: str | None) -> None:
@@ -195,10 +163,16 @@ def _fail(sessions: sessionmaker[Session], lease: Lease, job: jobs.ClaimedJob, e
     with sessions.begin() as session:
         jobs.mark_failed(session, job.id, worker=lease.worker, error=error)
         if notice is not None:
-            replies.owe(session, in_reply_to_tweet_id=job.tweet_id, kind="failure",
-                        text=addressed(job.author_username, notice))
+            _tell(session, job.platform, job.post_ref, job.author_username, notice)
+
+
+def _tell(session: Session, platform: str | None, post_ref: str | None, username: str | None, notice: str) -> None:
+    """Owe the post that asked for a job a short reply (a job asked for by no post has nobody to tell)."""
+    if platform is not None and post_ref is not None:
+        replies.owe(session, platform=platform, in_reply_to_ref=post_ref, kind="failure",
+                    text=addressed(username or "", notice))
 
 
 def _clip(text: str, limit: int) -> str:
-    """Keep a reason short enough for a tweet."""
+    """Keep a reason short enough for a post."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

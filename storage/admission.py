@@ -17,7 +17,7 @@ from storage.models import utcnow
 
 
 class Refused(str, enum.Enum):
-    """Why a request was not queued (stored as the mention's reason; the bot words the reply)."""
+    """Why a request was not queued (stored as the post's reason; the bot words the reply)."""
 
     BANNED = "banned"
     OVER_QUOTA = "over_quota"
@@ -33,6 +33,7 @@ class Limits:
 @dataclass(frozen=True)
 class Admission:
     refused: Refused | None  # None: admitted
+    user_id: int  # who asked (``storage.users``): what the job is filed under
     priority: int = 0
     detail: str = ""
 
@@ -45,19 +46,22 @@ DAY = timedelta(days=1)
 
 
 def admit(
-    session: Session, *, author_id: str, author_username: str, limits: Limits, now: datetime | None = None
+    session: Session, *, platform: str, user_ref: str, username: str, limits: Limits, now: datetime | None = None
 ) -> Admission:
-    """Decide on one request. Priority users skip the quota and the queue limit, not a ban."""
+    """Decide on one request of user ``user_ref`` of ``platform`` (recorded as seen).
+
+    Priority users skip the quota and the queue limit, not a ban.
+    """
     now = now or utcnow()
-    user = users.seen(session, author_id, author_username)
+    user = users.seen(session, platform, user_ref, username)
     if user.banned:
-        return Admission(Refused.BANNED, detail=user.ban_reason or "banned")
+        return Admission(Refused.BANNED, user.id, detail=user.ban_reason or "banned")
     if user.priority > 0:
-        return Admission(None, priority=user.priority)
-    used = jobs.submitted_since(session, author_id, now - DAY)
+        return Admission(None, user.id, priority=user.priority)
+    used = jobs.submitted_since(session, user.id, now - DAY)
     if used >= limits.per_user_per_day:
-        return Admission(Refused.OVER_QUOTA, detail=f"{used} of {limits.per_user_per_day} renders in 24 h")
+        return Admission(Refused.OVER_QUOTA, user.id, detail=f"{used} of {limits.per_user_per_day} renders in 24 h")
     waiting = jobs.waiting(session)
     if waiting >= limits.queue_limit:
-        return Admission(Refused.QUEUE_FULL, detail=f"{waiting} jobs waiting, limit {limits.queue_limit}")
-    return Admission(None)
+        return Admission(Refused.QUEUE_FULL, user.id, detail=f"{waiting} jobs waiting, limit {limits.queue_limit}")
+    return Admission(None, user.id)

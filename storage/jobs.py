@@ -2,7 +2,8 @@
 
 A worker claims the best job (highest priority, then oldest) with one locking statement and holds
 it under a lease that it renews while it paints. A worker that dies stops renewing; once the
-lease has lapsed the job is claimed again, until it has been tried ``max_attempts`` times.
+lease has lapsed the job is claimed again, until it has been tried ``max_attempts`` times. A job
+painted waits for the outbox (``storage.replies``) to post its result, holding no lease.
 
 On PostgreSQL the claim is ``SELECT ... FOR UPDATE SKIP LOCKED`` then ``UPDATE``: concurrent
 workers skip each other's rows instead of queueing on them. SQLite has no row locks (it drops
@@ -26,13 +27,13 @@ from storage.models import Job, JobEvent, JobState, utcnow
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.RENDERING, JobState.FAILED, JobState.CANCELLED}),
     JobState.RENDERING: frozenset({JobState.UPLOADING, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED}),
-    JobState.UPLOADING: frozenset({JobState.REPLIED, JobState.QUEUED, JobState.FAILED}),
+    JobState.UPLOADING: frozenset({JobState.REPLIED, JobState.FAILED}),
     JobState.REPLIED: frozenset(),
     JobState.FAILED: frozenset({JobState.QUEUED}),  # an admin's retry
     JobState.CANCELLED: frozenset(),
 }
-ACTIVE = (JobState.RENDERING, JobState.UPLOADING)  # states that hold a lease
-WAITING = (JobState.QUEUED, *ACTIVE)  # not finished yet
+ACTIVE = (JobState.RENDERING,)  # states that hold a lease
+WAITING = (JobState.QUEUED, JobState.RENDERING, JobState.UPLOADING)  # not finished yet
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,10 @@ class ClaimedJob:
     """What a worker needs to do a job, detached from any session."""
 
     id: int
-    tweet_id: str
-    author_username: str
+    # The post that asked, to be answered with the result; None for a request from no post.
+    platform: str | None
+    post_ref: str | None
+    author_username: str | None
     content_image: bytes
     style_image: bytes
     attempts: int
@@ -55,18 +58,26 @@ class ClaimedJob:
 def enqueue(
     session: Session,
     *,
-    tweet_id: str,
-    author_id: str,
-    author_username: str,
     content_image: bytes,
     style_image: bytes,
+    platform: str | None = None,
+    post_ref: str | None = None,
+    user_id: int | None = None,
+    author_username: str | None = None,
     priority: int = 0,
     options: dict[str, object] | None = None,
 ) -> Job:
-    """Add a render request to the queue (its mention must be recorded in the same transaction)."""
+    """Add a render request to the queue.
+
+    A request from a post names it (``platform``, ``post_ref``: recorded by ``storage.posts`` in
+    the same transaction) and is answered there; one from no post has neither.
+    """
+    if (platform is None) != (post_ref is None):
+        raise ValueError("a job's origin is a platform and a post, or neither")
     job = Job(
-        tweet_id=tweet_id,
-        author_id=author_id,
+        platform=platform,
+        post_ref=post_ref,
+        user_id=user_id,
         author_username=author_username,
         content_image=content_image,
         style_image=style_image,
@@ -76,7 +87,7 @@ def enqueue(
     )
     session.add(job)
     session.flush()
-    _record(session, job, None, JobState.QUEUED, "queued from a mention")
+    _record(session, job, None, JobState.QUEUED, "queued from a mention" if post_ref else "queued")
     return job
 
 
@@ -105,10 +116,12 @@ def claim_next(
     worker: str,
     lease_s: float,
     max_attempts: int,
+    platform: str | None = None,
     now: datetime | None = None,
 ) -> ClaimedJob | None:
     """Claim the best job for ``worker`` under a lease of ``lease_s``; None when nothing is due.
 
+    ``platform``: only a job asked for there (or from no post), for a worker that answers on it.
     Jobs whose lease lapsed are swept first (``sweep``). On SQLite the transaction already holds
     the write lock (``storage.db``: BEGIN IMMEDIATE).
     """
@@ -122,6 +135,8 @@ def claim_next(
         .order_by(Job.priority.desc(), Job.id)
         .limit(1)
     )
+    if platform is not None:
+        best = best.where(or_(Job.platform.is_(None), Job.platform == platform))
     job = session.scalar(best.with_for_update(skip_locked=True) if lock else best)
     if job is None:
         return None
@@ -134,7 +149,8 @@ def claim_next(
     job.progress_iteration = job.progress_total = 0
     return ClaimedJob(
         id=job.id,
-        tweet_id=job.tweet_id,
+        platform=job.platform,
+        post_ref=job.post_ref,
         author_username=job.author_username,
         content_image=job.content_image,
         style_image=job.style_image,
@@ -167,28 +183,28 @@ def heartbeat(
         job.progress_total = total
 
 
-def mark_uploading(
-    session: Session, job_id: int, *, worker: str, lease_s: float, result_image: bytes, render_s: float,
-    now: datetime | None = None,
+def mark_painted(
+    session: Session, job_id: int, *, worker: str, result_image: bytes, render_s: float,
 ) -> None:
-    """The picture is painted: keep it (a retry need not paint it again), renew the lease for the
-    upload, and start posting."""
+    """The picture is painted: keep it, and give up the lease. Its result is posted by the outbox
+    (owed in the same transaction), or it is kept, for a job from no post (``mark_posted``)."""
     job = _held(session, job_id, worker)
     _move(session, job, JobState.UPLOADING, f"rendered in {render_s:.1f} s", worker=worker)
-    job.lease_expires_at = (now or utcnow()) + timedelta(seconds=lease_s)
     job.result_image = result_image
     job.render_s = render_s
     job.progress_iteration = job.progress_total
+    job.lease_owner = job.lease_expires_at = None
 
 
-def mark_replied(session: Session, job_id: int, *, worker: str, reply_tweet_id: str) -> None:
-    """The result is posted: record the reply so that it is never posted again."""
-    job = _held(session, job_id, worker)
-    _move(session, job, JobState.REPLIED, f"replied with tweet {reply_tweet_id}", worker=worker)
-    job.reply_tweet_id = reply_tweet_id
+def mark_posted(session: Session, job_id: int, *, reply_ref: str | None) -> None:
+    """The result is posted (as ``reply_ref``): recorded, so that it is never posted again. A job
+    from no post has nothing to answer (``reply_ref`` None): its result is kept."""
+    job = session.get_one(Job, job_id, with_for_update=is_postgres(session))
+    reason = f"replied with post {reply_ref}" if reply_ref is not None else "painted; no post to answer"
+    _move(session, job, JobState.REPLIED, reason)
+    job.reply_ref = reply_ref
     job.error = None
     job.finished_at = utcnow()
-    job.lease_owner = job.lease_expires_at = None
 
 
 def mark_failed(session: Session, job_id: int, *, worker: str | None, error: str) -> None:
@@ -207,7 +223,7 @@ def release(
     """Give a job back after a transient failure: queued again, or failed once out of attempts.
 
     ``not_before`` keeps it from being claimed again until then (a backoff, a rate-limit reset);
-    ``counts=False`` gives the attempt back (waiting for X is not the job's failure). Returns True
+    ``counts=False`` gives the attempt back (waiting for a platform is not the job's failure). Returns True
     if it will be tried again.
     """
     job = _held(session, job_id, worker)
@@ -236,12 +252,12 @@ def _cancel(session: Session, job: Job, reason: str) -> None:
     job.lease_owner = job.lease_expires_at = None
 
 
-def cancel_by(session: Session, author_id: str, *, reason: str) -> list[int]:
-    """Cancel every job of ``author_id`` that may still be painted (queued or painting); their ids.
+def cancel_by(session: Session, user_id: int, *, reason: str) -> list[int]:
+    """Cancel every job of user ``user_id`` that may still be painted (queued or painting); their ids.
 
     A job being posted is left to finish: its picture is painted and on its way.
     """
-    waiting = select(Job).where(Job.author_id == author_id, Job.state.in_((JobState.QUEUED, JobState.RENDERING)))
+    waiting = select(Job).where(Job.user_id == user_id, Job.state.in_((JobState.QUEUED, JobState.RENDERING)))
     cancelled = []
     for job in session.scalars(waiting.with_for_update() if is_postgres(session) else waiting):
         _cancel(session, job, reason)
@@ -249,9 +265,9 @@ def cancel_by(session: Session, author_id: str, *, reason: str) -> list[int]:
     return cancelled
 
 
-def reprioritise(session: Session, author_id: str, priority: int) -> None:
-    """Give ``author_id``'s queued jobs ``priority`` (a job takes its author's when it is queued)."""
-    waiting = select(Job).where(Job.author_id == author_id, Job.state == JobState.QUEUED)
+def reprioritise(session: Session, user_id: int, priority: int) -> None:
+    """Give user ``user_id``'s queued jobs ``priority`` (a job takes its author's when it is queued)."""
+    waiting = select(Job).where(Job.user_id == user_id, Job.state == JobState.QUEUED)
     for job in session.scalars(waiting):
         job.priority = priority
 
@@ -286,8 +302,9 @@ def get(session: Session, job_id: int) -> Job:
     return session.get_one(Job, job_id)
 
 
-def by_tweet(session: Session, tweet_id: str) -> Job | None:
-    return session.scalar(select(Job).where(Job.tweet_id == tweet_id))
+def by_post(session: Session, platform: str, post_ref: str) -> Job | None:
+    """The job asked for by a post, if it queued one."""
+    return session.scalar(select(Job).where(Job.platform == platform, Job.post_ref == post_ref))
 
 
 def history(session: Session, job_id: int) -> list[JobEvent]:
@@ -309,7 +326,7 @@ def waiting(session: Session) -> int:
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
-    """Queued jobs a worker may claim now: not held back until later (a backoff, X's reset)."""
+    """Queued jobs a worker may claim now: not held back until later (a backoff, a rate-limit reset)."""
     return (Job.state == JobState.QUEUED) & or_(Job.not_before.is_(None), Job.not_before <= now)
 
 
@@ -320,7 +337,7 @@ def positions(session: Session, *, now: datetime | None = None) -> dict[int, int
 
 
 def held_until(job: Job, now: datetime) -> datetime | None:
-    """Until when a queued job may not be claimed (a backoff, X's reset); None if it may be now."""
+    """Until when a queued job may not be claimed (a backoff, a rate-limit reset); None if it may be now."""
     if job.state is JobState.QUEUED and job.not_before is not None and job.not_before > now:
         return job.not_before
     return None
@@ -367,7 +384,7 @@ def eta_s(session: Session, job_id: int, *, workers: int = 1) -> float | None:
     return per_job * (1 + (place - 1) / max(1, workers))
 
 
-def submitted_since(session: Session, author_id: str, since: datetime) -> int:
-    """Jobs ``author_id`` has had queued since ``since`` (cancelled ones too: they cost a slot)."""
-    query = select(func.count()).select_from(Job).where(Job.author_id == author_id, Job.created_at >= since)
+def submitted_since(session: Session, user_id: int, since: datetime) -> int:
+    """Jobs user ``user_id`` has had queued since ``since`` (cancelled ones too: they cost a slot)."""
+    query = select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.created_at >= since)
     return session.scalar(query) or 0

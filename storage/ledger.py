@@ -1,7 +1,8 @@
-"""The X API ledger: every call and its estimated cost, each endpoint's rate-limit window, caps.
+"""The API ledger: every call to a platform and its estimated cost, each endpoint's rate-limit
+window, usage caps.
 
-Before each call the bot asks ``decide``; after it, it records what X said. Spend is estimated
-from the prices in config (X's pay-per-use) and kept per calendar month (UTC).
+Before each call the bot asks ``decide``; after it, it records what the platform said. Spend is
+estimated from the platform's prices and kept per platform and calendar month (UTC).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class Wait:
 
     until: datetime
     reason: str
-    capped: bool = False  # X's usage cap (a billing period), not a rate-limit window
+    capped: bool = False  # the platform's usage cap (a billing period), not a rate-limit window
 
 
 @dataclass(frozen=True)
@@ -61,51 +62,62 @@ def month_start(now: datetime) -> datetime:
     return now.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def spent(session: Session, *, now: datetime | None = None) -> float:
-    """Estimated spend this calendar month, in USD."""
+def spent(session: Session, *, platform: str | None = None, now: datetime | None = None) -> float:
+    """Estimated spend this calendar month, in USD: on ``platform``, or on all of them."""
     since = month_start(now or utcnow())
-    return float(session.scalar(select(func.coalesce(func.sum(ApiCall.cost_usd), 0.0)).where(ApiCall.at >= since)) or 0.0)
+    query = select(func.coalesce(func.sum(ApiCall.cost_usd), 0.0)).where(ApiCall.at >= since)
+    if platform is not None:
+        query = query.where(ApiCall.platform == platform)
+    return float(session.scalar(query) or 0.0)
 
 
-def decide(session: Session, endpoint: str, need: Need, budget: Budget, *, now: datetime | None = None) -> Decision:
-    """May the bot call ``endpoint`` now, for a call of this ``need``?"""
+def decide(
+    session: Session, platform: str, endpoint: str, need: Need, budget: Budget, *, now: datetime | None = None
+) -> Decision:
+    """May the bot call ``endpoint`` of ``platform`` now, for a call of this ``need``?"""
     now = now or utcnow()
-    window = session.get(RateWindow, endpoint)
+    window = session.get(RateWindow, (platform, endpoint))
     if window is not None:
         if window.capped_until is not None and window.capped_until > now:
-            return Wait(window.capped_until, f"{endpoint}: X's usage cap reached", capped=True)
+            return Wait(window.capped_until, f"{endpoint}: the platform's usage cap reached", capped=True)
         if window.remaining <= 0 and window.reset_at > now:
             return Wait(window.reset_at, f"{endpoint}: rate-limit window used up ({window.limit} calls)")
-    used = spent(session, now=now) / budget.monthly_usd if budget.monthly_usd > 0 else float("inf")
+    used = spent(session, platform=platform, now=now) / budget.monthly_usd if budget.monthly_usd > 0 else float("inf")
     if used >= 1.0:
-        return Stop(f"the month's X budget of ${budget.monthly_usd:.2f} is spent")
+        return Stop(f"the month's API budget of ${budget.monthly_usd:.2f} is spent")
     if need is Need.NEW_WORK and used >= budget.new_work_until:
-        return Stop(f"{used:.0%} of the month's X budget spent: taking no new work")
+        return Stop(f"{used:.0%} of the month's API budget spent: taking no new work")
     if need is Need.OPTIONAL and used >= budget.optional_until:
-        return Stop(f"{used:.0%} of the month's X budget spent: optional posts are off")
+        return Stop(f"{used:.0%} of the month's API budget spent: optional posts are off")
     return Go()
 
 
-def record_call(session: Session, endpoint: str, *, status: int | None, cost_usd: float, now: datetime | None = None) -> None:
-    session.add(ApiCall(endpoint=endpoint, status=status, cost_usd=cost_usd, at=now or utcnow()))
+def record_call(
+    session: Session, platform: str, endpoint: str, *, status: int | None, cost_usd: float, now: datetime | None = None
+) -> None:
+    session.add(ApiCall(platform=platform, endpoint=endpoint, status=status, cost_usd=cost_usd, at=now or utcnow()))
 
 
-def record_window(session: Session, endpoint: str, *, limit: int, remaining: int, reset_at: datetime) -> None:
-    """Keep the window X reported in its ``x-rate-limit-*`` headers."""
+def record_window(
+    session: Session, platform: str, endpoint: str, *, limit: int, remaining: int, reset_at: datetime
+) -> None:
+    """Keep the window the platform reported."""
     values = {"limit": limit, "remaining": remaining, "reset_at": reset_at}
-    _upsert_window(session, endpoint, insert=values, update=values)
+    _upsert_window(session, platform, endpoint, insert=values, update=values)
 
 
-def record_cap(session: Session, endpoint: str, *, until: datetime) -> None:
-    """X said a usage cap is hit: no such call until ``until``."""
+def record_cap(session: Session, platform: str, endpoint: str, *, until: datetime) -> None:
+    """The platform said a usage cap is hit: no such call until ``until``."""
     _upsert_window(
-        session, endpoint,
+        session, platform, endpoint,
         insert={"limit": 0, "remaining": 0, "reset_at": until, "capped_until": until},
         update={"capped_until": until},
     )
 
 
-def _upsert_window(session: Session, endpoint: str, *, insert: dict[str, object], update: dict[str, object]) -> None:
+def _upsert_window(
+    session: Session, platform: str, endpoint: str, *, insert: dict[str, object], update: dict[str, object]
+) -> None:
     """Insert ``endpoint``'s window, or update it if it is there, in one statement.
 
     Several workers record the same endpoint's first window at once: a read then an insert let
@@ -120,18 +132,20 @@ def _upsert_window(session: Session, endpoint: str, *, insert: dict[str, object]
     else:
         raise NotImplementedError(f"rate windows are kept on PostgreSQL or SQLite, not {dialect}")
     now = utcnow()
-    statement = statement.values(endpoint=endpoint, updated_at=now, **insert)
+    statement = statement.values(platform=platform, endpoint=endpoint, updated_at=now, **insert)
     session.execute(
-        statement.on_conflict_do_update(index_elements=[RateWindow.endpoint], set_={**update, "updated_at": now})
+        statement.on_conflict_do_update(
+            index_elements=[RateWindow.platform, RateWindow.endpoint], set_={**update, "updated_at": now}
+        )
     )
     # A copy of the row this session already holds is stale now: read it afresh when next used.
-    cached = session.identity_map.get(identity_key(RateWindow, endpoint))
+    cached = session.identity_map.get(identity_key(RateWindow, (platform, endpoint)))
     if cached is not None:
         session.expire(cached)
 
 
 def windows(session: Session) -> list[RateWindow]:
-    return list(session.scalars(select(RateWindow).order_by(RateWindow.endpoint)))
+    return list(session.scalars(select(RateWindow).order_by(RateWindow.platform, RateWindow.endpoint)))
 
 
 def calls_by_day(session: Session, *, since: datetime) -> list[tuple[str, int, float]]:

@@ -1,4 +1,9 @@
-"""The tables: users, mentions seen, render jobs and their history, replies owed, cursors, the X API ledger."""
+"""The tables: users, posts seen, render jobs and their history, replies owed, cursors, the API ledger.
+
+Nothing here belongs to one platform: a row names its ``platform`` (its name in the registry) and
+the platform's own ids as opaque strings (``post_ref``, ``user_ref``). A job painted for a web
+upload has no origin post at all, so a job's origin columns are nullable.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,22 @@ import enum
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Dialect, Enum, Float, ForeignKey, Index, LargeBinary, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 
@@ -50,11 +69,11 @@ class Base(DeclarativeBase):
 
 
 class Outcome(str, enum.Enum):
-    """What the bot made of a mention."""
+    """What the bot made of a post that mentions it."""
 
     QUEUED = "queued"  # a render job was created
     REFUSED = "refused"  # answered with a how-to or a reason, no job
-    IGNORED = "ignored"  # no reply at all (the bot's own tweets, retweets)
+    IGNORED = "ignored"  # no reply at all (the bot's own posts, reposts)
 
 
 class JobState(str, enum.Enum):
@@ -62,18 +81,24 @@ class JobState(str, enum.Enum):
 
     QUEUED = "queued"  # waiting for a worker
     RENDERING = "rendering"  # a worker holds its lease and paints
-    UPLOADING = "uploading"  # painted; the worker is posting the reply
-    REPLIED = "replied"  # the reply is on X and recorded
+    UPLOADING = "uploading"  # painted; its result waits in the outbox (``Reply.job_id``) to be posted
+    REPLIED = "replied"  # the result is posted and recorded (or kept, when no post asked for it)
     FAILED = "failed"  # given up on, with the reason in ``error``
     CANCELLED = "cancelled"  # stopped by an admin
 
 
+PLATFORM = String(32)  # a platform's name in the registry, e.g. "memory"
+REF = String(64)  # an id given by a platform (a post's, a user's), kept as the platform wrote it
+
+
 class User(Base):
-    """Someone who has written to the bot: bans and priority are set by admins."""
+    """Someone who has written to the bot on one platform: bans and priority are set by admins."""
 
     __tablename__ = "users"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # X user id
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(PLATFORM)
+    user_ref: Mapped[str] = mapped_column(REF)  # the user's id on the platform
     username: Mapped[str] = mapped_column(String(64))
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
     ban_reason: Mapped[str | None] = mapped_column(Text)
@@ -81,36 +106,42 @@ class User(Base):
     priority: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    __table_args__ = (UniqueConstraint("platform", "user_ref", name="uq_users_platform_user_ref"),)
 
-class Mention(Base):
-    """Every mention the poller has seen, once: the record that makes a re-seen tweet a no-op."""
 
-    __tablename__ = "mentions"
+class Post(Base):
+    """Every post naming the bot that the poller has seen, once: what makes a post seen again a no-op."""
 
-    tweet_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    author_id: Mapped[str] = mapped_column(String(32))
+    __tablename__ = "posts"
+
+    platform: Mapped[str] = mapped_column(PLATFORM, primary_key=True)
+    post_ref: Mapped[str] = mapped_column(REF, primary_key=True)
+    author_ref: Mapped[str] = mapped_column(REF)
     author_username: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     outcome: Mapped[Outcome] = mapped_column(_enum(Outcome))
     reason: Mapped[str | None] = mapped_column(Text)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    __table_args__ = (Index("ix_posts_author", "platform", "author_ref"),)
+
 
 class Job(Base):
     """A render request: the picture and the painting, and what became of them.
 
-    The images live in the database so that a worker anywhere needs nothing but its URL; they are
-    deferred so that listing jobs never loads megabytes of pixels.
+    Its origin (``platform``, ``post_ref``: the post that asked, answered with the result) is
+    empty for a request that came from no post. The images live in the database so that a worker
+    anywhere needs nothing but its URL; they are deferred so that listing jobs never loads
+    megabytes of pixels.
     """
 
     __tablename__ = "jobs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    tweet_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("mentions.tweet_id"), unique=True
-    )
-    author_id: Mapped[str] = mapped_column(String(32))
-    author_username: Mapped[str] = mapped_column(String(64))
+    platform: Mapped[str | None] = mapped_column(PLATFORM)
+    post_ref: Mapped[str | None] = mapped_column(REF)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", name="fk_jobs_user_id"))
+    author_username: Mapped[str | None] = mapped_column(String(64))  # as the user was called when asking
     state: Mapped[JobState] = mapped_column(_enum(JobState), default=JobState.QUEUED)
     priority: Mapped[int] = mapped_column(default=0)
     # What the user asked for besides the images (strength, colours, faces): the bot's JSON.
@@ -120,7 +151,7 @@ class Job(Base):
     content_image: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     style_image: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     result_image: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
-    reply_tweet_id: Mapped[str | None] = mapped_column(String(32))
+    reply_ref: Mapped[str | None] = mapped_column(REF)  # the post that carried the result
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     # The worker holding the job and until when; a lapsed lease means the worker died.
@@ -134,12 +165,13 @@ class Job(Base):
     started_at: Mapped[datetime | None]  # last claimed
     finished_at: Mapped[datetime | None]
 
-    mention: Mapped[Mention] = relationship()
-
     __table_args__ = (
+        # One job per post; a job with no origin (both NULL) is checked against nothing.
+        UniqueConstraint("platform", "post_ref", name="uq_jobs_post"),
+        ForeignKeyConstraint(["platform", "post_ref"], ["posts.platform", "posts.post_ref"], name="fk_jobs_post"),
         # The claim query: the best queued job, and leases to reclaim.
         Index("ix_jobs_claim", "state", "priority", "id"),
-        Index("ix_jobs_author_created", "author_id", "created_at"),
+        Index("ix_jobs_user_created", "user_id", "created_at"),
     )
 
 
@@ -158,62 +190,76 @@ class JobEvent(Base):
 
 
 class Reply(Base):
-    """A text reply the bot owes someone (a how-to, a failure notice), sent by ``deliver``.
+    """A post the bot owes someone (a result, a how-to, a failure notice), sent by the outbox.
 
     Written in the same transaction as the decision that calls for it, so that no answer is lost
-    when posting fails; ``reply_tweet_id`` is set once X has accepted it.
+    when posting fails; ``reply_ref`` is set once the platform has accepted it. A result names
+    its job, whose painted picture it carries.
     """
 
     __tablename__ = "replies"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    in_reply_to_tweet_id: Mapped[str] = mapped_column(String(32), index=True)
+    platform: Mapped[str] = mapped_column(PLATFORM)
+    in_reply_to_ref: Mapped[str] = mapped_column(REF)
     kind: Mapped[str] = mapped_column(String(32))
     # Optional replies (acknowledgements) are the first thing dropped when the budget runs low.
     optional: Mapped[bool] = mapped_column(Boolean, default=False)
     text: Mapped[str] = mapped_column(Text)
-    reply_tweet_id: Mapped[str | None] = mapped_column(String(32))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", name="fk_replies_job_id"))  # a result's
+    alt_text: Mapped[str | None] = mapped_column(Text)  # what the picture shows, for screen readers
+    # An earlier attempt may have posted it already (a job painted or tried before): look first.
+    look_first: Mapped[bool] = mapped_column(Boolean, default=False)
+    reply_ref: Mapped[str | None] = mapped_column(REF)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
     # Who is posting it now, until when (``storage.replies.claim``): two deliverers never both post it.
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     claimed_until: Mapped[datetime | None]
-    not_before: Mapped[datetime | None]  # after a failed post: X's reset time, or a backoff
+    not_before: Mapped[datetime | None]  # after a failed post: the platform's reset time, or a backoff
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
 
+    __table_args__ = (
+        Index("ix_replies_in_reply_to", "platform", "in_reply_to_ref"),
+        Index("ix_replies_job_id", "job_id"),
+    )
+
 
 class Cursor(Base):
-    """A named position in a stream, e.g. the newest mention id handled."""
+    """A named position in a platform's stream, e.g. the newest mention handled."""
 
     __tablename__ = "cursors"
 
+    platform: Mapped[str] = mapped_column(PLATFORM, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class ApiCall(Base):
-    """One request made to X, with its estimated cost: the ledger the budget is kept by."""
+    """One request made to a platform's API, with its estimated cost: the ledger the budget is kept by."""
 
     __tablename__ = "api_calls"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    endpoint: Mapped[str] = mapped_column(String(64))  # e.g. "POST /2/tweets"
-    status: Mapped[int | None]  # HTTP status; None when X could not be reached
+    platform: Mapped[str] = mapped_column(PLATFORM)
+    endpoint: Mapped[str] = mapped_column(String(64))  # the platform's name for the call
+    status: Mapped[int | None]  # HTTP status; None when the platform could not be reached
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class RateWindow(Base):
-    """An endpoint's rate-limit window as X last reported it (``x-rate-limit-*`` headers)."""
+    """An endpoint's rate-limit window as its platform last reported it."""
 
     __tablename__ = "rate_windows"
 
+    platform: Mapped[str] = mapped_column(PLATFORM, primary_key=True)
     endpoint: Mapped[str] = mapped_column(String(64), primary_key=True)
     limit: Mapped[int]
     remaining: Mapped[int]
     reset_at: Mapped[datetime]
-    # Set when X said a usage cap (not a window) was hit: no such call until then.
+    # Set when the platform said a usage cap (not a window) was hit: no such call until then.
     capped_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

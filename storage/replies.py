@@ -1,6 +1,7 @@
-"""Text replies the bot owes: written with the decision, sent later, recorded once sent.
+"""The outbox: posts the bot owes (results and texts), written with the decision, sent later,
+recorded once sent.
 
-Several processes deliver (the poller after each poll, each worker after each job), so a reply
+Several processes may deliver (the poller after each poll, ``forger deliver``), so a reply
 is claimed before it is posted: one conditional UPDATE, which only one of them can win, marks it
 as being posted by one deliverer for a while (``CLAIM``).
 """
@@ -9,35 +10,45 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from storage.models import Reply, utcnow
 
-# How long a claim keeps other deliverers off a reply: far longer than one post to X takes (its
+# How long a claim keeps other deliverers off a reply: far longer than one post takes (a platform's
 # timeout is 30 s by default), so that only a deliverer that died leaves a reply to be taken over.
 CLAIM = timedelta(minutes=5)
 
 
-def owe(session: Session, *, in_reply_to_tweet_id: str, kind: str, text: str, optional: bool = False) -> Reply:
-    """Queue a reply to be sent by the next delivery; ``optional`` ones go first when money is short."""
-    reply = Reply(in_reply_to_tweet_id=in_reply_to_tweet_id, kind=kind, text=text, optional=optional)
+def owe(
+    session: Session, *, platform: str, in_reply_to_ref: str, kind: str, text: str, optional: bool = False,
+    job_id: int | None = None, alt_text: str | None = None, look_first: bool = False,
+) -> Reply:
+    """Queue a reply to post ``in_reply_to_ref`` of ``platform``, to be sent by the next delivery;
+    ``optional`` ones go first when money is short. A result names its ``job_id`` (the picture
+    it carries) and ``alt_text``; ``look_first`` when an earlier attempt may have posted it."""
+    reply = Reply(platform=platform, in_reply_to_ref=in_reply_to_ref, kind=kind, text=text, optional=optional,
+                  job_id=job_id, alt_text=alt_text, look_first=look_first)
     session.add(reply)
     session.flush()
     return reply
 
 
-def unsent(session: Session, *, max_attempts: int, limit: int = 50, now: datetime | None = None) -> list[Reply]:
-    """Replies due: not yet accepted by X, not given up on, not waiting out a backoff and not
+def unsent(
+    session: Session, *, max_attempts: int, platform: str | None = None, limit: int = 50, now: datetime | None = None
+) -> list[Reply]:
+    """Replies due: not yet accepted by their platform, not given up on, not waiting out a backoff and not
     being posted by another deliverer; owed ones first, then optional, oldest first.
 
     Optional replies come last so that, when the budget stops them, they hold nothing else up.
+    ``platform``: only replies to be posted there (by default, all).
     """
     now = now or utcnow()
     query = (
         select(Reply)
         .where(
-            Reply.reply_tweet_id.is_(None),
+            Reply.platform == platform if platform is not None else true(),
+            Reply.reply_ref.is_(None),
             Reply.attempts < max_attempts,
             or_(Reply.not_before.is_(None), Reply.not_before <= now),
             _unclaimed(now),
@@ -57,16 +68,16 @@ def claim(session: Session, reply_id: int, *, by: str, now: datetime | None = No
     now = now or utcnow()
     taken = session.scalar(
         update(Reply)
-        .where(Reply.id == reply_id, Reply.reply_tweet_id.is_(None), _unclaimed(now))
+        .where(Reply.id == reply_id, Reply.reply_ref.is_(None), _unclaimed(now))
         .values(claimed_by=by, claimed_until=now + CLAIM)
         .returning(Reply.id)
     )
     return taken is not None
 
 
-def mark_sent(session: Session, reply_id: int, reply_tweet_id: str) -> None:
+def mark_sent(session: Session, reply_id: int, reply_ref: str) -> None:
     reply = _settled(session, reply_id)
-    reply.reply_tweet_id = reply_tweet_id
+    reply.reply_ref = reply_ref
     reply.sent_at = utcnow()
     reply.attempts += 1
     reply.error = None
@@ -81,22 +92,22 @@ def mark_attempt_failed(session: Session, reply_id: int, error: str, *, not_befo
 
 
 def wait(session: Session, reply_id: int, *, until: datetime | None, reason: str) -> None:
-    """X asked the bot to wait (a spent window, a usage cap): not a failed attempt."""
+    """The platform asked the bot to wait (a spent window, a usage cap): not a failed attempt."""
     reply = _settled(session, reply_id)
     reply.error = reason
     reply.not_before = until
 
 
 def give_up(session: Session, reply_id: int, error: str, *, max_attempts: int) -> None:
-    """Never try this reply again (its tweet is gone): it counts as out of attempts."""
+    """Never try this reply again (its post is gone): it counts as out of attempts."""
     reply = _settled(session, reply_id)
     reply.attempts = max(reply.attempts + 1, max_attempts)
     reply.error = error
 
 
-def for_tweet(session: Session, tweet_id: str) -> list[Reply]:
-    """Every reply owed or sent to one tweet, oldest first."""
-    query = select(Reply).where(Reply.in_reply_to_tweet_id == tweet_id).order_by(Reply.id)
+def for_post(session: Session, platform: str, post_ref: str) -> list[Reply]:
+    """Every reply owed or sent to one post, oldest first."""
+    query = select(Reply).where(Reply.platform == platform, Reply.in_reply_to_ref == post_ref).order_by(Reply.id)
     return list(session.scalars(query))
 
 

@@ -45,6 +45,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(_config(connection), revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Undo migrations down to ``revision`` (what each keeps is said in its downgrade)."""
+    with engine.begin() as connection:
+        command.downgrade(_config(connection), revision)
+
+
 def check(engine: Engine) -> None:
     """Raise SchemaOutOfDate, saying what to run, unless the database is at ``head()``."""
     found, wanted = current(engine), head()

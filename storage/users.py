@@ -5,14 +5,14 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage.models import Mention, User
+from storage.models import Post, User
 
 
-def seen(session: Session, user_id: str, username: str) -> User:
-    """The user, created on first sight; a changed username is kept up to date."""
-    user = session.get(User, user_id)
+def seen(session: Session, platform: str, user_ref: str, username: str) -> User:
+    """The user ``user_ref`` of ``platform``, created on first sight; a changed username is kept up to date."""
+    user = session.scalar(select(User).where(User.platform == platform, User.user_ref == user_ref))
     if user is None:
-        user = User(id=user_id, username=username)
+        user = User(platform=platform, user_ref=user_ref, username=username)
         session.add(user)
         session.flush()
     elif user.username != username:
@@ -20,23 +20,31 @@ def seen(session: Session, user_id: str, username: str) -> User:
     return user
 
 
+def get(session: Session, user_id: int) -> User | None:
+    return session.get(User, user_id)
+
+
 def by_name(session: Session, username: str) -> User | None:
     """The user called @``username`` (without the @, any case), or None.
 
-    X names are unique at any one time, but a name given up can be taken by someone else: of
-    several users last seen with it, the one who most recently wrote to the bot under it has it.
+    A name is unique at any one time, but a name given up can be taken by someone else (and two
+    platforms may each have one): of several users last seen with it, the one who most recently
+    wrote to the bot under it has it.
     """
     name = username.removeprefix("@").lower()
     holders = list(session.scalars(select(User).where(func.lower(User.username) == name).order_by(User.created_at)))
     if len(holders) < 2:
         return holders[0] if holders else None
-    latest = session.scalar(
-        select(Mention.author_id)
-        .where(Mention.author_id.in_([user.id for user in holders]), func.lower(Mention.author_username) == name)
-        .order_by(Mention.seen_at.desc())
-        .limit(1)
+    by_ref = {(user.platform, user.user_ref): user for user in holders}
+    latest = session.execute(
+        select(Post.platform, Post.author_ref)
+        .where(func.lower(Post.author_username) == name)
+        .order_by(Post.seen_at.desc())
     )
-    return next((user for user in holders if user.id == latest), holders[-1])
+    for platform, author_ref in latest:
+        if (platform, author_ref) in by_ref:
+            return by_ref[(platform, author_ref)]
+    return holders[-1]
 
 
 def ban(session: Session, user: User, reason: str) -> None:

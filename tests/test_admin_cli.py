@@ -102,10 +102,10 @@ def test_queue_as_json_with_filters(forger: Forger, ids: Seeded) -> None:
 
 def test_one_job_in_full(forger: Forger, ids: Seeded) -> None:
     out = forger.ok("job", str(ids.replied))
-    assert f"job {ids.replied}: @bob, replied" in out and "replied with tweet 9002" in out
+    assert f"job {ids.replied}: @bob, replied" in out and "replied with post 9002" in out
     assert f"forger job-image {ids.replied} result" in out
     detail = forger.json("job", str(ids.replied))
-    assert detail["row"]["state"] == "replied" and detail["reply_tweet_id"] == "9002"
+    assert detail["row"]["state"] == "replied" and detail["reply_ref"] == "9002"
     assert detail["images"] == {"content": len(PHOTO), "style": len(PAINTING), "result": len(RESULT)}
     assert [e["to_state"] for e in detail["history"]] == ["queued", "rendering", "uploading", "replied"]
     assert detail["render_s"] == 84.0 and detail["started_at"] and detail["finished_at"]
@@ -147,7 +147,7 @@ def test_retry_and_cancel(forger: Forger, ids: Seeded) -> None:
 
 
 def test_user_ban_unban_priority(forger: Forger, ids: Seeded) -> None:
-    assert "@bob (id id-bob): not banned, priority 0, 1 renders in 24 h, 1 jobs in all" in forger.ok("user", "bob")
+    assert "@bob (x id id-bob): not banned, priority 0, 1 renders in 24 h, 1 jobs in all" in forger.ok("user", "bob")
     banned = forger.json("user", "@bob", "--ban", "spam")
     assert (banned["banned"], banned["ban_reason"]) == (True, "spam")
     assert "banned (spam)" in forger.ok("user", "bob")

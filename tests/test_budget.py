@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import Forger
-from bot.config import XCredentials, load_config
-from bot.errors import XRateLimited, XUsageCapped
+from bot.config import load_config
+from bot.errors import RateLimited
 from bot.rendering import QuickRenderer
-from bot.sandbox import SandboxX
+from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
 from storage import ledger, replies
 from storage.models import ApiCall
 
@@ -31,7 +31,7 @@ def _forger(x: SandboxX, db_url: str, *, monthly_usd: float = 50.0) -> Forger:
         budget=replace(config.budget, monthly_usd=monthly_usd),
         bot=replace(config.bot, acknowledge=True),
     )
-    return Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer(size=64))
+    return Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(size=64))
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_a_spent_window_is_known_to_every_process(db_url: str) -> None:
         try:
             first.poll()
             asked = _mention_reads(x)
-            with pytest.raises(XRateLimited, match="rate-limit window used up"):
+            with pytest.raises(RateLimited, match="rate-limit window used up"):
                 second.poll()
         finally:
             first.close()
@@ -84,35 +84,35 @@ def test_the_budget_stops_optional_posts_then_new_work_then_everything(x: Sandbo
     forger = _forger(x, db_url, monthly_usd=1.0)  # optional stops at 80 %, new work at 95 %
     try:
         with forger.sessions.begin() as s:
-            ledger.record_call(s, "earlier", status=200, cost_usd=0.85)
+            ledger.record_call(s, "x", "earlier", status=200, cost_usd=0.85)
         bare = x.post("carol", "@forgerbot what is this?")
         forger.poll()  # new work is still allowed at 85 %: the how-to is owed and sent
         with forger.sessions.begin() as s:
-            [howto] = replies.for_tweet(s, bare)
-            assert howto.reply_tweet_id is not None
-            ack = replies.owe(s, in_reply_to_tweet_id=bare, kind="ack", text="You're #1", optional=True)
+            [howto] = replies.for_post(s, "x", bare)
+            assert howto.reply_ref is not None
+            ack = replies.owe(s, platform="x", in_reply_to_ref=bare, kind="ack", text="You're #1", optional=True)
         forger.deliver()  # the optional one is not sent, not even asked
         with forger.sessions() as s:
-            assert s.get_one(type(ack), ack.id).reply_tweet_id is None
+            assert s.get_one(type(ack), ack.id).reply_ref is None
 
         with forger.sessions.begin() as s:
-            ledger.record_call(s, "earlier", status=200, cost_usd=0.12)  # 97 %+
+            ledger.record_call(s, "x", "earlier", status=200, cost_usd=0.12)  # 97 %+
         mentions_asked = _mention_reads(x)
-        with pytest.raises(XUsageCapped, match="taking no new work"):
+        with pytest.raises(RateLimited, match="taking no new work"):
             forger.poll()
         assert _mention_reads(x) == mentions_asked
 
         with forger.sessions.begin() as s:
-            owed = replies.owe(s, in_reply_to_tweet_id=bare, kind="failure", text="Sorry!")
+            owed = replies.owe(s, platform="x", in_reply_to_ref=bare, kind="failure", text="Sorry!")
         forger.deliver()  # owed replies still go out below 100 %
         with forger.sessions() as s:
-            assert s.get_one(type(owed), owed.id).reply_tweet_id is not None
+            assert s.get_one(type(owed), owed.id).reply_ref is not None
             assert ledger.spent(s) >= 1.0  # that reply's price took it over
         with forger.sessions.begin() as s:
-            last = replies.owe(s, in_reply_to_tweet_id=bare, kind="failure", text="Sorry again!")
+            last = replies.owe(s, platform="x", in_reply_to_ref=bare, kind="failure", text="Sorry again!")
         forger.deliver()
         with forger.sessions() as s:
-            assert s.get_one(type(last), last.id).reply_tweet_id is None
+            assert s.get_one(type(last), last.id).reply_ref is None
     finally:
         forger.close()
 
@@ -124,8 +124,8 @@ def test_a_usage_cap_met_by_one_process_stops_the_others(x: SandboxX, db_url: st
         x.cap("write")
         first.poll()  # the how-to is owed, and posting it meets X's usage cap
         posts = sum(1 for m, p in x.requests_log if (m, p) == ("POST", "/2/tweets"))
-        with pytest.raises(XUsageCapped, match="usage cap"):
-            second.gateway.reply(ask, "hello")
+        with pytest.raises(RateLimited, match="usage cap"):
+            second.platform.reply(ask, "hello")
         assert sum(1 for m, p in x.requests_log if (m, p) == ("POST", "/2/tweets")) == posts  # not asked
         with second.sessions() as s:
             [window] = [w for w in ledger.windows(s) if w.endpoint == "POST /2/tweets"]

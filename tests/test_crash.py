@@ -1,8 +1,9 @@
 """Crash safety: worker processes drain a queue while one of them is killed mid-job.
 
-Three real ``forger work`` processes (quick renderer, sandbox X over HTTP) share one database;
-one is sent SIGKILL while it holds a job. Its lease lapses, another worker takes the job over,
-and every mention ends with exactly one reply: none lost, none twice.
+Three real ``forger work`` processes (quick renderer; the database URL and nothing else: no X
+keys) and one ``forger deliver`` (the sandbox X over HTTP) share one database; one worker is sent
+SIGKILL while it holds a job. Its lease lapses, another worker takes the job over, and every
+mention ends with exactly one reply: none lost, none twice.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import yaml
 from PIL import Image
 from sqlalchemy import Engine, create_engine, select
 
-from bot.sandbox import SandboxX
-from storage import jobs, mentions
+from bot.x.sandbox import SandboxX
+from storage import jobs, posts
 from storage.db import open_engine, session_factory
 from storage.models import Job, JobState, Outcome
 
@@ -78,10 +79,10 @@ def _drain_while_one_worker_dies(engine: Engine, db_url: str, tmp_path: Path) ->
         tweets = [x.post(f"user{n % 40}", f"@forgerbot paint #{n}") for n in range(JOBS)]
         with sessions.begin() as s:
             for n, tweet in enumerate(tweets):
-                mentions.record(s, tweet_id=tweet, author_id=str(n % 40), author_username=f"user{n % 40}",
-                                text="", outcome=Outcome.QUEUED)
+                posts.record(s, platform="x", post_ref=tweet, author_ref=str(n % 40), author_username=f"user{n % 40}",
+                             text="", outcome=Outcome.QUEUED)
                 s.flush()
-                jobs.enqueue(s, tweet_id=tweet, author_id=str(n % 40), author_username=f"user{n % 40}",
+                jobs.enqueue(s, platform="x", post_ref=tweet, author_username=f"user{n % 40}",
                              content_image=picture, style_image=painting)
 
         config = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -89,14 +90,23 @@ def _drain_while_one_worker_dies(engine: Engine, db_url: str, tmp_path: Path) ->
         config["database"]["url"] = db_url
         config["queue"]["lease_s"] = LEASE_S
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-        env = {**os.environ, "X_API_KEY": "k", "X_API_SECRET": "s", "X_ACCESS_TOKEN": "t", "X_ACCESS_TOKEN_SECRET": "ts"}
-        command = [sys.executable, "-m", "bot.cli", "--config", str(tmp_path / "config.yaml"), "work", "--renderer", "quick"]
-        workers = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        keys = {"X_API_KEY": "k", "X_API_SECRET": "s", "X_ACCESS_TOKEN": "t", "X_ACCESS_TOKEN_SECRET": "ts"}
+        bare = {name: value for name, value in os.environ.items() if name not in keys}
+        cli = [sys.executable, "-m", "bot.cli", "--config", str(tmp_path / "config.yaml")]
+        workers = [subprocess.Popen([*cli, "work", "--renderer", "quick"], cwd=ROOT, env=bare,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                    for _ in range(WORKERS)]
+        workers.append(subprocess.Popen([*cli, "deliver"], cwd=ROOT, env={**bare, **keys},
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         try:
             def replied() -> int:
                 with sessions() as s:
                     return jobs.counts(s)[JobState.REPLIED]
+
+            def painted() -> int:  # results are posted by the deliverer, later: count them painted
+                with sessions() as s:
+                    counts = jobs.counts(s)
+                    return counts[JobState.UPLOADING] + counts[JobState.REPLIED]
 
             # Read through a plain engine: on SQLite, Forger's engine begins every transaction
             # IMMEDIATE, which would wait on a frozen worker's write lock; a plain WAL read does not.
@@ -107,7 +117,7 @@ def _drain_while_one_worker_dies(engine: Engine, db_url: str, tmp_path: Path) ->
                     owners = c.scalars(select(Job.lease_owner).where(Job.state.in_(jobs.ACTIVE)))
                     return any(f":{workers[0].pid}:" in (owner or "") for owner in owners)
 
-            _wait_for(lambda: replied() >= JOBS // 10, 60, "the workers to get going")
+            _wait_for(lambda: painted() >= JOBS // 10, 60, "the workers to get going")
             _kill_mid_job(workers[0], held_by_victim)
             watcher.dispose()
 

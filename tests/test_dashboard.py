@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import admin
 from bot.dashboard import EXTENSION, create_app
 from bot.dashboard.charts import calls_and_spend, nice_ceiling
-from storage import jobs, ledger, mentions, schema, users
+from storage import jobs, ledger, posts, schema, users
 from storage.db import open_engine, session_factory
 from storage.models import JobState, Outcome, utcnow
 
@@ -72,12 +72,12 @@ class Seeded:
     queued_too: int  # alice's second, behind it
 
 
-def _request(session: Session, tweet_id: str, author: str) -> int:
-    users.seen(session, f"id-{author}", author)
-    mentions.record(session, tweet_id=tweet_id, author_id=f"id-{author}", author_username=author,
-                    text="@forgerbot paint this like the painting", outcome=Outcome.QUEUED)
+def _request(session: Session, post_ref: str, author: str) -> int:
+    user = users.seen(session, "x", f"id-{author}", author)
+    posts.record(session, platform="x", post_ref=post_ref, author_ref=f"id-{author}", author_username=author,
+                 text="@forgerbot paint this like the painting", outcome=Outcome.QUEUED)
     session.flush()
-    job = jobs.enqueue(session, tweet_id=tweet_id, author_id=f"id-{author}", author_username=author,
+    job = jobs.enqueue(session, platform="x", post_ref=post_ref, user_id=user.id, author_username=author,
                        content_image=PHOTO, style_image=PAINTING)
     return job.id
 
@@ -97,8 +97,8 @@ def seed(sessions: Sessions) -> Seeded:
     with sessions.begin() as s:
         replied = _request(s, "1002", "bob")
         assert _claim(s) == replied
-        jobs.mark_uploading(s, replied, worker="worker-1", lease_s=600, result_image=RESULT, render_s=84.0)
-        jobs.mark_replied(s, replied, worker="worker-1", reply_tweet_id="9002")
+        jobs.mark_painted(s, replied, worker="worker-1", result_image=RESULT, render_s=84.0)
+        jobs.mark_posted(s, replied, reply_ref="9002")
     with sessions.begin() as s:
         rendering = _request(s, "1003", "carol")
         assert _claim(s) == rendering
@@ -106,12 +106,12 @@ def seed(sessions: Sessions) -> Seeded:
     with sessions.begin() as s:
         queued, queued_too = _request(s, "1004", "dave"), _request(s, "1005", "alice")
         now = utcnow()
-        ledger.record_call(s, "GET /2/users/:id/mentions", status=200, cost_usd=0.05, now=now)
-        ledger.record_call(s, "POST /2/tweets", status=201, cost_usd=0.015, now=now)
-        ledger.record_window(s, "GET /2/users/:id/mentions", limit=300, remaining=287,
+        ledger.record_call(s, "x", "GET /2/users/:id/mentions", status=200, cost_usd=0.05, now=now)
+        ledger.record_call(s, "x", "POST /2/tweets", status=201, cost_usd=0.015, now=now)
+        ledger.record_window(s, "x", "GET /2/users/:id/mentions", limit=300, remaining=287,
                              reset_at=now + timedelta(minutes=15))
         # A window X reported used up, whose reset has passed since: it is whole again.
-        ledger.record_window(s, "POST /2/tweets", limit=100, remaining=0, reset_at=now - timedelta(hours=3))
+        ledger.record_window(s, "x", "POST /2/tweets", limit=100, remaining=0, reset_at=now - timedelta(hours=3))
     return Seeded(failed, replied, rendering, queued, queued_too)
 
 
@@ -142,11 +142,11 @@ def test_a_job_held_back_says_until_when_and_a_renamed_user_keeps_their_jobs(
     until = utcnow() + timedelta(hours=3)
     with sessions.begin() as s:
         jobs.get(s, seeded.queued).not_before = until  # X's reset after a failed post
-        users.seen(s, "id-alice", "alice_new")  # alice renamed on X, then wrote again
-        mentions.record(s, tweet_id="5001", author_id="id-alice", author_username="alice_new", text="@forgerbot",
-                        outcome=Outcome.QUEUED)
+        alice = users.seen(s, "x", "id-alice", "alice_new")  # alice renamed on X, then wrote again
+        posts.record(s, platform="x", post_ref="5001", author_ref="id-alice", author_username="alice_new",
+                     text="@forgerbot", outcome=Outcome.QUEUED)
         s.flush()
-        renamed = jobs.enqueue(s, tweet_id="5001", author_id="id-alice", author_username="alice_new",
+        renamed = jobs.enqueue(s, platform="x", post_ref="5001", user_id=alice.id, author_username="alice_new",
                                content_image=PHOTO, style_image=PAINTING).id
     log_in(client)
 
@@ -491,10 +491,10 @@ def test_images_come_as_stored_or_as_thumbnails(client: FlaskClient, seeded: See
 
 def test_bytes_that_are_no_image_are_offered_as_a_download(client: FlaskClient, sessions: Sessions) -> None:
     with sessions.begin() as s:
-        mentions.record(s, tweet_id="2001", author_id="id-eve", author_username="eve", text="@forgerbot",
-                        outcome=Outcome.QUEUED)
+        posts.record(s, platform="x", post_ref="2001", author_ref="id-eve", author_username="eve", text="@forgerbot",
+                     outcome=Outcome.QUEUED)
         s.flush()
-        odd = jobs.enqueue(s, tweet_id="2001", author_id="id-eve", author_username="eve",
+        odd = jobs.enqueue(s, platform="x", post_ref="2001", author_username="eve",
                            content_image=b"<html>not a picture</html>", style_image=PAINTING).id
     log_in(client)
     original = client.get(f"/jobs/{odd}/image/content")

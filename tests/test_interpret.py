@@ -8,7 +8,7 @@ import pytest
 
 from bot.errors import ConfigError
 from bot.gallery import Gallery
-from bot.gateway import Media, Mention
+from bot.platform import Media, Post as Mention
 from bot.interpret import (
     Help,
     Ignore,
@@ -34,7 +34,7 @@ def _mention(
     in_reply_to: str | None = None, parent_keys: tuple[str, ...] = (),
 ) -> Mention:
     return Mention(id="100", text=text, author_id=author_id, author_username="alice", created_at=None,
-                   media=media, is_retweet=retweet, in_reply_to_id=in_reply_to, parent_media_keys=parent_keys)
+                   media=media, is_repost=retweet, in_reply_to_id=in_reply_to, parent_media_keys=parent_keys)
 
 
 def _decide(mention: Mention, parent: Mention | None = None) -> object:
@@ -79,7 +79,7 @@ def test_the_link_x_adds_for_the_media_and_its_escapes_are_not_part_of_a_name() 
 def test_one_photo_replying_to_a_photo_paints_the_parent() -> None:
     mention = _mention(_photo("3_9"), in_reply_to="99", parent_keys=("3_8",))
     parent = Mention(id="99", text="my cat", author_id="8", author_username="bob", created_at=None,
-                     media=(_photo("3_8"),), is_retweet=False)
+                     media=(_photo("3_8"),), is_repost=False)
     assert needs_parent(mention, GALLERY)
     decision = _decide(mention, parent)
     assert isinstance(decision, RenderRequest)
@@ -116,7 +116,7 @@ def test_a_painting_is_asked_for_by_name_only_where_the_words_ask_for_one() -> N
 def test_a_photo_replying_to_the_bots_result_does_not_paint_the_result_again() -> None:
     mention = _mention(_photo("3_9"), text="@forgerbot now this one", in_reply_to="99", parent_keys=("3_8",))
     result = Mention(id="99", text="@alice Here is your picture", author_id=BOT, author_username="forgerbot",
-                     created_at=None, media=(_photo("3_8"),), is_retweet=False)
+                     created_at=None, media=(_photo("3_8"),), is_repost=False)
 
     decision = _decide(mention, result)
 
@@ -125,10 +125,10 @@ def test_a_photo_replying_to_the_bots_result_does_not_paint_the_result_again() -
 
 def test_a_photo_too_small_is_named_by_its_role() -> None:
     parent = Mention(id="99", text="my cat", author_id="8", author_username="bob", created_at=None,
-                     media=(_photo("3_8"),), is_retweet=False)
+                     media=(_photo("3_8"),), is_repost=False)
     tiny_painting = _mention(_photo("3_9", 40, 40), in_reply_to="99", parent_keys=("3_8",))
     tiny_parent = Mention(id="99", text="my cat", author_id="8", author_username="bob", created_at=None,
-                          media=(_photo("3_8", 30, 30),), is_retweet=False)
+                          media=(_photo("3_8", 30, 30),), is_repost=False)
 
     for decision, start in (
         (_decide(tiny_painting, parent), "Your painting is only 40×40"),

@@ -18,12 +18,13 @@ from sqlalchemy import text
 
 from bot.app import Forger
 from bot.cli import main
-from bot.config import XCredentials, load_config
-from bot.errors import XRateLimited
+from bot.config import load_config
+from bot.errors import RateLimited
 from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
-from bot.sandbox import SandboxX
 from bot.scheduler import build_scheduler
+from bot.x.platform import XPlatform
+from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
 from storage import cursors, jobs, replies
 from storage.models import JobState
 
@@ -44,7 +45,7 @@ def forger(x: SandboxX, tmp_path: Path) -> Iterator[Forger]:
         database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
         media=replace(config.media, hosts=(x.media_host,)),
     )
-    bot = Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer(size=96), upgrade=True)
+    bot = Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(size=96), upgrade=True)
     yield bot
     bot.close()
 
@@ -86,9 +87,9 @@ def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: For
     assert how_bare.text == f"@carol {HOWTO}"
 
     with forger.sessions() as s:
-        job = jobs.by_tweet(s, ask)
+        job = jobs.by_post(s, "x", ask)
         assert job is not None and job.state is JobState.REPLIED
-        assert job.reply_tweet_id == painted.id and job.author_username == "alice"
+        assert job.reply_ref == painted.id and job.author_username == "alice"
         assert job.content_image == photos["coffee"] and job.style_image == photos["starry_night"]
 
 
@@ -105,7 +106,7 @@ def test_a_tweet_seen_twice_is_queued_and_answered_once(x: SandboxX, forger: For
     assert len(_bot_replies(x, ask)) == 1 and len(_bot_replies(x, bare)) == 1
     with forger.sessions() as s:
         assert jobs.counts(s)[JobState.REPLIED] == 1
-        assert cursors.get(s, cursors.MENTIONS) == bare
+        assert cursors.get(s, "x", cursors.MENTIONS) == bare
 
 
 def test_the_cursor_stays_when_queueing_fails(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
@@ -115,13 +116,13 @@ def test_the_cursor_stays_when_queueing_fails(x: SandboxX, forger: Forger, photo
     with pytest.raises(Exception, match="disk full"):
         forger.poll()
     with forger.sessions() as s:
-        assert cursors.get(s, cursors.MENTIONS) is None
-        assert jobs.by_tweet(s, ask) is None
+        assert cursors.get(s, "x", cursors.MENTIONS) is None
+        assert jobs.by_post(s, "x", ask) is None
     with forger.engine.begin() as c:
         c.execute(text("DROP TRIGGER no_jobs"))
     assert forger.poll().queued == 1
     with forger.sessions() as s:
-        assert cursors.get(s, cursors.MENTIONS) == ask
+        assert cursors.get(s, "x", cursors.MENTIONS) == ask
 
 
 def test_an_unpaintable_job_fails_and_the_user_is_told(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
@@ -131,11 +132,11 @@ def test_an_unpaintable_job_fails_and_the_user_is_told(x: SandboxX, forger: Forg
         s.execute(text("UPDATE jobs SET content_image = :junk"), {"junk": b"this is not an image"})
     forger.work()
     with forger.sessions() as s:
-        job = jobs.by_tweet(s, ask)
+        job = jobs.by_post(s, "x", ask)
         assert job is not None and job.state is JobState.FAILED
         assert job.error and "not an image" in job.error
-        [owed] = replies.for_tweet(s, ask)
-        assert owed.kind == "failure" and owed.reply_tweet_id is not None
+        [owed] = replies.for_post(s, "x", ask)
+        assert owed.kind == "failure" and owed.reply_ref is not None
     [notice] = _bot_replies(x, ask)
     assert notice.text.startswith("@alice Sorry, I couldn't paint that") and not notice.media_keys
 
@@ -147,15 +148,16 @@ def test_a_used_up_rate_limit_is_reported_with_its_reset(tmp_path: Path) -> None
             x=replace(config.x, api_base_url=x.base_url),
             database=replace(config.database, url=f"sqlite:///{tmp_path / 'f.sqlite3'}"),
         )
-        forger = Forger.create(config, XCredentials.sandbox(), renderer=QuickRenderer(), upgrade=True)
+        forger = Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(), upgrade=True)
         try:
             forger.poll()
-            with pytest.raises(XRateLimited) as caught:
+            with pytest.raises(RateLimited) as caught:
                 forger.poll()
         finally:
             forger.close()
-    assert caught.value.reset_at is not None
-    assert forger.gateway.rate_limits["GET /2/users/:id/mentions"].remaining == 0
+    assert caught.value.until is not None
+    assert isinstance(forger.platform, XPlatform)
+    assert forger.platform.client.rate_limits["GET /2/users/:id/mentions"].remaining == 0
 
 
 def test_the_scheduler_polls_and_works_as_two_jobs(forger: Forger) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import cursors, jobs, ledger, mentions, replies, schema, users
+from storage import cursors, jobs, ledger, posts, replies, schema, users
 from storage.admission import Limits, Refused, admit
 from storage.db import open_engine, session_factory
 from storage.errors import IllegalTransition, LeaseLost
@@ -23,15 +23,16 @@ from storage.schema import SchemaOutOfDate
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 LEASE = 60.0
 Sessions = sessionmaker[Session]
+P = "memory"  # the platform the rows are of
 
 
-def _queue(session: Session, tweet_id: str, author: str = "alice", priority: int = 0) -> int:
-    mentions.record(session, tweet_id=tweet_id, author_id=f"id-{author}", author_username=author, text="@bot",
-                    outcome=Outcome.QUEUED)
-    session.flush()
+def _queue(session: Session, post_ref: str, author: str = "alice", priority: int = 0) -> int:
+    posts.record(session, platform=P, post_ref=post_ref, author_ref=f"id-{author}", author_username=author,
+                 text="@bot", outcome=Outcome.QUEUED)
+    user = users.seen(session, P, f"id-{author}", author)
     job = jobs.enqueue(
-        session, tweet_id=tweet_id, author_id=f"id-{author}", author_username=author,
-        content_image=b"picture-" + tweet_id.encode(), style_image=b"painting", priority=priority,
+        session, platform=P, post_ref=post_ref, user_id=user.id, author_username=author,
+        content_image=b"picture-" + post_ref.encode(), style_image=b"painting", priority=priority,
     )
     return job.id
 
@@ -56,13 +57,45 @@ def test_claims_by_priority_then_oldest_each_once(sessions: Sessions) -> None:
         assert job.state is JobState.RENDERING and job.lease_expires_at == T0 + timedelta(seconds=LEASE)
 
 
-def test_a_tweet_is_queued_once(sessions: Sessions) -> None:
+def test_a_post_is_queued_once(sessions: Sessions) -> None:
     with sessions.begin() as s:
         _queue(s, "100")
     with pytest.raises(IntegrityError), sessions.begin() as s:
-        jobs.enqueue(s, tweet_id="100", author_id="x", author_username="x", content_image=b"", style_image=b"")
+        jobs.enqueue(s, platform=P, post_ref="100", author_username="x", content_image=b"", style_image=b"")
     with sessions() as s:
         assert jobs.counts(s)[JobState.QUEUED] == 1
+
+
+def test_a_job_needs_no_post_but_one_with_a_post_needs_its_row(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        upload = jobs.enqueue(s, content_image=b"photo", style_image=b"painting").id
+        jobs.enqueue(s, content_image=b"photo", style_image=b"painting")  # two with no origin are fine
+        assert [e.reason for e in jobs.history(s, upload)] == ["queued"]
+    with pytest.raises(IntegrityError), sessions.begin() as s:
+        jobs.enqueue(s, platform=P, post_ref="never-seen", content_image=b"", style_image=b"")
+    with pytest.raises(ValueError, match="a platform and a post, or neither"), sessions.begin() as s:
+        jobs.enqueue(s, platform=P, content_image=b"", style_image=b"")
+    claimed = _claim(sessions)
+    assert claimed is not None and (claimed.id, claimed.platform, claimed.post_ref) == (upload, None, None)
+
+
+def test_a_worker_of_one_platform_takes_its_jobs_and_those_from_no_post(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        here = _queue(s, "100")
+        posts.record(s, platform="elsewhere", post_ref="100", author_ref="1", author_username="b", text="",
+                     outcome=Outcome.QUEUED)
+        s.flush()  # the job's foreign key needs the post's row first
+        there = jobs.enqueue(s, platform="elsewhere", post_ref="100", content_image=b"", style_image=b"").id
+        upload = jobs.enqueue(s, content_image=b"", style_image=b"").id
+
+    def claim() -> int | None:
+        with sessions.begin() as s:
+            job = jobs.claim_next(s, worker="w", lease_s=LEASE, max_attempts=3, platform=P, now=T0)
+            return job.id if job else None
+
+    assert [claim(), claim(), claim()] == [here, upload, None]
+    anyone = _claim(sessions)  # a worker of no platform in particular
+    assert anyone is not None and anyone.id == there
 
 
 def test_a_jobs_history_reads_back_in_order(sessions: Sessions) -> None:
@@ -71,11 +104,11 @@ def test_a_jobs_history_reads_back_in_order(sessions: Sessions) -> None:
     _claim(sessions)
     with sessions.begin() as s:
         jobs.heartbeat(s, job_id, worker="w1", lease_s=LEASE, iteration=5, total=10)
-        jobs.mark_uploading(s, job_id, worker="w1", lease_s=LEASE, result_image=b"jpeg", render_s=12.5)
-        jobs.mark_replied(s, job_id, worker="w1", reply_tweet_id="900")
+        jobs.mark_painted(s, job_id, worker="w1", result_image=b"jpeg", render_s=12.5)
+        jobs.mark_posted(s, job_id, reply_ref="900")
     with sessions() as s:
         job = jobs.get(s, job_id)
-        assert (job.state, job.reply_tweet_id, job.result_image, job.render_s) == (JobState.REPLIED, "900", b"jpeg", 12.5)
+        assert (job.state, job.reply_ref, job.result_image, job.render_s) == (JobState.REPLIED, "900", b"jpeg", 12.5)
         assert job.lease_owner is None and job.finished_at is not None
         events = jobs.history(s, job_id)
         assert [(e.from_state, e.to_state) for e in events] == [
@@ -126,12 +159,13 @@ def test_heartbeats_keep_the_lease(sessions: Sessions) -> None:
     with sessions.begin() as s:
         jobs.heartbeat(s, job.id, worker="w1", lease_s=LEASE, now=T0 + timedelta(seconds=50))
     assert _claim(sessions, "w2", now=T0 + timedelta(seconds=LEASE + 1)) is None
-    with sessions.begin() as s:  # the upload starts with a whole lease
-        jobs.mark_uploading(s, job.id, worker="w1", lease_s=LEASE, result_image=b"jpeg", render_s=1.0,
-                            now=T0 + timedelta(seconds=100))
-    assert _claim(sessions, "w2", now=T0 + timedelta(seconds=100 + LEASE - 1)) is None
+    with sessions.begin() as s:  # painted: the result waits in the outbox, holding no lease
+        jobs.mark_painted(s, job.id, worker="w1", result_image=b"jpeg", render_s=1.0)
     with sessions.begin() as s:
-        assert [j.id for j in jobs.sweep(s, max_attempts=1, now=T0 + timedelta(seconds=100 + LEASE + 1))] == [job.id]
+        assert jobs.sweep(s, max_attempts=1, now=T0 + timedelta(days=1)) == []
+        assert jobs.get(s, job.id).state is JobState.UPLOADING and jobs.get(s, job.id).lease_owner is None
+    with pytest.raises(LeaseLost), sessions.begin() as s:
+        jobs.heartbeat(s, job.id, worker="w1", lease_s=LEASE)
 
 
 def test_after_max_attempts_a_lapsed_job_fails_with_its_last_error(sessions: Sessions) -> None:
@@ -188,8 +222,8 @@ def test_position_progress_and_eta(sessions: Sessions) -> None:
     done = _claim(sessions)
     assert done is not None
     with sessions.begin() as s:
-        jobs.mark_uploading(s, done.id, worker="w1", lease_s=LEASE, result_image=b"", render_s=20.0)
-        jobs.mark_replied(s, done.id, worker="w1", reply_tweet_id="1")
+        jobs.mark_painted(s, done.id, worker="w1", result_image=b"", render_s=20.0)
+        jobs.mark_posted(s, done.id, reply_ref="1")
     working = _claim(sessions)
     assert working is not None
     with sessions.begin() as s:
@@ -209,7 +243,7 @@ LIMITS = Limits(per_user_per_day=2, queue_limit=3)
 
 
 def _admit(session: Session, author: str, now: datetime = T0) -> Refused | None:
-    return admit(session, author_id=f"id-{author}", author_username=author, limits=LIMITS, now=now).refused
+    return admit(session, platform=P, user_ref=f"id-{author}", username=author, limits=LIMITS, now=now).refused
 
 
 def test_per_user_quota_counts_a_rolling_day(sessions: Sessions) -> None:
@@ -228,12 +262,12 @@ def test_queue_limit_bans_and_priority(sessions: Sessions) -> None:
         for n, author in enumerate(["a", "b", "c"]):
             _queue(s, str(100 + n), author)
         assert _admit(s, "dave") is Refused.QUEUE_FULL
-        vip = users.seen(s, "id-vip", "vip")
+        vip = users.seen(s, P, "id-vip", "vip")
         users.set_priority(s, vip, 3)
-        decision = admit(s, author_id="id-vip", author_username="vip", limits=LIMITS, now=T0)
-        assert decision.admitted and decision.priority == 3
+        decision = admit(s, platform=P, user_ref="id-vip", username="vip", limits=LIMITS, now=T0)
+        assert decision.admitted and decision.priority == 3 and decision.user_id == vip.id
         users.ban(s, vip, "spam")
-        banned = admit(s, author_id="id-vip", author_username="vip", limits=LIMITS, now=T0)
+        banned = admit(s, platform=P, user_ref="id-vip", username="vip", limits=LIMITS, now=T0)
         assert (banned.refused, banned.detail) == (Refused.BANNED, "spam")
         assert users.by_name(s, "@VIP") is vip
 
@@ -257,10 +291,11 @@ def test_a_users_waiting_jobs_can_be_cancelled_and_reprioritised_together(sessio
     _claim(sessions, "w1")
     _claim(sessions, "w2")
     with sessions.begin() as s:
-        jobs.mark_uploading(s, uploading, worker="w2", lease_s=LEASE, result_image=b"jpeg", render_s=1.0, now=T0)
-        jobs.reprioritise(s, "id-mallory", 4)
-        # A job whose picture is on its way to X is left to finish.
-        assert jobs.cancel_by(s, "id-mallory", reason="banned") == [rendering, queued]
+        jobs.mark_painted(s, uploading, worker="w2", result_image=b"jpeg", render_s=1.0)
+        mallory = users.seen(s, P, "id-mallory", "mallory").id
+        jobs.reprioritise(s, mallory, 4)
+        # A job whose picture is on its way to its platform is left to finish.
+        assert jobs.cancel_by(s, mallory, reason="banned") == [rendering, queued]
     with sessions() as s:
         found = {job_id: (jobs.get(s, job_id).state, jobs.get(s, job_id).priority)
                  for job_id in (rendering, uploading, queued, other)}
@@ -273,23 +308,29 @@ def test_a_users_waiting_jobs_can_be_cancelled_and_reprioritised_together(sessio
 def test_a_username_is_matched_exactly_and_a_name_given_up_belongs_to_its_new_holder(sessions: Sessions) -> None:
     with sessions.begin() as s:
         for user_id, name in [("1", "abxc"), ("2", "ab_c"), ("3", "old_name")]:
-            mentions.record(s, tweet_id=f"10{user_id}", author_id=user_id, author_username=name, text="@bot",
-                            outcome=Outcome.IGNORED).seen_at = T0
-            users.seen(s, user_id, name)
-    with sessions.begin() as s:  # user 3 renamed on X; user 4 took "old_name" and wrote since
-        mentions.record(s, tweet_id="104", author_id="4", author_username="Old_Name", text="@bot",
-                        outcome=Outcome.IGNORED).seen_at = T0 + timedelta(hours=1)
-        users.seen(s, "4", "Old_Name")
+            posts.record(s, platform=P, post_ref=f"10{user_id}", author_ref=user_id, author_username=name,
+                         text="@bot", outcome=Outcome.IGNORED).seen_at = T0
+            users.seen(s, P, user_id, name)
+    with sessions.begin() as s:  # user 3 renamed; user 4 took "old_name" and wrote since
+        posts.record(s, platform=P, post_ref="104", author_ref="4", author_username="Old_Name", text="@bot",
+                     outcome=Outcome.IGNORED).seen_at = T0 + timedelta(hours=1)
+        users.seen(s, P, "4", "Old_Name")
     with sessions() as s:
         # "_" and "%" are no wildcards: a ban meant for @ab_c never lands on @abxc.
-        assert [getattr(users.by_name(s, name), "id", None) for name in ("ab_c", "@AB_C", "abxc", "a%", "ab%c")] == [
-            "2", "2", "1", None, None,
-        ]
+        names = ("ab_c", "@AB_C", "abxc", "a%", "ab%c")
+        assert [getattr(users.by_name(s, name), "user_ref", None) for name in names] == ["2", "2", "1", None, None]
         found = users.by_name(s, "old_name")
-        assert found is not None and found.id == "4"
+        assert found is not None and found.user_ref == "4"
 
 
-# -- the X API ledger ----------------------------------------------------------------------------------
+def test_a_user_is_one_platforms_user(sessions: Sessions) -> None:
+    with sessions.begin() as s:
+        here, there = users.seen(s, P, "1", "ann"), users.seen(s, "elsewhere", "1", "ann")
+        assert here.id != there.id and users.seen(s, P, "1", "ann_renamed") is here
+        assert here.username == "ann_renamed"
+
+
+# -- the API ledger ----------------------------------------------------------------------------------
 
 
 BUDGET = Budget(monthly_usd=1.0, optional_until=0.5, new_work_until=0.8)
@@ -298,13 +339,13 @@ BUDGET = Budget(monthly_usd=1.0, optional_until=0.5, new_work_until=0.8)
 def test_a_used_up_window_waits_until_its_reset_and_a_cap_until_its_end(sessions: Sessions) -> None:
     endpoint = "POST /2/tweets"
     with sessions.begin() as s:
-        assert ledger.decide(s, endpoint, Need.OWED, BUDGET, now=T0) == Go()
-        ledger.record_window(s, endpoint, limit=100, remaining=0, reset_at=T0 + timedelta(minutes=5))
-        decision = ledger.decide(s, endpoint, Need.OWED, BUDGET, now=T0)
+        assert ledger.decide(s, P, endpoint, Need.OWED, BUDGET, now=T0) == Go()
+        ledger.record_window(s, P, endpoint, limit=100, remaining=0, reset_at=T0 + timedelta(minutes=5))
+        decision = ledger.decide(s, P, endpoint, Need.OWED, BUDGET, now=T0)
         assert isinstance(decision, Wait) and decision.until == T0 + timedelta(minutes=5)
-        assert ledger.decide(s, endpoint, Need.OWED, BUDGET, now=T0 + timedelta(minutes=6)) == Go()
-        ledger.record_cap(s, endpoint, until=T0 + timedelta(days=3))
-        capped = ledger.decide(s, endpoint, Need.OWED, BUDGET, now=T0 + timedelta(minutes=6))
+        assert ledger.decide(s, P, endpoint, Need.OWED, BUDGET, now=T0 + timedelta(minutes=6)) == Go()
+        ledger.record_cap(s, P, endpoint, until=T0 + timedelta(days=3))
+        capped = ledger.decide(s, P, endpoint, Need.OWED, BUDGET, now=T0 + timedelta(minutes=6))
         assert isinstance(capped, Wait) and "usage cap" in capped.reason
 
 
@@ -312,13 +353,13 @@ def test_two_workers_recording_an_endpoints_first_window_at_once_both_succeed(se
     endpoint = "POST /2/media/upload"
     first = sessions()
     first.begin()
-    ledger.record_window(first, endpoint, limit=3000, remaining=2999, reset_at=T0)
+    ledger.record_window(first, P, endpoint, limit=3000, remaining=2999, reset_at=T0)
     errors: list[Exception] = []
 
     def second_worker() -> None:
         try:
             with sessions.begin() as s:
-                ledger.record_window(s, endpoint, limit=3000, remaining=2998, reset_at=T0)
+                ledger.record_window(s, P, endpoint, limit=3000, remaining=2998, reset_at=T0)
         except Exception as exc:  # noqa: BLE001 - what the test is about
             errors.append(exc)
 
@@ -331,24 +372,27 @@ def test_two_workers_recording_an_endpoints_first_window_at_once_both_succeed(se
     # A read then an insert made the second a duplicate key on PostgreSQL: its job failed.
     assert not errors, errors
     with sessions() as s:
-        assert [(w.endpoint, w.remaining) for w in ledger.windows(s)] == [(endpoint, 2998)]
+        assert [(w.platform, w.endpoint, w.remaining) for w in ledger.windows(s)] == [(P, endpoint, 2998)]
 
 
 def test_the_budget_stops_optional_posts_first_and_new_work_last(sessions: Sessions) -> None:
     def decisions(s: Session) -> list[type]:
-        return [type(ledger.decide(s, "POST /2/tweets", need, BUDGET, now=T0)) for need in Need]
+        return [type(ledger.decide(s, P, "POST /2/tweets", need, BUDGET, now=T0)) for need in Need]
 
     with sessions.begin() as s:
-        ledger.record_call(s, "GET /2/users/:id/mentions", status=200, cost_usd=0.10,
+        ledger.record_call(s, P, "GET /2/users/:id/mentions", status=200, cost_usd=0.10,
                            now=T0 - timedelta(days=40))  # last month: not counted
-        ledger.record_call(s, "POST /2/tweets", status=201, cost_usd=0.55, now=T0)
+        ledger.record_call(s, P, "POST /2/tweets", status=201, cost_usd=0.55, now=T0)
         assert ledger.spent(s, now=T0) == pytest.approx(0.55)
+        assert ledger.spent(s, platform=P, now=T0) == pytest.approx(0.55)
+        assert ledger.spent(s, platform="elsewhere", now=T0) == 0.0  # each platform's budget is its own
+        assert ledger.decide(s, "elsewhere", "POST /2/tweets", Need.OPTIONAL, BUDGET, now=T0) == Go()
         assert decisions(s) == [Stop, Go, Go]  # optional, new work, owed
-        ledger.record_call(s, "POST /2/tweets", status=201, cost_usd=0.30, now=T0)
+        ledger.record_call(s, P, "POST /2/tweets", status=201, cost_usd=0.30, now=T0)
         assert decisions(s) == [Stop, Stop, Go]
-        ledger.record_call(s, "POST /2/tweets", status=201, cost_usd=0.20, now=T0)
+        ledger.record_call(s, P, "POST /2/tweets", status=201, cost_usd=0.20, now=T0)
         assert decisions(s) == [Stop, Stop, Stop]
-        stop = ledger.decide(s, "POST /2/tweets", Need.OWED, BUDGET, now=T0)
+        stop = ledger.decide(s, P, "POST /2/tweets", Need.OWED, BUDGET, now=T0)
         assert isinstance(stop, Stop) and "$1.00 is spent" in stop.reason
 
 
@@ -357,18 +401,18 @@ def test_the_budget_stops_optional_posts_first_and_new_work_last(sessions: Sessi
 
 def test_cursor_round_trip(sessions: Sessions) -> None:
     with sessions.begin() as s:
-        assert cursors.get(s, cursors.MENTIONS) is None
-        cursors.put(s, cursors.MENTIONS, "5")
+        assert cursors.get(s, P, cursors.MENTIONS) is None
+        cursors.put(s, P, cursors.MENTIONS, "5")
     with sessions.begin() as s:
-        cursors.put(s, cursors.MENTIONS, "7")
+        cursors.put(s, P, cursors.MENTIONS, "7")
     with sessions() as s:
-        assert cursors.get(s, cursors.MENTIONS) == "7"
+        assert cursors.get(s, P, cursors.MENTIONS) == "7"
 
 
 def test_replies_owed_until_sent_or_given_up(sessions: Sessions) -> None:
     with sessions.begin() as s:
-        a = replies.owe(s, in_reply_to_tweet_id="1", kind="refusal", text="how to").id
-        b = replies.owe(s, in_reply_to_tweet_id="2", kind="failure", text="sorry").id
+        a = replies.owe(s, platform=P, in_reply_to_ref="1", kind="refusal", text="how to").id
+        b = replies.owe(s, platform=P, in_reply_to_ref="2", kind="failure", text="sorry").id
     with sessions.begin() as s:
         replies.mark_sent(s, a, "10")
         replies.mark_attempt_failed(s, b, "503")
@@ -376,13 +420,14 @@ def test_replies_owed_until_sent_or_given_up(sessions: Sessions) -> None:
     with sessions() as s:
         assert [r.id for r in replies.unsent(s, max_attempts=3)] == [b]
         assert replies.unsent(s, max_attempts=2) == []
-        assert replies.for_tweet(s, "1")[0].reply_tweet_id == "10"
+        assert replies.for_post(s, P, "1")[0].reply_ref == "10"
+        assert replies.unsent(s, platform="elsewhere", max_attempts=3) == []
 
 
 def test_a_reply_is_claimed_by_one_deliverer_at_a_time_and_waits_out_its_backoff(sessions: Sessions) -> None:
     with sessions.begin() as s:
-        a = replies.owe(s, in_reply_to_tweet_id="1", kind="refusal", text="how to").id
-        b = replies.owe(s, in_reply_to_tweet_id="2", kind="failure", text="sorry").id
+        a = replies.owe(s, platform=P, in_reply_to_ref="1", kind="refusal", text="how to").id
+        b = replies.owe(s, platform=P, in_reply_to_ref="2", kind="failure", text="sorry").id
     with sessions.begin() as s:
         assert replies.claim(s, a, by="poller", now=T0)
     with sessions.begin() as s:
@@ -403,7 +448,7 @@ def test_a_reply_is_claimed_by_one_deliverer_at_a_time_and_waits_out_its_backoff
 
 def test_two_deliverers_racing_for_a_reply_one_gets_it(sessions: Sessions) -> None:
     with sessions.begin() as s:
-        reply_id = replies.owe(s, in_reply_to_tweet_id="1", kind="refusal", text="how to").id
+        reply_id = replies.owe(s, platform=P, in_reply_to_ref="1", kind="refusal", text="how to").id
     barrier = threading.Barrier(8)
     won: list[str] = []
 
@@ -429,7 +474,7 @@ def test_days_are_utc_days_whatever_the_database_servers_time_zone(db_url: str) 
         admin.dispose()
     engine = open_engine(db_url)
     with session_factory(engine).begin() as s:
-        ledger.record_call(s, "GET /2/users/:id/mentions", status=200, cost_usd=0.5,
+        ledger.record_call(s, P, "GET /2/users/:id/mentions", status=200, cost_usd=0.5,
                            now=datetime(2026, 3, 1, 2, 0, tzinfo=UTC))
         assert ledger.calls_by_day(s, since=datetime(2026, 2, 1, tzinfo=UTC)) == [("2026-03-01", 1, 0.5)]
     engine.dispose()
@@ -443,7 +488,7 @@ def test_a_read_only_session_holds_no_writer_up_on_sqlite(tmp_path: Path) -> Non
         assert replies.unsent(page, max_attempts=3) == []
         started = time.monotonic()
         with writes.begin() as worker:  # a worker's write meanwhile, on another connection
-            replies.owe(worker, in_reply_to_tweet_id="1", kind="refusal", text="how to")
+            replies.owe(worker, platform=P, in_reply_to_ref="1", kind="refusal", text="how to")
         assert time.monotonic() - started < 5  # not the 30 s busy wait for the lock
     engine.dispose()
 

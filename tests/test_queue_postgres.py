@@ -12,7 +12,7 @@ import threading
 import pytest
 from sqlalchemy.orm import Session
 
-from storage import jobs, mentions
+from storage import jobs, posts
 from storage.db import open_engine, session_factory
 from storage.models import Outcome
 
@@ -23,10 +23,12 @@ def test_a_second_worker_skips_a_held_claim_and_a_third_finds_none(postgres_url:
     engine = open_engine(postgres_url)
     sessions = session_factory(engine)
     with sessions.begin() as s:
-        for tweet_id in ("100", "101"):
-            mentions.record(s, tweet_id=tweet_id, author_id="1", author_username="a", text="", outcome=Outcome.QUEUED)
+        for post_ref in ("100", "101"):
+            posts.record(s, platform="memory", post_ref=post_ref, author_ref="1", author_username="a", text="",
+                         outcome=Outcome.QUEUED)
             s.flush()
-            jobs.enqueue(s, tweet_id=tweet_id, author_id="1", author_username="a", content_image=b"", style_image=b"")
+            jobs.enqueue(s, platform="memory", post_ref=post_ref, author_username="a", content_image=b"",
+                         style_image=b"")
 
     def claim(session: Session, worker: str) -> int | None:
         job = jobs.claim_next(session, worker=worker, lease_s=60, max_attempts=3)

@@ -13,10 +13,10 @@ from PIL import Image
 
 from bot.app import Forger
 from bot.cli import main
-from bot.config import XCredentials, load_config
+from bot.config import load_config
 from bot.options import RenderOptions, Strength
 from bot.rendering import ProgressFn, QuickRenderer, settings_for
-from bot.sandbox import SandboxX
+from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
 from model.settings import RenderSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def test_the_worker_passes_a_jobs_options_to_the_renderer(x: SandboxX, tmp_path:
         media=replace(config.media, hosts=(x.media_host,)),
     )
     renderer = RecordingRenderer()
-    forger = Forger.create(config, XCredentials.sandbox(), renderer=renderer, upgrade=True)
+    forger = Forger.create(config, CREDENTIALS_ENV, renderer=renderer, upgrade=True)
     try:
         photo, painting = (samples / "coffee.jpg").read_bytes(), (paintings / "starry_night.jpg").read_bytes()
         x.post("alice", "@forgerbot strength high, keep colours, faces off", images=[photo, painting])

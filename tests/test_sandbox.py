@@ -14,7 +14,7 @@ import requests
 import tweepy
 from PIL import Image
 
-from bot.sandbox import DEFAULT_RATE_LIMITS, FIRST_ID, SandboxX
+from bot.x.sandbox import DEFAULT_RATE_LIMITS, FIRST_ID, SandboxX
 
 
 def encoded_image(width: int = 32, height: int = 24, image_format: str = "JPEG", seed: int = 0) -> bytes:

@@ -18,7 +18,7 @@ from PIL import Image
 from bot.config import parse_config
 from bot.errors import ConfigError, MediaError, PhotoTooSmall
 from bot.media import Downloader, check_photo
-from bot.sandbox import SandboxX
+from bot.x.sandbox import SandboxX
 from tests.test_sandbox import encoded_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def test_a_photo_from_the_media_host_is_fetched_and_checked(x: SandboxX) -> None
 def test_other_hosts_are_refused_before_any_request(x: SandboxX) -> None:
     _, url = photo_url(x, encoded_image(seed=2))
 
-    with pytest.raises(MediaError, match="not one of X's media hosts") as caught:
+    with pytest.raises(MediaError, match="not one of the platform's media hosts") as caught:
         downloader(x, hosts=["pbs.twimg.com"]).fetch(url)
     with pytest.raises(MediaError, match="not at an https url"):
         Downloader(hosts=["pbs.twimg.com"]).fetch("http://pbs.twimg.com/media/x.jpg")

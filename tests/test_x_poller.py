@@ -18,14 +18,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import poller
 from bot.config import XCredentials
 from bot.gallery import Gallery
-from bot.gateway import MentionBatch, XGateway
 from bot.media import Downloader
+from bot.platform import MentionBatch
 from bot.poller import PollPolicy, PollReport
 from bot.refusals import HOWTO, RefusalKind
-from bot.sandbox import ManualClock, SandboxX
+from bot.x.client import XClient
+from bot.x.platform import XPlatform
+from bot.x.sandbox import ManualClock, SandboxX
 from storage import cursors, jobs, replies, users
 from storage.admission import Limits
-from storage.models import Mention, Outcome, Reply
+from storage.models import Outcome, Post, Reply
 from tests.test_sandbox import encoded_image
 
 LIMITS = Limits(per_user_per_day=5, queue_limit=500)
@@ -49,26 +51,26 @@ def policy(x: SandboxX) -> PollPolicy:
 
 
 class Bot:
-    """The poller's side: one gateway and one database, polled by hand."""
+    """The poller's side: one X client and one database, polled by hand."""
 
     def __init__(self, x: SandboxX, sessions: sessionmaker[Session], clock: ManualClock, policy: PollPolicy) -> None:
         self.x, self.sessions, self.clock, self.policy = x, sessions, clock, policy
-        self.gateway = XGateway(XCredentials.sandbox(), base_url=x.base_url, timeout_s=2.0, clock=clock)
+        self.client = XClient(XCredentials.sandbox(), base_url=x.base_url, timeout_s=2.0, clock=clock)
 
     def poll(self, limits: Limits = LIMITS) -> PollReport:
-        return poller.poll(self.sessions, self.gateway, limits=limits, policy=self.policy, clock=self.clock)
+        return poller.poll(self.sessions, XPlatform(self.client), limits=limits, policy=self.policy, clock=self.clock)
 
-    def mention(self, tweet_id: str) -> Mention | None:
+    def mention(self, tweet_id: str) -> Post | None:
         with self.sessions() as s:
-            return s.get(Mention, tweet_id)
+            return s.get(Post, ("x", tweet_id))
 
     def owed(self, tweet_id: str) -> list[Reply]:
         with self.sessions() as s:
-            return replies.for_tweet(s, tweet_id)
+            return replies.for_post(s, "x", tweet_id)
 
     def job_images(self, tweet_id: str) -> tuple[bytes, bytes]:
         with self.sessions() as s:
-            job = jobs.by_tweet(s, tweet_id)
+            job = jobs.by_post(s, "x", tweet_id)
             assert job is not None, f"no job for {tweet_id}"
             return job.content_image, job.style_image
 
@@ -100,21 +102,21 @@ def test_a_mention_listed_late_is_caught_by_the_overlap(bot: Bot, x: SandboxX, c
     assert bot.mention(late) is not None and bot.mention(early) is not None
     assert [r.text for r in bot.owed(late)] == [f"@alice {HOWTO}"] and len(bot.owed(early)) == 1
     with bot.sessions() as s:
-        assert cursors.get(s, cursors.MENTIONS) == early
+        assert cursors.get(s, "x", cursors.MENTIONS) == early
 
 
 def test_a_quiet_bot_reads_its_newest_mention_again_only_for_the_overlap(
     bot: Bot, x: SandboxX, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served: list[int] = []  # X bills every post it serves, each time
-    read = bot.gateway.mentions
+    read = bot.client.mentions
 
     def counted(*args: Any, **kwargs: Any) -> MentionBatch:
         batch = read(*args, **kwargs)
         served.append(len(batch.mentions))
         return batch
 
-    monkeypatch.setattr(bot.gateway, "mentions", counted)
+    monkeypatch.setattr(bot.client, "mentions", counted)
     x.post("alice", "@forgerbot hi")
     for _ in range(10):
         clock.advance(60)
@@ -130,7 +132,7 @@ def test_a_walk_that_reaches_x_s_limit_warns_of_a_gap(
         for n in range(13):
             x.post(f"user{n}", f"@forgerbot {n}")
         bot = Bot(x, sessions, clock, policy)
-        bot.gateway.mention_reach = 10
+        bot.client.mention_reach = 10
         with caplog.at_level(logging.WARNING, logger="bot.poller"):
             report = bot.poll()
 
@@ -156,7 +158,7 @@ def test_own_tweets_and_retweets_are_ignored(bot: Bot, x: SandboxX, photos: dict
     report = bot.poll()
 
     assert (report.queued, report.ignored) == (1, 2)
-    for tweet_id, reason in ((own, "the bot's own tweet"), (retweet, "a retweet")):
+    for tweet_id, reason in ((own, "the bot's own post"), (retweet, "a repost")):
         mention = bot.mention(tweet_id)
         assert mention is not None and mention.outcome is Outcome.IGNORED and mention.reason == reason
         assert bot.owed(tweet_id) == []
@@ -293,7 +295,7 @@ def test_a_photo_that_cannot_be_fetched_for_an_hour_is_refused_and_stops_holding
     mention = bot.mention(ask)
     assert mention is not None and mention.outcome is Outcome.REFUSED
     with bot.sessions() as s:
-        assert cursors.get(s, cursors.MENTIONS) == ask
+        assert cursors.get(s, "x", cursors.MENTIONS) == ask
 
 
 def test_one_reply_per_kind_of_refusal_per_period(bot: Bot, x: SandboxX, clock: ManualClock) -> None:
@@ -339,7 +341,7 @@ def test_an_acknowledgement_when_asked_for(bot: Bot, x: SandboxX, photos: dict[s
 
 def test_a_banned_user_gets_no_reply(bot: Bot, x: SandboxX, photos: dict[str, bytes]) -> None:
     with bot.sessions.begin() as s:
-        users.ban(s, users.seen(s, x.add_user("mallory"), "mallory"), "spam")
+        users.ban(s, users.seen(s, "x", x.add_user("mallory"), "mallory"), "spam")
     ask = x.post("mallory", "@forgerbot", images=[photos["coffee"]])
 
     assert bot.poll().ignored == 1

@@ -1,7 +1,7 @@
 """The sandbox X: the project's own emulator of the slice of the X API v2 that Forger uses.
 
 It is a real HTTP server on loopback (``http.server`` in a daemon thread), so the production
-gateway runs against it unchanged, and the demo and the tests never need real X credentials.
+client runs against it unchanged, and the demo and the tests never need real X credentials.
 
 It speaks X's JSON shapes, as docs.x.com shows them:
 
@@ -22,7 +22,7 @@ It speaks X's JSON shapes, as docs.x.com shows them:
 then refused) and ``includes.posts`` instead of ``includes.tweets``.
 
 It rejects, in X's own ``invalid-request`` format, the fields, expansions and parameters it does
-not render, so a gateway that asks for more than the sandbox knows fails loudly, not silently.
+not render, so a client that asks for more than the sandbox knows fails loudly, not silently.
 
 The test and demo side drives it in-process: ``post`` tweets (photos, GIFs, videos, replies) as
 any user, ``retweet``, read what the bot posted with ``tweets_by`` and ``replies_to``, look at
@@ -55,7 +55,8 @@ from urllib.parse import parse_qsl
 
 from PIL import Image
 
-from bot.snowflake import id_at
+from bot.config import XCredentials
+from bot.x.snowflake import id_at
 
 # Per-user requests per 15-minute window. Mentions, posts, lookups and timelines: the table at
 # docs.x.com/x-api/fundamentals/rate-limits; users/me: the users lookup introduction. X publishes
@@ -132,7 +133,7 @@ Json = dict[str, Any]
 
 
 class ManualClock:
-    """A clock a test moves by hand: give it to the sandbox and the gateway as ``clock``."""
+    """A clock a test moves by hand: give it to the sandbox and the client as ``clock``."""
 
     def __init__(self, start: float = START_OF_TIME) -> None:
         self.now = start
@@ -1208,3 +1209,7 @@ def _mentioned(text: str) -> set[str]:
 def _timestamp(moment: datetime) -> str:
     """X's timestamp format: ISO 8601 in UTC with milliseconds, e.g. 2024-01-15T10:30:00.000Z."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# The environment the bot reads its X keys from, with placeholders the sandbox accepts.
+CREDENTIALS_ENV: Mapping[str, str] = MappingProxyType({name: "sandbox" for name in XCredentials.ENV.values()})

@@ -1,4 +1,4 @@
-"""The X gateway: everything Forger says to and hears from the X API v2, behind one small class.
+"""The X client: everything Forger says to and hears from the X API v2, behind one small class.
 
 Every call goes through one place (``_call``), signed with OAuth 1.0a by tweepy's handler, so
 that X's answers are read the same way everywhere: the ``x-rate-limit-*`` headers are noted per
@@ -14,7 +14,7 @@ endpoint, and X's problem objects become the bot's own errors:
   posted a while ago) or ``XForbidden`` (X refused this one action for a reason of its own);
 - 5xx, timeouts and unreachable: ``XError`` with ``transient`` set.
 
-A paused call is refused here, without a request, so nothing spins against X. The gateway never
+A paused call is refused here, without a request, so nothing spins against X. The client never
 sleeps: when to come back is the caller's decision (``bot.retry``). Time comes from ``clock``.
 
 JSON calls go through tweepy's ``Client`` (its ``request``, since its typed methods know neither
@@ -42,7 +42,8 @@ import requests
 import tweepy
 
 from bot.config import XCredentials
-from bot.errors import (
+from bot.platform import MentionBatch, Post
+from bot.x.errors import (
     XAuthError,
     XDuplicate,
     XError,
@@ -52,10 +53,11 @@ from bot.errors import (
     XTweetGone,
     XUsageCapped,
 )
+from bot.x.parsing import parse_tweets
 from storage.ledger import Need
 
 if TYPE_CHECKING:
-    from bot.ledger import Ledger
+    from bot.x.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -88,44 +90,6 @@ _DUPLICATE = re.compile(r"duplicate", re.IGNORECASE)
 # 403s about the app's setup: the X problem types, and the words of their details.
 _CONFIGURATION_PROBLEMS = frozenset({"client-forbidden", "oauth1-permissions", "unsupported-authentication"})
 _CONFIGURATION = re.compile(r"permission|permitted|authenticat|oauth|project|access level|tier", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Media:
-    """A media attachment of a tweet; ``url`` is set for photos."""
-
-    media_key: str
-    type: str  # "photo", "animated_gif" or "video"
-    url: str | None
-    width: int | None
-    height: int | None
-
-
-@dataclass(frozen=True)
-class Mention:
-    """A tweet as the bot reads it: a mention, its parent, or one of the bot's own replies."""
-
-    id: str
-    text: str
-    author_id: str
-    author_username: str
-    created_at: datetime | None
-    media: tuple[Media, ...]
-    is_retweet: bool
-    in_reply_to_id: str | None = None
-    parent_media_keys: tuple[str, ...] = ()  # the parent's attachments, when X included the parent
-
-    @property
-    def photos(self) -> tuple[Media, ...]:
-        return tuple(m for m in self.media if m.type == "photo" and m.url)
-
-
-@dataclass(frozen=True)
-class MentionBatch:
-    """Mentions read in one walk, oldest first; ``maybe_gap`` when X's 800 cut some off."""
-
-    mentions: list[Mention]
-    maybe_gap: bool
 
 
 @dataclass(frozen=True)
@@ -178,8 +142,9 @@ def _log_alert(message: str) -> None:
     log.error("ADMIN: %s", message)
 
 
-class XGateway:
+class XClient:
     """The bot's account on X: read mentions and tweets, upload images, describe them, reply."""
+
 
     def __init__(
         self,
@@ -249,22 +214,22 @@ class XGateway:
         found = self._walk(MENTIONS, f"/2/users/{user_id}/mentions", params, need=Need.NEW_WORK)
         return MentionBatch(found, maybe_gap=len(found) >= self.mention_reach)
 
-    def tweet(self, tweet_id: str) -> Mention | None:
+    def tweet(self, tweet_id: str) -> Post | None:
         """The tweet ``tweet_id`` with its media, or None if it is deleted or not visible."""
         body = self._read(TWEET, f"/2/tweets/{tweet_id}", {}, need=Need.NEW_WORK)
         if "data" not in body:
             return None  # X answers 200 with a resource-not-found error
         return parse_tweets(body)[0]
 
-    def replies_by_me(self, tweet_id: str) -> list[Mention]:
+    def replies_by_me(self, tweet_id: str) -> list[Post]:
         """The bot's own replies to ``tweet_id`` (they are newer than it, so they are reachable)."""
         bot_id, _ = self.me()
         mine = self._walk(USER_TWEETS, f"/2/users/{bot_id}/tweets", {"since_id": tweet_id, "max_results": 100})
         return [t for t in mine if t.in_reply_to_id == tweet_id]
 
-    def _walk(self, route: str, path: str, params: dict[str, Any], *, need: Need = Need.OWED) -> list[Mention]:
+    def _walk(self, route: str, path: str, params: dict[str, Any], *, need: Need = Need.OWED) -> list[Post]:
         """All pages of a timeline, oldest first, each tweet once."""
-        found: dict[str, Mention] = {}
+        found: dict[str, Post] = {}
         token: str | None = None
         while True:
             body = self._read(route, path, {**params, "pagination_token": token} if token else params, need=need)
@@ -557,45 +522,3 @@ def _reason(problem: dict[str, Any], response: requests.Response) -> str:
         if problem.get(key):
             return str(problem[key])
     return response.reason or "error"
-
-
-def parse_tweets(body: dict[str, Any]) -> list[Mention]:
-    """The tweets of one answer (``data`` a list, an object, or absent when empty), as Mentions.
-
-    Referenced tweets are read from ``includes.tweets`` or, with the 2026 names, ``includes.posts``.
-    """
-    includes = body.get("includes", {})
-    media_by_key = {
-        m["media_key"]: Media(
-            media_key=m["media_key"],
-            type=m.get("type", "photo"),
-            url=m.get("url"),
-            width=m.get("width"),
-            height=m.get("height"),
-        )
-        for m in includes.get("media", [])
-    }
-    users = {u["id"]: u.get("username", u["id"]) for u in includes.get("users", [])}
-    referenced = {t["id"]: t for t in [*includes.get("tweets", []), *includes.get("posts", [])]}
-    data = body.get("data", [])
-    tweets = []
-    for tweet in [data] if isinstance(data, dict) else data:
-        keys = tweet.get("attachments", {}).get("media_keys", [])
-        links = {r.get("type"): str(r.get("id")) for r in tweet.get("referenced_tweets", [])}
-        parent = links.get("replied_to")
-        created = tweet.get("created_at")
-        author_id = str(tweet.get("author_id", ""))
-        tweets.append(
-            Mention(
-                id=str(tweet["id"]),
-                text=tweet.get("text", ""),
-                author_id=author_id,
-                author_username=users.get(author_id, author_id),
-                created_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
-                media=tuple(media_by_key[k] for k in keys if k in media_by_key),
-                is_retweet="retweeted" in links,
-                in_reply_to_id=parent,
-                parent_media_keys=tuple(referenced.get(parent, {}).get("attachments", {}).get("media_keys", [])),
-            )
-        )
-    return tweets

@@ -1,6 +1,6 @@
-"""The X gateway against the sandbox X over real HTTP: reading, writing, and every way X says no.
+"""The X client against the sandbox X over real HTTP: reading, writing, and every way X says no.
 
-Time is a ManualClock shared by the gateway and the sandbox: windows, caps and processing move
+Time is a ManualClock shared by the client and the sandbox: windows, caps and processing move
 when the test says, never by waiting.
 """
 
@@ -9,12 +9,13 @@ from __future__ import annotations
 import io
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from bot.config import XCredentials
-from bot.errors import (
+from bot.x.errors import (
     XAuthError,
     XDuplicate,
     XError,
@@ -24,10 +25,17 @@ from bot.errors import (
     XTweetGone,
     XUsageCapped,
 )
-from bot.gateway import CAP_RECHECK_S, MENTIONS, XGateway, period_end
-from bot.retry import BASE_S, decide
-from bot.sandbox import ManualClock, SandboxX
+from bot import retry
+from bot.retry import BASE_S, RetryDecision
+from bot.x.client import CAP_RECHECK_S, MENTIONS, XClient, period_end
+from bot.x.platform import translate
+from bot.x.sandbox import ManualClock, SandboxX
 from tests.test_sandbox import encoded_image
+
+
+def decide(error: XError, attempts: int, **kwargs: Any) -> RetryDecision:
+    """The core's retry decision over the X error, translated as at the platform's boundary."""
+    return retry.decide(translate(error), attempts, **kwargs)
 
 
 @pytest.fixture
@@ -41,12 +49,12 @@ def x(clock: ManualClock) -> Iterator[SandboxX]:
         yield sandbox
 
 
-def gateway_for(x: SandboxX, clock: ManualClock, **kwargs: object) -> XGateway:
-    return XGateway(XCredentials.sandbox(), base_url=x.base_url, timeout_s=2.0, clock=clock, **kwargs)  # type: ignore[arg-type]
+def gateway_for(x: SandboxX, clock: ManualClock, **kwargs: object) -> XClient:
+    return XClient(XCredentials.sandbox(), base_url=x.base_url, timeout_s=2.0, clock=clock, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def gateway(x: SandboxX, clock: ManualClock) -> XGateway:
+def gateway(x: SandboxX, clock: ManualClock) -> XClient:
     return gateway_for(x, clock)
 
 
@@ -57,7 +65,7 @@ def calls(x: SandboxX, path_start: str) -> int:
 # -- reading ----------------------------------------------------------------------------------
 
 
-def test_mentions_follow_next_token_to_the_end_oldest_first(x: SandboxX, gateway: XGateway) -> None:
+def test_mentions_follow_next_token_to_the_end_oldest_first(x: SandboxX, gateway: XClient) -> None:
     posted = [x.post(f"user{n % 3}", f"@forgerbot number {n}") for n in range(12)]
 
     batch = gateway.mentions(x.bot_user_id, since_id=None, page_size=5)
@@ -94,7 +102,7 @@ def test_both_field_names_are_read(clock: ManualClock, post_naming: bool) -> Non
     assert len(asked) == (3 if post_naming else 2)
 
 
-def test_a_tweet_is_looked_up_with_its_photos_or_is_gone(x: SandboxX, gateway: XGateway) -> None:
+def test_a_tweet_is_looked_up_with_its_photos_or_is_gone(x: SandboxX, gateway: XClient) -> None:
     photo = x.post("bob", "my cat", images=[encoded_image(90, 60, seed=3)])
     text = x.post("bob", "no photo")
     x.delete(text)
@@ -105,7 +113,7 @@ def test_a_tweet_is_looked_up_with_its_photos_or_is_gone(x: SandboxX, gateway: X
     assert gateway.tweet(text) is None
 
 
-def test_retweets_and_the_bots_own_replies_are_told_apart(x: SandboxX, gateway: XGateway) -> None:
+def test_retweets_and_the_bots_own_replies_are_told_apart(x: SandboxX, gateway: XClient) -> None:
     ask = x.post("alice", "@forgerbot paint", images=[encoded_image(seed=4), encoded_image(seed=5)])
     x.retweet("bob", ask)
     media_id = gateway.upload_image(encoded_image(seed=6))
@@ -114,14 +122,14 @@ def test_retweets_and_the_bots_own_replies_are_told_apart(x: SandboxX, gateway: 
     mentions = gateway.mentions(x.bot_user_id, since_id=None).mentions
     mine = gateway.replies_by_me(ask)
 
-    assert [m.is_retweet for m in mentions] == [False, True]
+    assert [m.is_repost for m in mentions] == [False, True]
     assert [(t.id, len(t.media)) for t in mine] == [(reply, 1)]
 
 
 # -- writing ----------------------------------------------------------------------------------
 
 
-def test_a_small_image_is_one_upload_with_alt_text_and_made_with_ai(x: SandboxX, gateway: XGateway) -> None:
+def test_a_small_image_is_one_upload_with_alt_text_and_made_with_ai(x: SandboxX, gateway: XClient) -> None:
     ask = x.post("alice", "@forgerbot")
     data = encoded_image(64, 48, seed=7)
 
@@ -204,7 +212,7 @@ def test_a_spent_window_waits_for_its_reset_without_asking_again(clock: ManualCl
     assert decide(first.value, 1, max_attempts=3, now=clock.now - 900).at == first.value.reset_at
 
 
-def test_a_429_without_reset_time_waits_a_minute_never_spins(x: SandboxX, gateway: XGateway, clock: ManualClock) -> None:
+def test_a_429_without_reset_time_waits_a_minute_never_spins(x: SandboxX, gateway: XClient, clock: ManualClock) -> None:
     x.fail(MENTIONS, 429, rate_headers=False)
 
     with pytest.raises(XRateLimited, match="X sent no reset time") as caught:
@@ -248,7 +256,7 @@ def test_a_usage_cap_stops_that_kind_of_call_until_the_period_ends_and_tells_the
 
 @pytest.mark.parametrize("status", [500, 503])
 def test_server_errors_are_transient_and_backed_off_with_jitter(
-    x: SandboxX, gateway: XGateway, clock: ManualClock, status: int
+    x: SandboxX, gateway: XClient, clock: ManualClock, status: int
 ) -> None:
     x.fail(MENTIONS, status)
 
@@ -263,7 +271,7 @@ def test_server_errors_are_transient_and_backed_off_with_jitter(
 
 
 def test_a_slow_x_is_a_transient_timeout(x: SandboxX, clock: ManualClock) -> None:
-    gateway = XGateway(XCredentials.sandbox(), base_url=x.base_url, timeout_s=0.2, clock=clock)
+    gateway = XClient(XCredentials.sandbox(), base_url=x.base_url, timeout_s=0.2, clock=clock)
     x.slow("GET /2/users/me", 1.0)
 
     with pytest.raises(XError, match="did not answer within 0.2 s") as caught:
@@ -272,7 +280,7 @@ def test_a_slow_x_is_a_transient_timeout(x: SandboxX, clock: ManualClock) -> Non
     assert caught.value.transient and decide(caught.value, 1, max_attempts=3, now=0).retry
 
 
-def test_credentials_refused_are_a_configuration_error_stated_plainly(x: SandboxX, gateway: XGateway) -> None:
+def test_credentials_refused_are_a_configuration_error_stated_plainly(x: SandboxX, gateway: XClient) -> None:
     x.fail("GET /2/users/me", 401)
     x.fail("POST /2/tweets", 403, detail="Forbidden")  # what X answers a tier without the endpoint
     x.fail("POST /2/tweets", 403, detail="Your client app is not configured with the appropriate oauth1 app "
@@ -292,7 +300,7 @@ def test_credentials_refused_are_a_configuration_error_stated_plainly(x: Sandbox
 
 
 def test_a_post_x_refuses_for_its_own_reasons_is_not_blamed_on_the_credentials(
-    x: SandboxX, gateway: XGateway
+    x: SandboxX, gateway: XClient
 ) -> None:
     closed = "Reply to this conversation is not allowed because you have not been mentioned or otherwise engaged by the author of the post you are replying to."
     x.fail("POST /2/tweets", 403, detail=closed)
@@ -310,7 +318,7 @@ def test_a_post_x_refuses_for_its_own_reasons_is_not_blamed_on_the_credentials(
     assert not again.retry and not again.tell_user and again.alert is None
 
 
-def test_replying_to_a_deleted_tweet_ends_without_retry(x: SandboxX, gateway: XGateway) -> None:
+def test_replying_to_a_deleted_tweet_ends_without_retry(x: SandboxX, gateway: XClient) -> None:
     ask = x.post("alice", "@forgerbot")
     x.delete(ask)
 

@@ -1,4 +1,4 @@
-"""The gateway's accountant: asks ``storage.ledger`` before each call to X and records it after.
+"""The X client's accountant: asks ``storage.ledger`` before each call to X and records it after.
 
 The decision and the records live in the database, so every process of the bot (poller,
 workers, the dashboard) sees the same windows and the same month's spend. A call the budget or a
@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import BudgetSettings
-from bot.errors import XRateLimited, XUsageCapped
+from bot.x.errors import XRateLimited, XUsageCapped
 from storage import ledger
 from storage.ledger import Budget, Need, Stop, Wait
 
@@ -36,10 +36,12 @@ class Ledger:
         sessions: sessionmaker[Session],
         settings: BudgetSettings,
         *,
+        platform: str,
         alert: Callable[[str], None],
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self.sessions = sessions
+        self.platform = platform
         self.prices = settings.prices_usd
         self.budget = Budget(settings.monthly_usd, settings.optional_until, settings.new_work_until)
         self._alert = alert
@@ -50,7 +52,7 @@ class Ledger:
         """Return if ``route`` may be called now for a call of ``need``; else raise why not."""
         now = self._clock()
         with self.sessions.begin() as session:
-            decision = ledger.decide(session, route, need, self.budget, now=now)
+            decision = ledger.decide(session, self.platform, route, need, self.budget, now=now)
         if isinstance(decision, Wait) and decision.capped:
             kind = "read" if route.startswith("GET ") else "write"
             raise XUsageCapped(f"{decision.reason} (told by another process); not asked until "
@@ -70,10 +72,11 @@ class Ledger:
         """Keep the call, its estimated cost and the window X reported."""
         now = self._clock()
         with self.sessions.begin() as session:
-            ledger.record_call(session, route, status=status, cost_usd=self.cost(route, status, returned), now=now)
+            cost = self.cost(route, status, returned)
+            ledger.record_call(session, self.platform, route, status=status, cost_usd=cost, now=now)
             try:
                 ledger.record_window(
-                    session, route, limit=int(headers["x-rate-limit-limit"]),
+                    session, self.platform, route, limit=int(headers["x-rate-limit-limit"]),
                     remaining=int(headers["x-rate-limit-remaining"]),
                     reset_at=datetime.fromtimestamp(int(headers["x-rate-limit-reset"]), timezone.utc),
                 )
@@ -83,7 +86,7 @@ class Ledger:
     def cap(self, route: str, *, until: float) -> None:
         """X said a usage cap is spent: no process of the bot calls ``route`` before ``until``."""
         with self.sessions.begin() as session:
-            ledger.record_cap(session, route, until=datetime.fromtimestamp(until, timezone.utc))
+            ledger.record_cap(session, self.platform, route, until=datetime.fromtimestamp(until, timezone.utc))
 
     def cost(self, route: str, status: int | None, returned: int) -> float:
         """X's pay-per-use price of one call: reads per post returned, writes per request."""

@@ -1,0 +1,43 @@
+"""X (the platform once called Twitter), behind the core's ``Platform`` protocol.
+
+- ``client``: ``XClient``, every call to the X API v2 (tweepy's OAuth 1.0a, rate-limit headers,
+  X's problem objects read into ``bot.x.errors``);
+- ``parsing``: X's JSON into the core's ``Post`` and ``Media``;
+- ``snowflake``: X's ids as moments, what the mentions cursor reads on from;
+- ``ledger``: X's prices and the budget, kept in ``storage.ledger`` for all of the bot's processes;
+- ``platform``: ``XPlatform``, the adapter the core talks to, translating X's errors;
+- ``sandbox``: a sandbox X on loopback, for the tests and ``forger demo``.
+
+The core imports nothing from here: ``bot.platforms`` names this package, and ``create`` is its
+factory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Config, XCredentials
+from bot.x.client import XClient
+from bot.x.ledger import Ledger
+from bot.x.platform import XPlatform
+
+log = logging.getLogger(__name__)
+
+
+def _admin_alert(message: str) -> None:
+    """What the person running the bot must hear of (budget, usage caps): an error in the log."""
+    log.error("ADMIN: %s", message)
+
+
+def create(config: Config, sessions: sessionmaker[Session], env: Mapping[str, str]) -> XPlatform:
+    """The bot's X account, as ``config.x`` and the credentials in ``env`` say, its calls kept in
+    the ledger of ``sessions``' database."""
+    client = XClient(
+        XCredentials.from_env(env), base_url=config.x.api_base_url, timeout_s=config.x.timeout_s,
+        upload_chunk_bytes=config.x.upload_chunk_bytes, made_with_ai=config.x.made_with_ai,
+        ledger=Ledger(sessions, config.budget, platform=XPlatform.name, alert=_admin_alert),
+    )
+    return XPlatform(client)
