@@ -202,7 +202,7 @@ def prune_compiled_programs(directory: str | os.PathLike[str], max_bytes: int) -
     Returns the files deleted. XLA's cache on TensorFlow never rewrites a file it reads, so
     "oldest written" is when its shape was first painted, not last: a program still in use that
     is pruned is compiled and written again, once. Files that vanish meanwhile (another worker
-    pruning too) are skipped.
+    pruning too) are counted as deleted; files that cannot be deleted are warned of and kept.
     """
     files = []
     for path in pathlib.Path(directory).rglob("*"):
@@ -219,8 +219,11 @@ def prune_compiled_programs(directory: str | os.PathLike[str], max_bytes: int) -
             break
         try:
             path.unlink()
-        except FileNotFoundError:
+        except FileNotFoundError:  # another worker pruned it first
             pass
+        except OSError as exc:  # kept, and counted: renders go on
+            log.warning("a compiled program could not be pruned: %s (%s)", path, exc)
+            continue
         total -= size
         deleted.append(path)
     return deleted
