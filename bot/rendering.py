@@ -66,7 +66,8 @@ class NeuralRenderer:
         compile_cache: Path | None = None,
     ) -> None:
         """``compile_cache``: a folder where the compiled network is kept across restarts, on
-        backends that can (JAX; see ``model.backend.keep_compiled_programs``)."""
+        backends that can (JAX's programs, TensorFlow's XLA-compiled loss; see
+        ``model.backend.keep_compiled_programs``)."""
         self.settings = settings
         self.weights_path = weights_path
         self.weights_sha256 = weights_sha256

@@ -431,11 +431,87 @@ def test_a_folder_for_compiled_programs_that_cannot_be_made_is_only_warned_of(tm
     assert "compiled programs are not kept" in result.stderr
 
 
-def test_tensorflow_keeps_no_compiled_programs(tmp_path: pathlib.Path) -> None:
+def test_tensorflow_keeps_compiled_programs_in_a_folder_per_version(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tensorflow as tf
+
     from model.backend import keep_compiled_programs
 
-    assert keep_compiled_programs(tmp_path / "compiled") is False
+    monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_min_cluster_size=2")
+    assert keep_compiled_programs(tmp_path / "compiled") is True
+    folder = tmp_path / "compiled" / f"tensorflow-{tf.__version__}"
+    assert folder.is_dir()
+    # Added to the flags already there, not in their place.
+    assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_min_cluster_size=2 --tf_xla_persistent_cache_directory={folder}"
+
+
+def test_a_cache_folder_set_by_whoever_runs_the_bot_stands(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model.backend import keep_compiled_programs
+
+    theirs = f"--tf_xla_persistent_cache_directory={tmp_path / 'theirs'}"
+    monkeypatch.setenv("TF_XLA_FLAGS", theirs)
+    assert keep_compiled_programs(tmp_path / "compiled") is True
+    assert os.environ["TF_XLA_FLAGS"] == theirs
     assert not (tmp_path / "compiled").exists()
+
+
+def test_a_tensorflow_cache_folder_that_cannot_be_made_is_only_warned_of(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from model.backend import keep_compiled_programs
+
+    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
+    (tmp_path / "a-file").write_text("not a folder")
+    assert keep_compiled_programs(tmp_path / "a-file" / "compiled") is False
+    assert "compiled programs are not kept" in caplog.text
+    assert "TF_XLA_FLAGS" not in os.environ
+
+
+def test_compiled_programs_are_pruned_oldest_written_first(tmp_path: pathlib.Path) -> None:
+    from model.backend import prune_compiled_programs
+
+    (tmp_path / "old-version").mkdir()
+    for age, name in enumerate(["newest", "middle", "old-version/oldest"]):
+        path = tmp_path / name
+        path.write_bytes(b"x" * 100)
+        os.utime(path, ns=(10**18 - age * 10**9, 10**18 - age * 10**9))
+    assert prune_compiled_programs(tmp_path, 250) == [tmp_path / "old-version" / "oldest"]
+    assert prune_compiled_programs(tmp_path, 200) == []
+    assert prune_compiled_programs(tmp_path, 150) == [tmp_path / "middle"]
+    assert [path.name for path in tmp_path.rglob("*") if path.is_file()] == ["newest"]
+
+
+TENSORFLOW_CACHE_SCRIPT = """
+import sys
+from model.backend import keep_compiled_programs
+assert keep_compiled_programs(sys.argv[1])
+from model.render import StyleTransfer
+from tests.test_model_render import draw_painting, draw_photo, tiny
+StyleTransfer.bundled().render(draw_photo(), draw_painting(), tiny(size=64, scales=(0.5, 1.0), iterations=(2, 2)))
+"""
+
+
+@pytest.mark.slow
+def test_a_restarted_renderer_reuses_its_compiled_loss_on_tensorflow(tmp_path: pathlib.Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "TF_XLA_FLAGS"}
+    # XLA's persistent cache says where it loads a program from at verbosity 3.
+    env.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="0", TF_CPP_VMODULE="device_executable_persistor=3")
+    kept, loaded = [], []  # after each process: each program file and when it was written; programs loaded
+    for _ in range(2):  # two processes, one after the other: a bot and the same bot restarted
+        result = subprocess.run(
+            [sys.executable, "-c", TENSORFLOW_CACHE_SCRIPT, str(tmp_path / "compiled")],
+            capture_output=True, text=True, env=env, cwd=pathlib.Path(__file__).parents[1], timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        kept.append({path.name: path.stat().st_mtime_ns for path in (tmp_path / "compiled").rglob("*.pb")})
+        loaded.append(result.stderr.count("Loading cached entry for:"))
+    assert len(kept[0]) == 2  # the loss at each stage's size
+    assert loaded == [0, 2]
+    # Found kept, not compiled and written again.
+    assert kept[1] == kept[0]
 
 
 def test_settings_for_another_network_are_refused(painter: StyleTransfer) -> None:
