@@ -39,6 +39,9 @@ def main() -> None:
     if len(args.images) % 2:
         parser.error("images come in PHOTO PAINTING pairs")
     pairs = list(zip(args.images[::2], args.images[1::2])) or list(DEFAULT_PAIRS)
+    missing = [str(path) for pair in pairs for path in pair if not path.is_file()]
+    if missing:
+        parser.error(f"no such image: {', '.join(missing)}")
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

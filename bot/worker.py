@@ -25,7 +25,6 @@ from bot.compose import addressed
 from bot.gallery import Gallery
 from bot.options import RenderOptions
 from bot.rendering import ProgressFn, Renderer
-from bot.results import UNDELIVERABLE
 from model.errors import ModelError
 from model.settings import Progress
 from storage import jobs, replies
@@ -106,7 +105,7 @@ def work_once(
         # Jobs whose worker died go back to the queue; those out of attempts fail, and their
         # authors are told, as they are when a worker fails a job itself.
         for gone in jobs.sweep(session, max_attempts=lease.max_attempts):
-            notice = UNDELIVERABLE if gone.result_image is not None else BROKEN
+            notice = results.UNDELIVERABLE if gone.result_image is not None else BROKEN
             _tell(session, gone.platform, gone.post_ref, gone.author_username, notice)
         job = jobs.claim_next(session, worker=lease.worker, lease_s=lease.lease_s, max_attempts=lease.max_attempts)
     if job is None:
