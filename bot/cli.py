@@ -581,5 +581,36 @@ def admin_command(ctx: click.Context, host: str | None, port: int) -> None:
         engine.dispose()
 
 
+
+@main.command("web")
+@click.option("--host", default=None,
+              help="Address to listen on (0.0.0.0: every interface). Default: 127.0.0.1, or 0.0.0.0 where "
+                   "the platform gives the port in $PORT (Heroku's web process).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, envvar="PORT",
+              help="Port to listen on ($PORT where the platform sets it).")
+@click.pass_context
+def web_command(ctx: click.Context, host: str | None, port: int) -> None:
+    """Serve the web app: the public page and API (the Procfile's `web`)."""
+    from bot.web import create_app
+    from bot.web.serve import listen, serve
+    from storage import schema
+    from storage.db import open_engine, session_factory
+
+    with _user_errors():
+        config = _config(ctx)
+        engine = open_engine(config.database.url, create=False)
+    try:
+        with _user_errors():
+            schema.check(engine)
+            app = create_app(config, session_factory(engine), reads=session_factory(engine, read_only=True))
+            host = host or ("0.0.0.0" if os.environ.get("PORT") else "127.0.0.1")
+            listening = listen(host, port)
+        click.echo(f"forger web: serving on http://{host}:{port}/ ; Ctrl-C stops")
+        serve(app, listening)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.dispose()
+
 if __name__ == "__main__":
     main()
