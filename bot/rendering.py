@@ -8,6 +8,7 @@ so its output depends on both inputs like a real render does.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -93,7 +94,10 @@ class NeuralRenderer:
         self, content: bytes, style: bytes, progress: ProgressFn | None = None, *, options: RenderOptions | None = None
     ) -> bytes:
         settings = settings_for(self.settings, options)
-        picture, painting = decode_image(content), decode_image(style)
+        # Decoded no larger than the render uses them (a huge photo costs what its render needs).
+        style_side = max(settings.size, math.ceil(settings.style_scale * settings.size))
+        picture = decode_image(content, name="the photo", max_side=settings.size)
+        painting = decode_image(style, name="the painting", max_side=style_side)
         painted = self._network().render(picture, painting, settings, progress=progress)
         return encode_image(painted, format="JPEG", quality=92)
 
@@ -108,8 +112,9 @@ class QuickRenderer:
     def render(
         self, content: bytes, style: bytes, progress: ProgressFn | None = None, *, options: RenderOptions | None = None
     ) -> bytes:
-        picture = resize_to_longest(decode_image(content), self.size).astype(np.float64)  # (H, W, 3)
-        painting = decode_image(style).astype(np.float64)
+        picture = decode_image(content, name="the photo", max_side=self.size)
+        picture = resize_to_longest(picture, self.size).astype(np.float64)  # (H, W, 3)
+        painting = decode_image(style, name="the painting", max_side=self.size).astype(np.float64)
         mean_p, std_p = picture.mean(axis=(0, 1)), picture.std(axis=(0, 1)) + 1e-6
         mean_s, std_s = painting.mean(axis=(0, 1)), painting.std(axis=(0, 1))
         out = picture
