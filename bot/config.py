@@ -70,6 +70,7 @@ class BotSettings:
     first_start_max_age_s: float = _checked(_between(0, 30 * 86400))
     refusal_period_s: float = _checked(_between(0, 30 * 86400))
     min_photo_side: int = _checked(_between(1, 4096))
+    max_aspect_ratio: float = _checked(_between(1, 100))
     acknowledge: bool = _checked(_anything)
 
 

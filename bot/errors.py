@@ -6,6 +6,8 @@ so the core (``bot.retry``, the worker, the outbox) decides over these alone.
 
 from __future__ import annotations
 
+import enum
+
 
 class ForgerError(Exception):
     """Something the bot cannot do; the message is written for the person running it."""
@@ -69,23 +71,55 @@ class AuthError(PlatformError):
     """The platform refused the credentials or the app's permission: a configuration problem."""
 
 
+class PhotoProblem(str, enum.Enum):
+    """What is wrong with a photo, in the words its sender is told (``bot.refusals.bad_photo``)."""
+
+    NOT_AN_IMAGE = "not_an_image"  # not a JPEG, PNG, WebP or GIF, or not the type it was sent as
+    DAMAGED = "damaged"  # cut off or corrupt: it does not decode
+    TOO_MANY_PIXELS = "too_many_pixels"  # over ``media.max_pixels`` (decompression bombs among them)
+    TOO_MANY_BYTES = "too_many_bytes"  # a file over ``media.max_bytes``
+    ELSEWHERE = "elsewhere"  # not on the platform's media hosts, or not over https
+    UNREACHABLE = "unreachable"  # the host would not give it, or took too long
+    TOO_SMALL = "too_small"  # a side under ``bot.min_photo_side``
+    BAD_SHAPE = "bad_shape"  # longer than ``bot.max_aspect_ratio`` times its width (or the other way)
+
+
 class MediaError(ForgerError):
     """A user's photo could not be fetched or is not a usable image.
 
     ``transient`` is True when trying again later may work (a timeout, the server failing), and
     False when the photo itself is the problem (wrong type, too large, too small, a foreign host).
+    ``problem`` says what was wrong for the reply; the message keeps the detail, for the logs.
+    ``width`` and ``height`` are the photo's, where known.
     """
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    def __init__(
+        self, message: str, *, transient: bool = False, problem: PhotoProblem = PhotoProblem.DAMAGED,
+        width: int | None = None, height: int | None = None, limit: int | float | None = None,
+    ) -> None:
         super().__init__(message)
         self.transient = transient
+        self.problem = problem
+        self.width = width
+        self.height = height
+        self.limit = limit  # the limit passed, where one was: max pixels, max bytes, max ratio
 
 
 class PhotoTooSmall(MediaError):
     """A photo smaller than the bot can paint: its short side is below ``min_side`` pixels."""
 
     def __init__(self, message: str, *, width: int, height: int, min_side: int) -> None:
-        super().__init__(message)
+        super().__init__(message, problem=PhotoProblem.TOO_SMALL, width=width, height=height, limit=min_side)
         self.width = width
         self.height = height
         self.min_side = min_side
+
+
+class PhotoBadShape(MediaError):
+    """A photo too long and thin to paint: its long side over ``max_ratio`` times its short side."""
+
+    def __init__(self, message: str, *, width: int, height: int, max_ratio: float) -> None:
+        super().__init__(message, problem=PhotoProblem.BAD_SHAPE, width=width, height=height, limit=max_ratio)
+        self.width = width
+        self.height = height
+        self.max_ratio = max_ratio

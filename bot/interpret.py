@@ -15,7 +15,8 @@ The rules, in order:
 9. One photo alone: a gallery painting picked at random, as DeepForger did.
 10. No photo: the how-to.
 
-A photo whose size X reports below ``min_side`` is refused before anything is downloaded. The
+A photo whose size X reports below ``min_side``, or longer than ``max_ratio`` times its width (or
+the other way), is refused before anything is downloaded. The
 options written in the text (``bot.options``) ride along on every render request.
 """
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 
 from bot import refusals
 from bot.gallery import Gallery, Painting
+from bot.media import too_thin
 from bot.options import RenderOptions, parse_options
 from bot.platform import Media, Post
 from bot.refusals import RefusalKind
@@ -116,6 +118,7 @@ def interpret(
     gallery: Gallery | None = None,
     parent: Post | None = None,
     min_side: int = 1,
+    max_ratio: float | None = None,
     bot_username: str | None = None,
 ) -> Decision:
     """Decide what to do with one mention (``parent``: the tweet it replies to, if looked up).
@@ -143,8 +146,8 @@ def interpret(
     if not photos:
         return Refusal(mention, RefusalKind.NO_PHOTO, "no photo", refusals.no_photo())
     if len(photos) == 2:
-        if small := _too_small(photos, ("photo", "painting"), min_side):
-            return small_refusal(mention, *small, min_side)
+        if refused := _unpaintable(mention, photos, ("photo", "painting"), min_side, max_ratio):
+            return refused
         return RenderRequest(mention, content=photos[0], style=photos[1], options=options)
     photo = photos[0]
     painting = gallery.find(text)
@@ -157,11 +160,12 @@ def interpret(
     parent_photos = parent.photos if parent is not None and not mine else ()
     if painting is None and parent_photos:
         # The photo attached is the painting; the one replied to is the picture.
-        if small := _too_small((photo, parent_photos[0]), ("painting", "the photo you replied to"), min_side):
-            return small_refusal(mention, *small, min_side)
+        roles = ("painting", "the photo you replied to")
+        if refused := _unpaintable(mention, (photo, parent_photos[0]), roles, min_side, max_ratio):
+            return refused
         return RenderRequest(mention, content=parent_photos[0], style=photo, options=options)
-    if small := _too_small(photos, ("photo",), min_side):
-        return small_refusal(mention, *small, min_side)
+    if refused := _unpaintable(mention, photos, ("photo",), min_side, max_ratio):
+        return refused
     return RenderRequest(mention, content=photo, style=painting or gallery.pick(mention.id), options=options)
 
 
@@ -171,12 +175,24 @@ def small_refusal(mention: Post, which: str, width: int, height: int, min_side: 
     return Refusal(mention, RefusalKind.TOO_SMALL, reason, refusals.too_small(which, width, height, min_side))
 
 
-def _too_small(photos: Sequence[Media], roles: Sequence[str], min_side: int) -> tuple[str, int, int] | None:
-    """(role, width, height) of the first photo X says is too small, or None; ``roles`` name
-    the photos, in order ("photo", "painting")."""
+def shape_refusal(mention: Post, which: str, width: int, height: int, max_ratio: float) -> Refusal:
+    """The refusal of a photo ``width``×``height``, too long and thin to paint."""
+    reason = f"{which} {width}x{height}, beyond 1:{max_ratio:g}"
+    return Refusal(mention, RefusalKind.BAD_SHAPE, reason, refusals.bad_shape(which, width, height, max_ratio))
+
+
+def _unpaintable(
+    mention: Post, photos: Sequence[Media], roles: Sequence[str], min_side: int, max_ratio: float | None,
+) -> Refusal | None:
+    """The refusal of the first photo the platform says is too small or too thin, or None;
+    ``roles`` name the photos, in order ("photo", "painting")."""
     for photo, role in zip(photos, roles):
-        if photo.width is not None and photo.height is not None and min(photo.width, photo.height) < min_side:
-            return role, photo.width, photo.height
+        if photo.width is None or photo.height is None:
+            continue  # the platform did not say: the downloaded header is checked instead
+        if min(photo.width, photo.height) < min_side:
+            return small_refusal(mention, role, photo.width, photo.height, min_side)
+        if max_ratio is not None and too_thin(photo.width, photo.height, max_ratio):
+            return shape_refusal(mention, role, photo.width, photo.height, max_ratio)
     return None
 
 

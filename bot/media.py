@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import requests
 from PIL import Image
 
-from bot.errors import MediaError, PhotoTooSmall
+from bot.errors import MediaError, PhotoBadShape, PhotoProblem, PhotoTooSmall
 
 X_MEDIA_HOSTS = ("pbs.twimg.com",)  # where X serves photos (video.twimg.com serves videos)
 
@@ -57,34 +57,68 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def check_photo(data: bytes, *, claimed: str | None, max_pixels: int, min_side: int, name: str = "the photo") -> Photo:
-    """``data`` as a Photo, if it is the image type ``claimed`` (a Content-Type), not too big or small."""
+def check_photo(
+    data: bytes, *, claimed: str | None, max_pixels: int, min_side: int, max_ratio: float | None = None,
+    name: str = "the photo",
+) -> Photo:
+    """``data`` as a Photo, if it is the image type ``claimed`` (a Content-Type), not too big or
+    small, no longer than ``max_ratio`` times its width (or the other way; None: any shape).
+
+    Everything but damage is judged from the header. The decode that finds damage is bounded: a
+    JPEG is decoded at an eighth of its size each way (draft mode: the whole stream is still
+    read), other types are decoded whole, within ``max_pixels``.
+    """
     sniffed = sniff(data)
     if sniffed is None:
-        raise MediaError(f"{name} is not a JPEG, PNG, WebP or GIF image")
+        raise MediaError(f"{name} is not a JPEG, PNG, WebP or GIF image", problem=PhotoProblem.NOT_AN_IMAGE)
     said = (claimed or "").split(";")[0].strip().lower()
     said = _ALIASES.get(said, said)
     if said and said != sniffed:
-        raise MediaError(f"{name} was sent as {said} but is {sniffed}")
+        raise MediaError(f"{name} was sent as {said} but is {sniffed}", problem=PhotoProblem.NOT_AN_IMAGE)
+    kind = sniffed.split("/")[1].upper()
     try:
         with warnings.catch_warnings():
             # Pillow warns (and past twice its limit raises) on huge images; ours is checked below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=list(_FORMATS)) as image:
                 width, height = image.size  # from the header: nothing decoded yet
-                if width * height > max_pixels:
-                    raise MediaError(f"{name} has {width}×{height} pixels, more than the {max_pixels:,} allowed")
+                _check_size(name, width, height, max_pixels=max_pixels, min_side=min_side, max_ratio=max_ratio)
+                if image.format == "JPEG":
+                    image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
                 image.load()  # a truncated or damaged file fails here, not in the renderer
     except MediaError:
         raise
-    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise MediaError(f"{name} is a damaged {sniffed.split('/')[1].upper()} file ({exc})") from exc
+    except Image.DecompressionBombError as exc:  # over twice Pillow's own limit: refused by Image.open
+        raise MediaError(
+            f"{name} is a {kind} too large to open ({exc})", problem=PhotoProblem.TOO_MANY_PIXELS, limit=max_pixels,
+        ) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise MediaError(f"{name} is a damaged {kind} file ({exc})", problem=PhotoProblem.DAMAGED) from exc
+    return Photo(data, sniffed, width, height)
+
+
+def _check_size(name: str, width: int, height: int, *, max_pixels: int, min_side: int, max_ratio: float | None) -> None:
+    """Refuse a photo of ``width``×``height`` with too many pixels, a side too short, or too thin a shape."""
+    if width * height > max_pixels:
+        raise MediaError(
+            f"{name} has {width}×{height} pixels, more than the {max_pixels:,} allowed",
+            problem=PhotoProblem.TOO_MANY_PIXELS, width=width, height=height, limit=max_pixels,
+        )
     if min(width, height) < min_side:
         raise PhotoTooSmall(
             f"{name} is {width}×{height} pixels; I need at least {min_side} on each side",
             width=width, height=height, min_side=min_side,
         )
-    return Photo(data, sniffed, width, height)
+    if max_ratio is not None and too_thin(width, height, max_ratio):
+        raise PhotoBadShape(
+            f"{name} is {width}×{height} pixels, longer than {max_ratio:g} times its width",
+            width=width, height=height, max_ratio=max_ratio,
+        )
+
+
+def too_thin(width: int, height: int, max_ratio: float) -> bool:
+    """Whether a ``width``×``height`` picture's long side is more than ``max_ratio`` times its short one."""
+    return max(width, height) > max_ratio * max(1, min(width, height))
 
 
 class Downloader:
@@ -98,6 +132,7 @@ class Downloader:
         time_limit_s: float = 20.0,
         max_pixels: int = 40_000_000,
         min_side: int = 64,
+        max_ratio: float | None = 6.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``hosts`` are the host names photos may come from; ``time_limit_s`` bounds each fetch."""
@@ -106,6 +141,7 @@ class Downloader:
         self.time_limit_s = time_limit_s
         self.max_pixels = max_pixels
         self.min_side = min_side
+        self.max_ratio = max_ratio
         self._clock = clock
         self._session = requests.Session()
 
@@ -120,35 +156,62 @@ class Downloader:
                 status = response.status_code
                 if status != 200:
                     transient = status == 429 or status >= 500
-                    raise MediaError(f"the server would not give {name} (HTTP {status})", transient=transient)
+                    raise MediaError(
+                        f"the server would not give {name} (HTTP {status})", transient=transient,
+                        problem=PhotoProblem.UNREACHABLE,
+                    )
                 declared = response.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > self.max_bytes:
-                    raise MediaError(f"{name} is {int(declared):,} bytes, more than the {self.max_bytes:,} allowed")
+                    raise MediaError(
+                        f"{name} is {int(declared):,} bytes, more than the {self.max_bytes:,} allowed",
+                        problem=PhotoProblem.TOO_MANY_BYTES, limit=self.max_bytes,
+                    )
                 chunks, size = [], 0
                 # read1 returns what has arrived (up to _CHUNK, decompressed); iter_content would
                 # wait for a whole chunk, each byte restarting the read timeout.
                 while chunk := response.raw.read1(_CHUNK, decode_content=True):
                     size += len(chunk)
                     if size > self.max_bytes:
-                        raise MediaError(f"{name} is more than the {self.max_bytes:,} bytes allowed")
+                        raise MediaError(
+                            f"{name} is more than the {self.max_bytes:,} bytes allowed",
+                            problem=PhotoProblem.TOO_MANY_BYTES, limit=self.max_bytes,
+                        )
                     if self._clock() > deadline:
-                        raise MediaError(f"{name} took longer than {self.time_limit_s:g} s to fetch", transient=True)
+                        raise MediaError(
+                            f"{name} took longer than {self.time_limit_s:g} s to fetch", transient=True,
+                            problem=PhotoProblem.UNREACHABLE,
+                        )
                     chunks.append(chunk)
                 claimed = response.headers.get("Content-Type")
         except requests.Timeout as exc:
-            raise MediaError(f"{name} took longer than {self.time_limit_s:g} s to fetch", transient=True) from exc
+            raise MediaError(
+                f"{name} took longer than {self.time_limit_s:g} s to fetch", transient=True,
+                problem=PhotoProblem.UNREACHABLE,
+            ) from exc
         except requests.RequestException as exc:
-            raise MediaError(f"{name} could not be fetched: {exc}", transient=True) from exc
-        return check_photo(b"".join(chunks), claimed=claimed, max_pixels=self.max_pixels, min_side=self.min_side, name=name)
+            raise MediaError(
+                f"{name} could not be fetched: {exc}", transient=True, problem=PhotoProblem.UNREACHABLE,
+            ) from exc
+        return self.check(b"".join(chunks), claimed=claimed, name=name)
+
+    def check(self, data: bytes, *, claimed: str | None = None, name: str = "the photo") -> Photo:
+        """``data`` checked under this downloader's limits (``check_photo``)."""
+        return check_photo(
+            data, claimed=claimed, max_pixels=self.max_pixels, min_side=self.min_side, max_ratio=self.max_ratio,
+            name=name,
+        )
 
     def _check_url(self, url: str, name: str) -> None:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if host not in self.hosts:
-            raise MediaError(f"{name} is at {host or url!r}, which is not one of the platform's media hosts")
+            raise MediaError(
+                f"{name} is at {host or url!r}, which is not one of the platform's media hosts",
+                problem=PhotoProblem.ELSEWHERE,
+            )
         # Media are served over https; plain http only for a host on loopback (a sandbox).
         if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(host)):
-            raise MediaError(f"{name} is not at an https url: {url}")
+            raise MediaError(f"{name} is not at an https url: {url}", problem=PhotoProblem.ELSEWHERE)
 
 
 def _is_loopback(host: str) -> bool:

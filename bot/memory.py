@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
-from bot.errors import Gone, MediaError
-from bot.media import Downloader, Photo, check_photo
+from bot.errors import Gone, MediaError, PhotoProblem
+from bot.media import Downloader, Photo
 from bot.platform import Account, CallKind, Image, Media, MentionBatch, Post
 from storage.ledger import Need
 
@@ -106,9 +106,8 @@ class MemoryPlatform:
     def download(self, media: Media, downloader: Downloader, *, name: str) -> Photo:
         data = self._photos.get(media.media_key)
         if data is None:
-            raise MediaError(f"{name} is gone")
-        return check_photo(data, claimed=None, max_pixels=downloader.max_pixels, min_side=downloader.min_side,
-                           name=name)
+            raise MediaError(f"{name} is gone", problem=PhotoProblem.UNREACHABLE)
+        return downloader.check(data, name=name)
 
     def reply(
         self, in_reply_to: str, text: str, *, image: Image | None = None, need: Need = Need.OWED

@@ -29,9 +29,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import compose, refusals
 from bot.config import Config
-from bot.errors import MediaError, PhotoTooSmall
+from bot.errors import MediaError, PhotoBadShape, PhotoTooSmall
 from bot.gallery import Gallery
-from bot.interpret import Decision, Help, Ignore, Refusal, RenderRequest, interpret, needs_parent, small_refusal
+from bot.interpret import (
+    Decision,
+    Help,
+    Ignore,
+    Refusal,
+    RenderRequest,
+    interpret,
+    needs_parent,
+    shape_refusal,
+    small_refusal,
+)
 from bot.media import Downloader
 from bot.platform import Media, Platform, Post
 from bot.refusals import RefusalKind
@@ -74,6 +84,7 @@ def policy_for(config: Config) -> PollPolicy:
             time_limit_s=media.time_limit_s,
             max_pixels=media.max_pixels,
             min_side=bot.min_photo_side,
+            max_ratio=bot.max_aspect_ratio,
         ),
     )
 
@@ -166,7 +177,7 @@ def _decide(mention: Post, bot_id: str, bot_username: str, platform: Platform, p
             parent = platform.post(parent.in_reply_to_id) or parent
     return interpret(
         mention, bot_user_id=bot_id, bot_username=bot_username, gallery=policy.gallery, parent=parent,
-        min_side=policy.downloader.min_side,
+        min_side=policy.downloader.min_side, max_ratio=policy.downloader.max_ratio,
     )
 
 
@@ -182,7 +193,7 @@ class _PhotoFailed(Exception):
 def _download(request: RenderRequest, platform: Platform, policy: PollPolicy) -> _Images:
     """The request's two images: the picture from the platform, the style from it or the gallery."""
     images = []
-    for which, source in (("photo", request.content), ("painting", request.style)):
+    for which, source in ((_content_role(request), request.content), ("painting", request.style)):
         if isinstance(source, Media):
             try:
                 images.append(platform.download(source, policy.downloader, name=f"the {which}").data)
@@ -193,12 +204,20 @@ def _download(request: RenderRequest, platform: Platform, policy: PollPolicy) ->
     return _Images(*images)
 
 
+def _content_role(request: RenderRequest) -> str:
+    """What the reply calls the picture: "photo", or "the photo you replied to" (rule 8)."""
+    return "photo" if request.content in request.mention.photos else "the photo you replied to"
+
+
 def _media_refusal(request: RenderRequest, which: str, error: MediaError) -> Refusal:
+    """The refusal of a photo that could not be had: the reply in plain words, the detail in the reason."""
     mention = request.mention
     if isinstance(error, PhotoTooSmall):
         return small_refusal(mention, which, error.width, error.height, error.min_side)
-    reason = str(error).removeprefix(f"the {which} ")
-    return Refusal(mention, RefusalKind.BAD_PHOTO, f"{which} refused: {error}", refusals.bad_photo(which, reason))
+    if isinstance(error, PhotoBadShape):
+        return shape_refusal(mention, which, error.width, error.height, error.max_ratio)
+    reply = refusals.bad_photo(which, error.problem, width=error.width, height=error.height, limit=error.limit)
+    return Refusal(mention, RefusalKind.BAD_PHOTO, f"{which} refused: {error}", reply)
 
 
 def _older(mention: Post, limit: float) -> bool:

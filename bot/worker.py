@@ -32,7 +32,11 @@ from storage.errors import LeaseLost
 
 log = logging.getLogger(__name__)
 
-UNREADABLE = "Sorry, I couldn't paint that: {reason}. Please send two ordinary photos (JPEG or PNG)."
+# The detail (the decoder's words) goes to the log and the job's error, never into the post.
+UNREADABLE = (
+    "Sorry, I couldn't paint that: one of the pictures would not open (it may be damaged, or too big). "
+    "Please send two ordinary photos (JPEG or PNG)."
+)
 BROKEN = "Sorry, something went wrong while painting your picture. The team has been told."
 
 
@@ -131,7 +135,7 @@ def _paint(
             options = RenderOptions.from_json(job.options)
             result = renderer.render(job.content_image, job.style_image, heartbeat, options=options)
         except ModelError as exc:
-            _fail(sessions, lease, job, str(exc), UNREADABLE.format(reason=_clip(str(exc), 120)))
+            _fail(sessions, lease, job, str(exc), UNREADABLE)
             return
         except LeaseLost:
             raise
@@ -171,7 +175,3 @@ def _tell(session: Session, platform: str | None, post_ref: str | None, username
         replies.owe(session, platform=platform, in_reply_to_ref=post_ref, kind="failure",
                     text=addressed(username or "", notice))
 
-
-def _clip(text: str, limit: int) -> str:
-    """Keep a reason short enough for a post."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
