@@ -19,7 +19,7 @@ from bot.errors import ForgerError
 from bot.options import RenderOptions
 from storage import jobs, ledger, posts, users
 from storage.admission import DAY
-from storage.errors import IllegalTransition
+from storage.errors import IllegalTransition, ImagesDeleted
 from storage.models import ApiCall, Job, JobState, RateWindow, User, utcnow
 
 ImageRole = Literal["content", "style", "result"]
@@ -216,6 +216,8 @@ def retry(session: Session, job_id: int, *, by: str) -> None:
         jobs.retry(session, _job(session, job_id).id, reason=f"retried by {by}")
     except IllegalTransition as exc:
         raise AdminError(f"job {job_id} is {exc.current}: only failed jobs can be retried") from exc
+    except ImagesDeleted as exc:
+        raise AdminError(str(exc)) from exc
 
 
 def cancel(session: Session, job_id: int, *, by: str) -> None:

@@ -6,11 +6,12 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import platforms, poller, replies, worker
+from bot import platforms, poller, replies, retention, worker
 from bot.config import Config
 from bot.errors import ForgerError
 from bot.gallery import Gallery
@@ -122,6 +123,11 @@ class Forger:
         return replies.deliver(
             self.sessions, self.platform, by=self.lease.worker, max_attempts=self.config.bot.max_attempts
         )
+
+    def prune(self, *, now: datetime | None = None) -> retention.PruneReport:
+        """Delete old photos and results, reference gallery copies, roll up old rows (``bot.retention``)."""
+        keep = retention.Retention(self.config.retention.images_days, self.config.retention.rollup_days)
+        return retention.prune(self.sessions, self.gallery, keep, now=now)
 
     def close(self) -> None:
         self.engine.dispose()

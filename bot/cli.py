@@ -327,6 +327,35 @@ def upgrade(ctx: click.Context) -> None:
     click.echo(f"database at migration {after}" + (" (already)" if before == after else f" (was {before or 'empty'})"))
 
 
+@db.command()
+@click.option("--vacuum", is_flag=True, help="Then give the space freed back to the disk (SQLite: rewrites the file).")
+@click.pass_context
+def prune(ctx: click.Context, vacuum: bool) -> None:
+    """Apply the retention: delete photos and results older than retention.images_days, roll up
+    ledger and job-history rows older than retention.rollup_days (the poller does it daily)."""
+    from bot import retention
+    from bot.gallery import Gallery
+    from storage import schema
+    from storage.db import database_size, open_engine, session_factory
+
+    config = _config(ctx)
+    with _user_errors():
+        engine = open_engine(config.database.url, create=False)
+        try:
+            schema.check(engine)
+            before = database_size(engine)
+            keep = retention.Retention(config.retention.images_days, config.retention.rollup_days)
+            report = retention.prune(session_factory(engine), Gallery.load(config.gallery.extra_dirs), keep)
+            if vacuum:
+                retention.vacuum(engine)
+            after = database_size(engine)
+        finally:
+            engine.dispose()
+    click.echo(f"images of {report.images_deleted} jobs deleted, {report.paintings_referenced} gallery copies "
+               f"referenced, {report.calls_rolled_up} ledger rows and {report.events_rolled_up} job events rolled up")
+    click.echo(f"database: {before / 1e6:.1f} MB before, {after / 1e6:.1f} MB after")
+
+
 # -- admin: thin shells over bot.admin ---------------------------------------------------------------
 
 

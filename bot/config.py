@@ -176,6 +176,12 @@ class BudgetSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    images_days: float = _checked(_between(0.01, 3650))
+    rollup_days: float = _checked(_between(1, 3650))
+
+
+@dataclass(frozen=True)
 class PathSettings:
     data_dir: Path
 
@@ -228,6 +234,7 @@ class Config:
     media: MediaSettings
     gallery: GallerySettings
     render: RenderConfig
+    retention: RetentionSettings
     paths: PathSettings
 
     def replace(self, **sections: Any) -> Config:

@@ -46,6 +46,11 @@ class Painting:
     names: tuple[str, ...]  # normalized, the title's first
 
     @property
+    def key(self) -> str:
+        """What a job stores to name this painting (``Gallery.named`` finds it again): its normalized title."""
+        return self.names[0]
+
+    @property
     def nickname(self) -> str:
         """The short name people use, e.g. "starry night": the label's first, else the title."""
         return self.names[1] if len(self.names) > 1 else self.names[0]

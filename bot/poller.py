@@ -101,7 +101,8 @@ class PollReport:
 @dataclass(frozen=True)
 class _Images:
     content: bytes
-    style: bytes
+    style: bytes | None  # a photo sent as the painting
+    painting: str | None = None  # or a gallery painting's key: referenced, not copied
 
 
 def poll(
@@ -199,9 +200,8 @@ def _download(request: RenderRequest, platform: Platform, policy: PollPolicy) ->
                 images.append(platform.download(source, policy.downloader, name=f"the {which}").data)
             except MediaError as exc:
                 raise _PhotoFailed(which, exc) from exc
-        else:
-            images.append(source.image())
-    return _Images(*images)
+    painting = request.painting
+    return _Images(images[0], images[1] if painting is None else None, painting.key if painting else None)
 
 
 def _content_role(request: RenderRequest) -> str:
@@ -266,6 +266,7 @@ def _record(
                 author_username=m.author_username,
                 content_image=images[m.id].content,
                 style_image=images[m.id].style,
+                style_painting=images[m.id].painting,
                 priority=priority,
                 options=decision.options.to_json(),
             )

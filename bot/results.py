@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import compose
-from bot.gallery import Gallery
+from bot.gallery import Gallery, Painting
 from bot.platform import Image
 from storage import jobs, replies
 from storage.models import Job, Reply
@@ -25,7 +25,7 @@ UNDELIVERABLE = "Sorry, I painted your picture but couldn't post it. Please try 
 def owe(session: Session, job: jobs.ClaimedJob, *, gallery: Gallery) -> Reply:
     """Owe @author's post the result of ``job`` (painted, ``storage.jobs.mark_painted``)."""
     assert job.platform is not None and job.post_ref is not None, "a job from no post has no result to post"
-    painting = gallery.by_image(job.style_image)
+    painting = painting_of(job, gallery)
     return replies.owe(
         session, platform=job.platform, in_reply_to_ref=job.post_ref, kind=KIND,
         text=compose.result_text(painting, username=job.author_username or "", number=job.id),
@@ -34,6 +34,14 @@ def owe(session: Session, job: jobs.ClaimedJob, *, gallery: Gallery) -> Reply:
         # starts the attempts again, not the picture).
         look_first=job.attempts > 1 or job.result_image is not None,
     )
+
+
+def painting_of(job: jobs.ClaimedJob, gallery: Gallery) -> Painting | None:
+    """The gallery painting ``job`` was painted after: the one it names, or (a job stored before
+    paintings were referenced) the one whose image its style is."""
+    if job.style_painting is not None:
+        return gallery.named(job.style_painting)
+    return gallery.by_image(job.style_image) if job.style_image is not None else None
 
 
 def painted(session: Session, reply: Reply) -> bytes | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 WORK_INTERVAL_S = 2.0  # how often an idle worker looks at the queue
 DELIVER_INTERVAL_S = 5.0  # how often the outbox looks for posts owed (results painted elsewhere)
+PRUNE_INTERVAL_S = 86_400.0  # how often the poller's process applies the retention (``bot.retention``)
 
 
 class _SkipBusyWorker(logging.Filter):
@@ -56,10 +57,19 @@ def deliver_job(forger: Forger) -> None:
         log.warning("delivery failed, will retry: %s", exc)
 
 
+def prune_job(forger: Forger) -> None:
+    """The daily prune; a failure is logged, and tomorrow's tries again."""
+    try:
+        forger.prune()
+    except Exception:
+        log.exception("prune failed; the next one tries again")
+
+
 def build_scheduler(
     forger: Forger, *, poll: bool = True, work: bool = True, deliver: bool = False
 ) -> BackgroundScheduler:
-    """A scheduler (not yet started) that polls, works and/or delivers; each job never overlaps itself."""
+    """A scheduler (not yet started) that polls, works and/or delivers; each job never overlaps itself.
+    The process that polls also prunes, once a day (the first a minute after the start)."""
     logging.getLogger("apscheduler.scheduler").addFilter(_SKIP_BUSY_WORKER)  # added once
     scheduler = BackgroundScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -70,6 +80,10 @@ def build_scheduler(
         scheduler.add_job(
             poll_job, "interval", args=[forger], id="poll",
             seconds=forger.config.bot.poll_interval_s, next_run_time=now,
+        )
+        scheduler.add_job(
+            prune_job, "interval", args=[forger], id="prune", seconds=PRUNE_INTERVAL_S,
+            next_run_time=now + timedelta(seconds=60),
         )
     if work:
         scheduler.add_job(work_job, "interval", args=[forger], id="work", seconds=WORK_INTERVAL_S, next_run_time=now)

@@ -133,7 +133,12 @@ def _paint(
         started = time.monotonic()
         try:
             options = RenderOptions.from_json(job.options)
-            result = renderer.render(job.content_image, job.style_image, heartbeat, options=options)
+            style = _style(job, gallery)
+            if job.content_image is None or style is None:
+                what = "its photos were deleted" if job.content_image is None else f"no painting {job.style_painting!r}"
+                _fail(sessions, lease, job, f"nothing to paint: {what} (gallery or retention)", BROKEN)
+                return
+            result = renderer.render(job.content_image, style, heartbeat, options=options)
         except ModelError as exc:
             _fail(sessions, lease, job, str(exc), UNREADABLE)
             return
@@ -158,6 +163,15 @@ def _paint(
         else:
             results.owe(session, job, gallery=gallery)
     log.info("job %d: painted; its result is in the outbox", job.id)
+
+
+def _style(job: jobs.ClaimedJob, gallery: Gallery) -> bytes | None:
+    """The style image of ``job``: its own, or the gallery painting it names (None if the gallery
+    has it no more)."""
+    if job.style_image is not None:
+        return job.style_image
+    painting = gallery.named(job.style_painting) if job.style_painting is not None else None
+    return painting.image() if painting is not None else None
 
 
 def _fail(sessions: sessionmaker[Session], lease: Lease, job: jobs.ClaimedJob, error: str, notice: str | None) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -103,6 +105,34 @@ def session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[
     """
     bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
     return sessionmaker(bind, expire_on_commit=False)
+
+
+def database_size(engine: Engine) -> int:
+    """The database's size in bytes: PostgreSQL's ``pg_database_size``; an SQLite file's pages
+    (and its write-ahead log, where there is one), for the admin pages."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            return int(connection.scalar(text("SELECT pg_database_size(current_database())")) or 0)
+        pages = int(connection.exec_driver_sql("PRAGMA page_count").scalar() or 0)
+        page_size = int(connection.exec_driver_sql("PRAGMA page_size").scalar() or 0)
+    size = pages * page_size
+    database = engine.url.database
+    if database and database != ":memory:":
+        wal = Path(f"{database}-wal")
+        size += wal.stat().st_size if wal.is_file() else 0
+    return size
+
+
+def add_to_sums(session: Session, model: type[Any], sums: dict[tuple[Any, ...], dict[str, Any]], keys: Sequence[str]) -> None:
+    """Add ``sums`` (a key's values -> the amounts) into ``model``'s rows of those keys, inserting
+    the rows missing, in one statement each (``INSERT ... ON CONFLICT DO UPDATE``, both backends)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    table = model.__table__
+    for key, amounts in sums.items():
+        statement = insert(table).values(**dict(zip(keys, key)), **amounts)
+        session.execute(statement.on_conflict_do_update(
+            index_elements=list(keys), set_={name: table.c[name] + statement.excluded[name] for name in amounts},
+        ))
 
 
 def without_password(url: str) -> str:

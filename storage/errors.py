@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class StorageError(Exception):
     """Something went wrong persisting Forger's state."""
@@ -25,3 +27,12 @@ class LeaseLost(StorageError):
         self.job_id = job_id
         self.worker = worker
         self.state = state
+
+
+class ImagesDeleted(StorageError):
+    """A job's photos were deleted (``storage.retention``): it cannot be painted again."""
+
+    def __init__(self, job_id: int, deleted_at: datetime) -> None:
+        super().__init__(f"job {job_id}'s photos were deleted on {deleted_at:%Y-%m-%d} (retention): it cannot be retried")
+        self.job_id = job_id
+        self.deleted_at = deleted_at

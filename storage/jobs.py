@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from storage.db import is_postgres
-from storage.errors import IllegalTransition, LeaseLost
-from storage.models import Job, JobEvent, JobState, utcnow
+from storage.db import add_to_sums, is_postgres
+from storage.errors import IllegalTransition, ImagesDeleted, LeaseLost
+from storage.models import Job, JobEvent, JobEventDay, JobState, utcnow
 
 # Where a job may go from each state; anything else is a bug worth raising on.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
@@ -45,8 +45,9 @@ class ClaimedJob:
     platform: str | None
     post_ref: str | None
     author_username: str | None
-    content_image: bytes
-    style_image: bytes
+    content_image: bytes | None  # None only once the retention deleted it (never for a job to paint)
+    style_image: bytes | None  # None when the style is a gallery painting: ``style_painting`` names it
+    style_painting: str | None
     attempts: int
     lease_owner: str
     # Set when an earlier attempt painted the picture but could not post it: no need to paint again.
@@ -59,7 +60,8 @@ def enqueue(
     session: Session,
     *,
     content_image: bytes,
-    style_image: bytes,
+    style_image: bytes | None = None,
+    style_painting: str | None = None,
     platform: str | None = None,
     post_ref: str | None = None,
     user_id: int | None = None,
@@ -70,10 +72,13 @@ def enqueue(
     """Add a render request to the queue.
 
     A request from a post names it (``platform``, ``post_ref``: recorded by ``storage.posts`` in
-    the same transaction) and is answered there; one from no post has neither.
+    the same transaction) and is answered there; one from no post has neither. The style is an
+    image (``style_image``) or a gallery painting's key (``style_painting``), not both.
     """
     if (platform is None) != (post_ref is None):
         raise ValueError("a job's origin is a platform and a post, or neither")
+    if (style_image is None) == (style_painting is None):
+        raise ValueError("a job's style is an image or a gallery painting's key, one of the two")
     job = Job(
         platform=platform,
         post_ref=post_ref,
@@ -81,6 +86,7 @@ def enqueue(
         author_username=author_username,
         content_image=content_image,
         style_image=style_image,
+        style_painting=style_painting,
         state=JobState.QUEUED,
         priority=priority,
         options=options,
@@ -154,6 +160,7 @@ def claim_next(
         author_username=job.author_username,
         content_image=job.content_image,
         style_image=job.style_image,
+        style_painting=job.style_painting,
         attempts=job.attempts,
         lease_owner=worker,
         result_image=job.result_image,
@@ -273,8 +280,11 @@ def reprioritise(session: Session, user_id: int, priority: int) -> None:
 
 
 def retry(session: Session, job_id: int, *, reason: str) -> None:
-    """Put a failed job back in the queue with a fresh set of attempts."""
+    """Put a failed job back in the queue with a fresh set of attempts; ImagesDeleted if its
+    photos are gone (the retention deleted them)."""
     job = session.get_one(Job, job_id, with_for_update=is_postgres(session))
+    if job.images_deleted_at is not None:
+        raise ImagesDeleted(job.id, job.images_deleted_at)
     _move(session, job, JobState.QUEUED, reason)
     job.attempts = 0
     job.error = None
@@ -382,6 +392,27 @@ def eta_s(session: Session, job_id: int, *, workers: int = 1) -> float | None:
     if place is None:
         return None
     return per_job * (1 + (place - 1) / max(1, workers))
+
+
+def roll_up_events(session: Session, *, before: datetime, batch: int = 10_000) -> int:
+    """Count the job transitions made before ``before`` into one row per day and state reached
+    (``JobEventDay``), and delete them; returns how many were rolled up. A job's own history
+    then starts after ``before`` (``history``)."""
+    rolled = 0
+    while ids := session.scalars(select(JobEvent.id).where(JobEvent.at < before).order_by(JobEvent.id).limit(batch)).all():
+        gone = session.execute(
+            delete(JobEvent).where(JobEvent.id.in_(ids)).returning(JobEvent.at, JobEvent.to_state)
+            .execution_options(synchronize_session=False)
+        ).all()
+        sums: dict[tuple[object, ...], dict[str, object]] = {}
+        for at, state in gone:
+            day = sums.setdefault((at.date(), state.value if isinstance(state, JobState) else state), {"events": 0})
+            day["events"] = int(day["events"]) + 1  # type: ignore[call-overload]
+        add_to_sums(session, JobEventDay, sums, ("day", "to_state"))
+        rolled += len(gone)
+        if len(ids) < batch:
+            break
+    return rolled
 
 
 def submitted_since(session: Session, user_id: int, since: datetime) -> int:

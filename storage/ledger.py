@@ -11,12 +11,13 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from storage.models import ApiCall, RateWindow, utcnow
+from storage.db import add_to_sums
+from storage.models import ApiCall, ApiCallDay, RateWindow, utcnow
 
 
 class Need(int, enum.Enum):
@@ -63,12 +64,15 @@ def month_start(now: datetime) -> datetime:
 
 
 def spent(session: Session, *, platform: str | None = None, now: datetime | None = None) -> float:
-    """Estimated spend this calendar month, in USD: on ``platform``, or on all of them."""
+    """Estimated spend this calendar month, in USD: on ``platform``, or on all of them (the days
+    rolled up count too, where the roll-up reaches into this month)."""
     since = month_start(now or utcnow())
     query = select(func.coalesce(func.sum(ApiCall.cost_usd), 0.0)).where(ApiCall.at >= since)
+    summed = select(func.coalesce(func.sum(ApiCallDay.cost_usd), 0.0)).where(ApiCallDay.day >= since.date())
     if platform is not None:
         query = query.where(ApiCall.platform == platform)
-    return float(session.scalar(query) or 0.0)
+        summed = summed.where(ApiCallDay.platform == platform)
+    return float(session.scalar(query) or 0.0) + float(session.scalar(summed) or 0.0)
 
 
 def decide(
@@ -149,9 +153,42 @@ def windows(session: Session) -> list[RateWindow]:
 
 
 def calls_by_day(session: Session, *, since: datetime) -> list[tuple[str, int, float]]:
-    """(day, calls, cost) since ``since``, for the admin's chart."""
+    """(day, calls, cost) since ``since``, for the admin's chart: the calls kept and the days rolled up."""
     day = func.date(ApiCall.at)
     rows = session.execute(
         select(day, func.count(), func.sum(ApiCall.cost_usd)).where(ApiCall.at >= since).group_by(day).order_by(day)
     )
-    return [(str(d), int(n), float(c or 0.0)) for d, n, c in rows]
+    days: dict[str, tuple[int, float]] = {str(d): (int(n), float(c or 0.0)) for d, n, c in rows}
+    summed = select(ApiCallDay.day, func.sum(ApiCallDay.calls), func.sum(ApiCallDay.cost_usd)).where(
+        ApiCallDay.day >= since.date()
+    ).group_by(ApiCallDay.day)
+    for d, n, c in session.execute(summed):
+        calls, cost = days.get(str(d), (0, 0.0))
+        days[str(d)] = (calls + int(n), cost + float(c or 0.0))
+    return [(d, n, c) for d, (n, c) in sorted(days.items())]
+
+
+def roll_up(session: Session, *, before: datetime, batch: int = 10_000) -> int:
+    """Sum the calls made before ``before`` into one row per platform, endpoint and day
+    (``ApiCallDay``), and delete them; returns how many were rolled up.
+
+    Each row is summed by the transaction that deletes it (``DELETE ... RETURNING``): two prunes
+    at once never count a row twice.
+    """
+    rolled = 0
+    while ids := session.scalars(select(ApiCall.id).where(ApiCall.at < before).order_by(ApiCall.id).limit(batch)).all():
+        gone = session.execute(
+            delete(ApiCall).where(ApiCall.id.in_(ids))
+            .returning(ApiCall.platform, ApiCall.endpoint, ApiCall.at, ApiCall.cost_usd)
+            .execution_options(synchronize_session=False)
+        ).all()
+        sums: dict[tuple[object, ...], dict[str, object]] = {}
+        for platform, endpoint, at, cost in gone:
+            day = sums.setdefault((platform, endpoint, at.date()), {"calls": 0, "cost_usd": 0.0})
+            day["calls"] = int(day["calls"]) + 1  # type: ignore[call-overload]
+            day["cost_usd"] = float(day["cost_usd"]) + float(cost or 0.0)  # type: ignore[arg-type]
+        add_to_sums(session, ApiCallDay, sums, ("platform", "endpoint", "day"))
+        rolled += len(gone)
+        if len(ids) < batch:
+            break
+    return rolled

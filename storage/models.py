@@ -8,12 +8,13 @@ upload has no origin post at all, so a job's origin columns are nullable.
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     Enum,
@@ -132,7 +133,9 @@ class Job(Base):
     Its origin (``platform``, ``post_ref``: the post that asked, answered with the result) is
     empty for a request that came from no post. The images live in the database so that a worker
     anywhere needs nothing but its URL; they are deferred so that listing jobs never loads
-    megabytes of pixels.
+    megabytes of pixels. A gallery painting is not copied: ``style_painting`` names it, and the
+    worker reads it from the gallery. Photos and results are personal data, kept for a while
+    (``retention.images_days``): then they are deleted and ``images_deleted_at`` says when.
     """
 
     __tablename__ = "jobs"
@@ -148,9 +151,11 @@ class Job(Base):
     options: Mapped[dict[str, object] | None] = mapped_column(JSON)
     # A job given back after a transient failure waits until then (backoff), not claimed at once.
     not_before: Mapped[datetime | None]
-    content_image: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
-    style_image: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    content_image: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    style_image: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # a painting sent as a photo
+    style_painting: Mapped[str | None] = mapped_column(String(128))  # or a gallery painting's key
     result_image: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    images_deleted_at: Mapped[datetime | None]  # when the retention deleted the images
     reply_ref: Mapped[str | None] = mapped_column(REF)  # the post that carried the result
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
@@ -187,6 +192,16 @@ class JobEvent(Base):
     reason: Mapped[str] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(128))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobEventDay(Base):
+    """Job transitions of one day, counted: what old ``JobEvent`` rows are rolled up into."""
+
+    __tablename__ = "job_event_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    to_state: Mapped[JobState] = mapped_column(_enum(JobState), primary_key=True)
+    events: Mapped[int] = mapped_column(default=0)
 
 
 class Reply(Base):
@@ -248,6 +263,18 @@ class ApiCall(Base):
     status: Mapped[int | None]  # HTTP status; None when the platform could not be reached
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ApiCallDay(Base):
+    """One day's calls to one endpoint, summed: what old ``ApiCall`` rows are rolled up into."""
+
+    __tablename__ = "api_call_days"
+
+    platform: Mapped[str] = mapped_column(PLATFORM, primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    calls: Mapped[int] = mapped_column(default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class RateWindow(Base):

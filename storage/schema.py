@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -41,14 +43,37 @@ def current(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply every migration up to ``revision`` (``forger db upgrade``)."""
-    with engine.begin() as connection:
+    with _migrating(engine) as connection:
         command.upgrade(_config(connection), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Undo migrations down to ``revision`` (what each keeps is said in its downgrade)."""
-    with engine.begin() as connection:
+    with _migrating(engine) as connection:
         command.downgrade(_config(connection), revision)
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction for migrations to run in.
+
+    SQLite alters a table by copying it, dropping it and renaming the copy; dropping a table
+    that others refer to (jobs, under job_events and replies) fails while foreign keys are
+    enforced. So on SQLite they are off for the migration (a pragma that only works outside a
+    transaction) and checked all at once before it commits, as Alembic's batch mode advises.
+    """
+    with engine.connect() as connection:
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        try:
+            with connection.begin():
+                yield connection
+                if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").all()):
+                    raise StorageError(f"the migration left rows referring to nothing: {broken[:5]}")
+        finally:
+            if sqlite:
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
 
 
 def check(engine: Engine) -> None:

@@ -163,7 +163,8 @@ def test_a_used_up_rate_limit_is_reported_with_its_reset(tmp_path: Path) -> None
 def test_the_scheduler_polls_and_works_as_two_jobs(forger: Forger) -> None:
     scheduler = build_scheduler(forger)
     jobs_by_id = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs_by_id) == {"poll", "work"}
+    assert set(jobs_by_id) == {"poll", "work", "prune"}  # the poller's process prunes, daily
+    assert jobs_by_id["prune"].trigger.interval.total_seconds() == 86_400
     assert jobs_by_id["poll"].trigger.interval.total_seconds() == forger.config.bot.poll_interval_s
 
 

@@ -230,6 +230,48 @@ def test_0004_downgrades_to_the_rows_it_came_from(empty: Engine) -> None:
     assert after == before
 
 
+def test_0006_keeps_every_job_and_its_images_and_lets_them_go(empty: Engine) -> None:
+    schema.upgrade(empty, "0005")
+    with empty.begin() as c:
+        _insert(c, "posts", platform="x", post_ref="1", author_ref="7", author_username="ann", text="@bot",
+                outcome="queued", reason=None, seen_at=_at(0))
+        for n, state in enumerate(["queued", "replied"], start=1):
+            _insert(c, "jobs", id=n, platform="x" if n == 1 else None, post_ref="1" if n == 1 else None,
+                    user_id=None, author_username="ann", state=state, priority=0, options=None, not_before=None,
+                    content_image=b"photo-%d" % n, style_image=b"painting-%d" % n,
+                    result_image=b"result" if state == "replied" else None, reply_ref=None, error=None, attempts=0,
+                    lease_owner=None, lease_expires_at=None, progress_iteration=0, progress_total=0, render_s=None,
+                    created_at=_at(n), updated_at=_at(n), started_at=None, finished_at=None)
+            _insert(c, "job_events", job_id=n, from_state=None, to_state="queued", reason="q", worker=None,
+                    at=_at(n))
+        _insert(c, "replies", id=1, platform="x", in_reply_to_ref="1", kind="result", optional=False, text="t",
+                job_id=1, alt_text="a", look_first=False, reply_ref=None, attempts=0, error=None, claimed_by=None,
+                claimed_until=None, not_before=None, created_at=_at(3), sent_at=None)
+    with empty.connect() as c:
+        before = _rows(c, "SELECT id, state, content_image, style_image, result_image FROM jobs ORDER BY id")
+
+    schema.upgrade(empty, "0006")  # SQLite copies the jobs table, which job_events and replies refer to
+
+    with empty.connect() as c:
+        assert _rows(c, "SELECT id, state, content_image, style_image, result_image FROM jobs ORDER BY id") == before
+        assert _rows(c, "SELECT id, style_painting, images_deleted_at FROM jobs ORDER BY id") == [
+            (1, None, None), (2, None, None)]
+        assert _rows(c, "SELECT job_id FROM job_events ORDER BY job_id") == [(1,), (2,)]
+        assert _rows(c, "SELECT job_id FROM replies") == [(1,)]
+    with Session(empty) as s, s.begin():  # a job may name a painting, and lose its images
+        s.get_one(Job, 1).style_image, s.get_one(Job, 1).style_painting = None, "the scream"
+        s.get_one(Job, 2).content_image = s.get_one(Job, 2).style_image = s.get_one(Job, 2).result_image = None
+
+    schema.downgrade(empty, "0005")
+
+    with empty.connect() as c:
+        # The job to paint from a referenced painting has nothing to paint with: it failed, saying so.
+        assert _rows(c, "SELECT id, state, content_image, style_image, result_image FROM jobs ORDER BY id") == [
+            (1, "failed", b"photo-1", b"", None), (2, "replied", b"", b"", None)]
+        assert "migration 0006 undone" in _rows(c, "SELECT reason FROM job_events WHERE job_id = 1 ORDER BY id")[-1][0]
+    schema.upgrade(empty)
+
+
 def test_the_models_match_the_migrations(db_url: str) -> None:
     """What the code expects is what the migrations build (nothing autogenerate would add)."""
     engine = open_engine(db_url)
