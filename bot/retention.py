@@ -83,7 +83,9 @@ def vacuum(engine: Engine) -> None:
     """Give the space freed back to the file system (SQLite's VACUUM; PostgreSQL's VACUUM reuses it)."""
     if engine.dialect.name == "sqlite":  # outside any transaction: on the driver's connection
         with engine.connect() as connection:
-            connection.connection.driver_connection.execute("VACUUM")  # type: ignore[union-attr]
+            driver = connection.connection.driver_connection
+            driver.execute("VACUUM")  # type: ignore[union-attr]
+            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]  # the copy it wrote
         return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM"))
