@@ -237,10 +237,12 @@ def test_help_gets_the_usage(bot: Bot, x: SandboxX) -> None:
         (lambda x, p: x.post("a", "@forgerbot", videos=1), RefusalKind.NOT_A_PHOTO, "I can only paint photos"),
         (lambda x, p: x.post("a", "@forgerbot", images=[p["coffee"]] * 3), RefusalKind.TOO_MANY_PHOTOS, "That's 3"),
         (lambda x, p: x.post("a", "@forgerbot", images=[encoded_image(12, 80)]), RefusalKind.TOO_SMALL, "Your photo is only 12×80"),
+        (lambda x, p: x.post("a", "@forgerbot", images=[encoded_image(64, 800)]), RefusalKind.BAD_SHAPE,
+         "Your photo is 64×800 pixels, too long and thin for me to paint. Please crop it"),
         (lambda x, p: x.post("a", "@forgerbot style: mona lisa", images=[p["coffee"]]), RefusalKind.UNKNOWN_PAINTING, "I don't know"),
         (lambda x, p: x.post("a", "@forgerbot"), RefusalKind.NO_PHOTO, HOWTO),
     ],
-    ids=["gif", "video", "three photos", "too small", "unknown painting", "no photo"],
+    ids=["gif", "video", "three photos", "too small", "too thin", "unknown painting", "no photo"],
 )
 def test_refusals_are_specific_and_nothing_is_downloaded_for_them(
     bot: Bot, x: SandboxX, photos: dict[str, bytes], make: object, kind: RefusalKind, start: str

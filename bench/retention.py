@@ -11,7 +11,10 @@ painting, half two photos; each with its result, its history and a few API calls
 
 Each database is vacuumed before it is measured (a file's free pages are reused, not returned).
 
-    .venv/bin/python bench/storage.py [--jobs 200] [--age 10]
+    .venv/bin/python bench/retention.py [--jobs 200] [--age 10]
+
+(Not bench/storage.py: run as a script, that name would shadow the storage package for every
+script in bench/.)
 """
 
 from __future__ import annotations
