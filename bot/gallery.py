@@ -10,7 +10,6 @@ at random, as DeepForger did, seeded by the tweet so that a mention read twice g
 from __future__ import annotations
 
 import difflib
-import functools
 import hashlib
 import random
 import re
@@ -101,7 +100,6 @@ class Gallery:
         return self._digests.get(hashlib.sha256(data).hexdigest())
 
 
-@functools.cache
 def _load(extra_dirs: tuple[Path, ...]) -> Gallery:
     paintings = [p for folder in (BUNDLED, *extra_dirs) for p in _read_folder(folder)]
     return Gallery(paintings)

@@ -113,7 +113,7 @@ def interpret(
     mention: Post,
     *,
     bot_user_id: str,
-    gallery: Gallery | None = None,
+    gallery: Gallery,
     parent: Post | None = None,
     min_side: int = 1,
     bot_username: str | None = None,
@@ -124,7 +124,6 @@ def interpret(
     puts at its start (everyone in the thread) is talk in a thread the bot is in, not a request.
     A parent that is the bot's own tweet (its result) is never painted again.
     """
-    gallery = gallery or Gallery.load()
     if mention.author_id == bot_user_id:
         return Ignore(mention, "the bot's own post")
     if mention.is_repost:

@@ -35,6 +35,7 @@ class MemoryPlatform:
         self._users: dict[str, str] = {}  # username -> user id
         self._blocked: dict[CallKind, float] = {}
         self._last_id = 0
+        self.handle = handle
         self.account = Account(id=self.add_user(handle), handle=handle)
 
     # -- the world's side ------------------------------------------------------------------------
@@ -143,4 +144,4 @@ class MemoryPlatform:
 
 def create(config: Config, sessions: sessionmaker[Session], env: Mapping[str, str]) -> MemoryPlatform:
     """An empty platform for the bot ``config`` names (no secrets, no database of its own)."""
-    return MemoryPlatform(handle=config.bot.handle)
+    return MemoryPlatform()

@@ -83,6 +83,7 @@ class Platform(Protocol):
     """One social platform, as the core needs it. Errors are ``bot.errors.PlatformError``s."""
 
     name: str  # its name in the registry and in the database's rows, e.g. "x"
+    handle: str  # the bot's account as the configuration names it (without the @)
 
     def me(self) -> Account:
         """The bot's account (asked once, then remembered)."""

@@ -93,13 +93,12 @@ def work_once(
     *,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
-    gallery: Gallery | None = None,
+    gallery: Gallery,
 ) -> int | None:
     """Do the best queued job; returns its id, or None when nothing was due.
 
     When ``stop`` is set (the process is stopping) a render in hand is given up and its job goes
-    back to the queue, its attempt given back. ``gallery`` credits the paintings (the bundled
-    ones by default).
+    back to the queue, its attempt given back. ``gallery`` credits the paintings.
     """
     with sessions.begin() as session:
         # Jobs whose worker died go back to the queue; those out of attempts fail, and their
@@ -113,7 +112,7 @@ def work_once(
     log.info("job %d: post %s:%s by @%s, attempt %d", job.id, job.platform, job.post_ref, job.author_username,
              job.attempts)
     try:
-        _paint(sessions, renderer, lease, job, progress, stop, gallery or Gallery.load())
+        _paint(sessions, renderer, lease, job, progress, stop, gallery)
     except LeaseLost as exc:
         log.warning("job %d: stopped, %s", job.id, exc)
     return job.id

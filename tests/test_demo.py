@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from bot.cli import main
-from bot.demo import NEEDED, SAMPLES, demo_images
+from bot.x.demo import NEEDED, SAMPLES, demo_images
 from bot.errors import ForgerError
 from bot.gallery import BUNDLED
 
@@ -69,7 +69,7 @@ def test_the_quick_demo_answers_every_mention_from_the_shipped_images(tmp_path: 
     from rich.console import Console
 
     from bot.config import load_config
-    from bot.demo import run_demo
+    from bot.x.demo import run_demo
 
     out = run_demo(load_config(ROOT / "config.yaml"), out=tmp_path / "out", images=None, size=64, iterations=None,
                    quick=True, console=Console(quiet=True))

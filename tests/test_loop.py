@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from bot.app import Forger
 from bot.cli import main
-from bot.config import load_config
+from tests.factories import make_config, on_sandbox
 from bot.errors import RateLimited
 from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
@@ -39,12 +39,7 @@ def x() -> Iterator[SandboxX]:
 
 @pytest.fixture
 def forger(x: SandboxX, tmp_path: Path) -> Iterator[Forger]:
-    config = load_config(ROOT / "config.yaml")
-    config = config.replace(
-        x=replace(config.x, api_base_url=x.base_url, timeout_s=5.0),
-        database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
-        media=replace(config.media, hosts=(x.media_host,)),
-    )
+    config = make_config(tmp_path, x=on_sandbox(x))
     bot = Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(size=96), upgrade=True)
     yield bot
     bot.close()
@@ -65,7 +60,7 @@ def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: For
     lone = x.post("bob", "@forgerbot hi", images=[photos["chelsea"]])
     bare = x.post("carol", "@forgerbot what are you?")
 
-    report = forger.poll()
+    report = forger.poll()["x"]
     assert (report.seen, report.queued, report.refused) == (3, 2, 1)
     assert forger.work() == 2
 
@@ -99,7 +94,7 @@ def test_a_tweet_seen_twice_is_queued_and_answered_once(x: SandboxX, forger: For
     forger.poll()
     with forger.sessions.begin() as s:  # as if the cursor had been lost: every mention comes back
         s.execute(text("DELETE FROM cursors"))
-    again = forger.poll()
+    again = forger.poll()["x"]
     assert again.seen == 0
     forger.work()
     forger.poll()
@@ -120,7 +115,7 @@ def test_the_cursor_stays_when_queueing_fails(x: SandboxX, forger: Forger, photo
         assert jobs.by_post(s, "x", ask) is None
     with forger.engine.begin() as c:
         c.execute(text("DROP TRIGGER no_jobs"))
-    assert forger.poll().queued == 1
+    assert forger.poll()["x"].queued == 1
     with forger.sessions() as s:
         assert cursors.get(s, "x", cursors.MENTIONS) == ask
 
@@ -143,11 +138,7 @@ def test_an_unpaintable_job_fails_and_the_user_is_told(x: SandboxX, forger: Forg
 
 def test_a_used_up_rate_limit_is_reported_with_its_reset(tmp_path: Path) -> None:
     with SandboxX(bot_username="forgerbot", rate_limits={"GET /2/users/:id/mentions": 1}) as x:
-        config = load_config(ROOT / "config.yaml")
-        config = config.replace(
-            x=replace(config.x, api_base_url=x.base_url),
-            database=replace(config.database, url=f"sqlite:///{tmp_path / 'f.sqlite3'}"),
-        )
+        config = make_config(tmp_path, x=on_sandbox(x))
         forger = Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(), upgrade=True)
         try:
             forger.poll()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.config import XCredentials
+from bot.x.settings import XCredentials
 from bot.x.errors import (
     XAuthError,
     XDuplicate,

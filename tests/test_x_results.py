@@ -20,7 +20,7 @@ from bot import replies as bot_replies
 from bot import results as bot_results
 from bot.app import Forger
 from bot.compose import MAX_PHOTO_BYTES, acknowledgement, alt_text, fit_jpeg, result_text
-from bot.config import load_config
+from tests.factories import make_config, on_sandbox
 from bot.errors import ConfigError, RateLimited
 from bot.gallery import Gallery
 from bot.refusals import HOWTO
@@ -44,12 +44,7 @@ def x() -> Iterator[SandboxX]:
 
 
 def make_forger(x: SandboxX, tmp_path: Path, timeout_s: float = 5.0) -> Forger:
-    config = load_config(ROOT / "config.yaml")
-    config = config.replace(
-        x=replace(config.x, api_base_url=x.base_url, timeout_s=timeout_s),
-        database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
-        media=replace(config.media, hosts=(x.media_host,)),
-    )
+    config = make_config(tmp_path, x=on_sandbox(x, timeout_s=timeout_s))
     return Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(size=64), upgrade=True)
 
 
@@ -107,7 +102,7 @@ def test_a_picture_too_large_for_x_is_stepped_down_until_it_fits(coffee: bytes) 
 
 def _paint(forger: Forger) -> None:
     """A render worker's turn: the job painted, its result owed to the outbox, nothing posted."""
-    assert worker.work_once(forger.sessions, forger.renderer, forger.lease) is not None
+    assert worker.work_once(forger.sessions, forger.renderer, forger.lease, gallery=forger.policy.gallery) is not None
 
 
 def _posted_by_a_deliverer_that_died(forger: Forger, ask: str) -> str:
@@ -127,7 +122,7 @@ def test_a_result_posted_by_a_deliverer_that_died_is_found_not_posted_twice(
     _paint(forger)
     earlier = _posted_by_a_deliverer_that_died(forger, ask)
 
-    report = forger.deliver()
+    report = forger.deliver()["x"]
 
     assert (report.sent, posts(x)) == (1, 1) and [t.id for t in x.replies_to(ask)] == [earlier]
     with forger.sessions() as s:
@@ -151,7 +146,7 @@ def test_a_tweet_deleted_before_the_reply_ends_the_job_without_a_retry(
         [result] = replies.for_post(s, "x", ask)  # given up; no notice: nobody to tell
         assert result.kind == "result" and result.reply_ref is None
     assert posts(x) == 1
-    assert forger.deliver().sent == 0 and posts(x) == 1  # never tried again
+    assert forger.deliver()["x"].sent == 0 and posts(x) == 1  # never tried again
 
 
 def test_a_spent_posting_window_leaves_the_result_in_the_outbox_without_spinning(
@@ -201,10 +196,10 @@ def test_owed_replies_wait_out_a_usage_cap_without_spending_attempts(x: SandboxX
 
 def test_a_reply_owed_to_a_deleted_tweet_is_given_up_at_once(x: SandboxX, forger: Forger) -> None:
     ask = x.post("alice", "@forgerbot what is this?")
-    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=poller.policy_for(forger.config))
+    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=forger.policy)
     x.delete(ask)
 
-    report = forger.deliver()
+    report = forger.deliver()["x"]
     forger.deliver()
 
     assert (report.sent, report.failed) == (0, 1) and posts(x) == 1
@@ -215,7 +210,7 @@ def test_a_reply_owed_to_a_deleted_tweet_is_given_up_at_once(x: SandboxX, forger
 
 def test_two_deliverers_at_once_post_an_owed_reply_once(x: SandboxX, forger: Forger) -> None:
     ask = x.post("alice", "@forgerbot what is this?")
-    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=poller.policy_for(forger.config))
+    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=forger.policy)
     x.slow("POST /2/tweets", 0.5)  # the first is still posting when the second looks
 
     def deliver(name: str) -> None:
@@ -234,7 +229,7 @@ def test_a_reply_x_posted_although_the_bot_timed_out_is_not_posted_again(x: Sand
     forger = make_forger(x, tmp_path, timeout_s=0.3)
     try:
         ask = x.post("alice", "@forgerbot what is this?")
-        poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=poller.policy_for(forger.config))
+        poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=forger.policy)
         x.slow("POST /2/tweets", 0.6)  # X takes the post, the bot gives up waiting
         first = bot_replies.deliver(forger.sessions, forger.platform, by="w", max_attempts=3)
         x.slow("POST /2/tweets", 0)
@@ -256,7 +251,7 @@ def test_a_reply_x_posted_although_the_bot_timed_out_is_not_posted_again(x: Sand
 
 def test_a_few_seconds_of_x_errors_do_not_use_up_a_replys_attempts(x: SandboxX, forger: Forger) -> None:
     ask = x.post("alice", "@forgerbot what is this?")
-    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=poller.policy_for(forger.config))
+    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=forger.policy)
     x.fail("POST /2/tweets", 503, times=3)
     now = time.time()
 
@@ -295,7 +290,7 @@ def test_a_result_x_keeps_failing_fails_its_job_and_tells_its_author(
 
 def test_replies_owed_go_out_while_reading_mentions_fails(x: SandboxX, forger: Forger) -> None:
     ask = x.post("alice", "@forgerbot what is this?")
-    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=poller.policy_for(forger.config))
+    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=forger.policy)
     x.cap("read")
 
     with pytest.raises(RateLimited):
@@ -348,10 +343,10 @@ def test_a_job_given_up_after_its_workers_died_tells_its_author(
 
 def test_a_reply_x_refuses_for_good_is_given_up_at_once(x: SandboxX, forger: Forger) -> None:
     ask = x.post("alice", "@forgerbot what is this?")
-    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=poller.policy_for(forger.config))
+    poller.poll(forger.sessions, forger.platform, limits=forger.limits, policy=forger.policy)
     x.fail("POST /2/tweets", 403, detail=DUPLICATE)
 
-    report = forger.deliver()
+    report = forger.deliver()["x"]
     forger.deliver()
 
     assert (report.sent, report.failed) == (0, 1) and posts(x) == 1

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 import tweepy
 
-from bot.config import XCredentials
+from bot.x.settings import XCredentials
 from bot.platform import MentionBatch, Post
 from bot.x.errors import (
     XAuthError,

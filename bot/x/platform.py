@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 
 from bot.errors import AuthError, Duplicate, Forbidden, Gone, PlatformError, RateLimited, Transient
@@ -63,13 +63,20 @@ def _translated() -> Iterator[None]:
         raise translate(exc) from exc
 
 
+MEDIA_HOSTS = ("pbs.twimg.com",)  # where X serves photos (video.twimg.com serves videos)
+
+
 class XPlatform:
     """The bot's account on X, behind the core's ``Platform`` protocol."""
 
     name = "x"
 
-    def __init__(self, client: XClient) -> None:
+    def __init__(self, client: XClient, *, handle: str, media_hosts: Collection[str] = MEDIA_HOSTS) -> None:
+        """``handle``: the account the configuration names; ``media_hosts``: where photos may be
+        fetched from (X's own; a sandbox's on loopback)."""
         self.client = client
+        self.handle = handle
+        self.media_hosts = tuple(media_hosts)
 
     def me(self) -> Account:
         with _translated():
@@ -100,7 +107,7 @@ class XPlatform:
             return self.client.tweet(post_id)
 
     def download(self, media: Media, downloader: Downloader, *, name: str) -> Photo:
-        return downloader.fetch(media.url or "", name=name)  # X serves photos by address
+        return downloader.fetch(media.url or "", hosts=self.media_hosts, name=name)  # X serves photos by address
 
     def reply(
         self, in_reply_to: str, text: str, *, image: Image | None = None, need: Need = Need.OWED

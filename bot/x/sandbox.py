@@ -55,7 +55,7 @@ from urllib.parse import parse_qsl
 
 from PIL import Image
 
-from bot.config import XCredentials
+from bot.x.settings import XCredentials
 from bot.x.snowflake import id_at
 
 # Per-user requests per 15-minute window. Mentions, posts, lookups and timelines: the table at
