@@ -374,7 +374,7 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 @main.command("queue")
 @click.option("--state", "states", multiple=True, help="Only jobs in this state (repeatable).")
-@click.option("--user", default=None, help="Only jobs of this X username.")
+@click.option("--user", default=None, help="Only jobs of this username.")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
 @JSON_OPTION
 @click.pass_context

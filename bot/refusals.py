@@ -1,7 +1,7 @@
 """Why the bot says no, in a short, specific, friendly reply, and how often it says it.
 
 Every refusal has a kind. A user gets at most one reply of each kind (and one ``help``) per
-period, so a spammer cannot make the bot spend its X budget on answers: ``may_reply`` is that
+period, so a spammer cannot make the bot spend its budget on answers: ``may_reply`` is that
 rule, a pure function over when this user was last told; ``storage.refusals.last_told`` reads
 that moment from the replies owed. A banned user gets no reply at all (no kind here).
 """
@@ -26,7 +26,7 @@ class RefusalKind(str, enum.Enum):
     TOO_MANY_PHOTOS = "too_many_photos"
     TOO_SMALL = "too_small"
     UNKNOWN_PAINTING = "unknown_painting"
-    BAD_PHOTO = "bad_photo"  # not an image, the wrong type, too large, not from X
+    BAD_PHOTO = "bad_photo"  # not an image, the wrong type, too large, not from the platform
     OVER_QUOTA = "over_quota"
     QUEUE_FULL = "queue_full"
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import results, retry
-from bot.compose import addressed
+from bot.compose import addressed, fit
 from bot.errors import Forbidden, Gone, PlatformError
 from bot.platform import Image, Platform
 from storage import jobs, replies
@@ -55,12 +55,13 @@ def deliver(
             if not replies.claim(session, reply.id, by=by, now=datetime.fromtimestamp(clock(), UTC)):
                 continue  # sent or being sent by another deliverer since it was listed
             painted = results.painted(session, reply)
-        image = results.picture(reply, painted)
+        image = results.picture(reply, painted, platform.limits)
+        text = fit(reply.text, platform.limits.text)
         try:
             posted = _earlier(platform, reply, image) if reply.look_first or reply.attempts or reply.claimed_by else None
             if posted is None:
                 need = Need.OPTIONAL if reply.optional else Need.OWED
-                posted = platform.reply(reply.in_reply_to_ref, reply.text, image=image, need=need)
+                posted = platform.reply(reply.in_reply_to_ref, text, image=image, need=need)
         except PlatformError as exc:
             failed += 1
             decision = retry.decide(exc, reply.attempts + 1, max_attempts=max_attempts, now=clock())
@@ -93,7 +94,7 @@ def deliver(
 def _earlier(platform: Platform, reply: Reply, image: Image | None) -> str | None:
     """The id of the bot's reply to the same post (with an image, or this text), if an earlier
     attempt posted it."""
-    text = None if image is not None else reply.text
+    text = None if image is not None else fit(reply.text, platform.limits.text)
     posted = platform.find_reply(reply.in_reply_to_ref, text=text, with_image=image is not None)
     if posted is not None:
         log.warning("reply %s was posted by an earlier attempt as post %s", reply.id, posted)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from bot import compose
 from bot.gallery import Gallery
-from bot.platform import Image
+from bot.platform import Image, Limits
 from storage import jobs, replies
 from storage.models import Job, Reply
 
@@ -46,9 +46,9 @@ def painted(session: Session, reply: Reply) -> bytes | None:
     return data
 
 
-def picture(reply: Reply, painted: bytes | None) -> Image | None:
-    """The image to post with ``reply``: its ``painted`` picture as a JPEG that fits, and its alt
-    text (no database is held while the picture is encoded)."""
+def picture(reply: Reply, painted: bytes | None, limits: Limits) -> Image | None:
+    """The image to post with ``reply``: its ``painted`` picture as a JPEG within ``limits``, and
+    its alt text (no database is held while the picture is encoded)."""
     if painted is None:
         return None
-    return Image(compose.fit_jpeg(painted), alt_text=reply.alt_text or "")
+    return Image(compose.fit_jpeg(painted, limits.image_bytes), alt_text=compose.fit(reply.alt_text or "", limits.alt_text))

@@ -19,7 +19,8 @@ from bot import admin, poller, retry, worker
 from bot import replies as bot_replies
 from bot import results as bot_results
 from bot.app import Forger
-from bot.compose import MAX_PHOTO_BYTES, acknowledgement, alt_text, fit_jpeg, result_text
+from bot.compose import acknowledgement, alt_text, fit_jpeg, result_text
+from bot.x.platform import LIMITS
 from tests.factories import make_config, on_sandbox
 from bot.errors import ConfigError, RateLimited
 from bot.gallery import Gallery
@@ -93,11 +94,11 @@ def test_a_picture_too_large_for_x_is_stepped_down_until_it_fits(coffee: bytes) 
     fitted = fit_jpeg(coffee, max_bytes=50_000)
     smaller = fit_jpeg(coffee, max_bytes=20_000)
 
-    assert fit_jpeg(coffee) is coffee  # a JPEG under 5 MB goes as it is
+    assert fit_jpeg(coffee, LIMITS.image_bytes) is coffee  # a JPEG under X's 5 MB goes as it is
     assert len(fitted) <= 50_000 and len(smaller) <= 20_000
     sizes = [Image.open(io.BytesIO(data)).size for data in (coffee, fitted, smaller)]
     assert sizes[1] == sizes[0] and sizes[2][0] < sizes[0][0]  # quality first, then size
-    assert MAX_PHOTO_BYTES == 5 * 1024 * 1024
+    assert LIMITS.image_bytes == 5 * 1024 * 1024
 
 
 def _paint(forger: Forger) -> None:
@@ -110,7 +111,7 @@ def _posted_by_a_deliverer_that_died(forger: Forger, ask: str) -> str:
     with forger.sessions.begin() as s:
         [result] = replies.for_post(s, "x", ask)
         assert replies.claim(s, result.id, by="dead", now=utcnow() - replies.CLAIM * 2)
-        picture = bot_results.picture(result, bot_results.painted(s, result))
+        picture = bot_results.picture(result, bot_results.painted(s, result), forger.platform.limits)
     return forger.platform.reply(ask, result.text, image=picture)
 
 

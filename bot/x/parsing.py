@@ -5,6 +5,8 @@ Referenced tweets are read from ``includes.tweets`` or, with the 2026 names, ``i
 
 from __future__ import annotations
 
+import html
+
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +42,7 @@ def parse_tweets(body: dict[str, Any]) -> list[Post]:
         tweets.append(
             Post(
                 id=str(tweet["id"]),
-                text=tweet.get("text", ""),
+                text=html.unescape(tweet.get("text", "")),  # X escapes &, < and > in texts
                 author_id=author_id,
                 author_username=users.get(author_id, author_id),
                 created_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
