@@ -12,7 +12,7 @@ import enum
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from bot.compose import MAX_TEXT_CHARS
+from bot.compose import MAX_TEXT_CHARS, fit
 
 MAX_CHARS = MAX_TEXT_CHARS  # replies are addressed (``bot.compose.addressed``) on top
 HELP_KIND = "help"
@@ -65,14 +65,14 @@ def too_small(which: str, width: int, height: int, min_side: int) -> str:
 
 def unknown_painting(name: str, suggestions: Sequence[str], known: Sequence[str]) -> str:
     """The reply to a painting's name the gallery lacks: the closest names, or what it has."""
-    asked = _clip(name, 60)
+    asked = fit(name, 60)
     if suggestions:
         return f'I don\'t know a painting called "{asked}". Did you mean {_or(suggestions)}?'
-    return _clip(f'I don\'t know a painting called "{asked}". I know {_and(known)}.', MAX_CHARS)
+    return fit(f'I don\'t know a painting called "{asked}". I know {_and(known)}.', MAX_CHARS)
 
 
 def bad_photo(which: str, reason: str) -> str:
-    return _clip(f"I couldn't use your {which}: {reason}. Please send an ordinary photo (JPEG or PNG).", MAX_CHARS)
+    return fit(f"I couldn't use your {which}: {reason}. Please send an ordinary photo (JPEG or PNG).", MAX_CHARS)
 
 
 def over_quota(per_day: int) -> str:
@@ -96,6 +96,3 @@ def _or(names: Sequence[str]) -> str:
 def _and(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import results
-from bot.compose import addressed
+from bot.compose import addressed, fit
 from bot.gallery import Gallery
 from bot.options import RenderOptions
 from bot.rendering import ProgressFn, Renderer
@@ -130,7 +130,7 @@ def _paint(
             options = RenderOptions.from_json(job.options)
             result = renderer.render(job.content_image, job.style_image, heartbeat, options=options)
         except ModelError as exc:
-            _fail(sessions, lease, job, str(exc), UNREADABLE.format(reason=_clip(str(exc), 120)))
+            _fail(sessions, lease, job, str(exc), UNREADABLE.format(reason=fit(str(exc), 120)))
             return
         except LeaseLost:
             raise
@@ -170,7 +170,3 @@ def _tell(session: Session, platform: str | None, post_ref: str | None, username
         replies.owe(session, platform=platform, in_reply_to_ref=post_ref, kind="failure",
                     text=addressed(username or "", notice))
 
-
-def _clip(text: str, limit: int) -> str:
-    """Keep a reason short enough for a post."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
