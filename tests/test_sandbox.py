@@ -27,7 +27,8 @@ def encoded_image(width: int = 32, height: int = 24, image_format: str = "JPEG",
 
 @pytest.fixture
 def sandbox() -> Iterator[SandboxX]:
-    with SandboxX(bot_username="forgerbot") as x:
+    """X before the Post rename: what tweepy's typed methods (and these tests) speak."""
+    with SandboxX(bot_username="forgerbot", dialect="tweets") as x:
         yield x
 
 

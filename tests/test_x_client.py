@@ -29,7 +29,7 @@ from bot import retry
 from bot.retry import BASE_S, RetryDecision
 from bot.x.client import CAP_RECHECK_S, MENTIONS, XClient, period_end
 from bot.x.platform import translate
-from bot.x.sandbox import ManualClock, SandboxX
+from bot.x.sandbox import DIALECTS, ManualClock, SandboxX
 from tests.test_sandbox import encoded_image
 
 
@@ -85,9 +85,9 @@ def test_only_the_newest_mentions_are_reachable_and_the_gap_is_flagged(x: Sandbo
     assert [m.id for m in batch.mentions] == posted[3:] and batch.maybe_gap
 
 
-@pytest.mark.parametrize("post_naming", [False, True], ids=["2024 names", "2026 names"])
-def test_both_field_names_are_read(clock: ManualClock, post_naming: bool) -> None:
-    with SandboxX(clock=clock, post_naming=post_naming) as x:
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_both_dialects_are_read(clock: ManualClock, dialect: str) -> None:
+    with SandboxX(clock=clock, dialect=dialect) as x:
         parent = x.post("bob", "my photo", images=[encoded_image(80, 80, seed=1)])
         x.post("alice", "@forgerbot paint it", images=[encoded_image(80, 80, seed=2)], in_reply_to=parent)
         gateway = gateway_for(x, clock)
@@ -98,8 +98,8 @@ def test_both_field_names_are_read(clock: ManualClock, post_naming: bool) -> Non
     assert mention.in_reply_to_id == parent and mention.parent_media_keys  # from includes.tweets or .posts
     assert again == [mention]
     asked = [path for _, path in x.requests_log if path.endswith("/mentions")]
-    # With the 2026 names the first ask (tweet.fields) is refused once, then post.fields is used.
-    assert len(asked) == (3 if post_naming else 2)
+    # X's current names first; an X on the old names refuses them once, then the old ones are spoken.
+    assert len(asked) == (3 if dialect == "tweets" else 2)
 
 
 def test_a_tweet_is_looked_up_with_its_photos_or_is_gone(x: SandboxX, gateway: XClient) -> None:
