@@ -26,7 +26,7 @@ from bot.scheduler import build_scheduler
 from bot.x import dialect
 from bot.x.platform import XPlatform
 from bot.x.sandbox import CREDENTIALS_ENV, DIALECTS, SandboxX
-from storage import cursors, jobs, replies, settings
+from storage import cursors, jobs, platform_settings, replies
 from storage.models import JobState
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def test_the_dialect_x_takes_is_found_once_and_kept_across_restarts(
     # X's current names are tried first; an X on the old ones refuses them once, never again.
     assert asked_first == (2 if x.dialect == "tweets" else 1) and reads() == asked_first + 1
     with again.sessions() as s:
-        assert settings.get(s, "x", dialect.SETTING) == (x.dialect if x.dialect == "tweets" else None)
+        assert platform_settings.get(s, "x", dialect.SETTING) == (x.dialect if x.dialect == "tweets" else None)
     assert len(_bot_replies(x, x.tweets_by("alice")[0].id)) == 1
 
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import settings
+from storage import platform_settings
 
 log = logging.getLogger(__name__)
 
-SETTING = "api_dialect"  # the key under which the choice is kept (``storage.settings``)
+SETTING = "api_dialect"  # the key under which the choice is kept (``storage.platform_settings``)
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,11 @@ class DialectMemory:
     def load(self) -> Dialect | None:
         """The dialect kept, or None when none was (or an unknown name was)."""
         with self.sessions() as session:
-            name = settings.get(session, self.platform, SETTING)
+            name = platform_settings.get(session, self.platform, SETTING)
         if name is not None and name not in DIALECTS:
             log.warning("unknown X API dialect %r kept in the database; starting from %s", name, CURRENT.name)
         return DIALECTS.get(name or "")
 
     def save(self, dialect: Dialect) -> None:
         with self.sessions.begin() as session:
-            settings.put(session, self.platform, SETTING, dialect.name)
+            platform_settings.put(session, self.platform, SETTING, dialect.name)
