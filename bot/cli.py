@@ -299,14 +299,17 @@ def deliver_command(ctx: click.Context) -> None:
 @click.option("--size", type=click.IntRange(32, 4096), default=256, show_default=True, help="Render size in pixels.")
 @click.option("--iterations", type=_Numbers(int), default=None, help="Iterations at each scale (default: config).")
 @click.option("--quick", is_flag=True, help="Use the instant colour-transfer renderer instead of the network.")
+@click.option("--x-dialect", type=click.Choice(["posts", "tweets"]), default="posts", show_default=True,
+              help="The names the sandbox X takes: X's current ones (posts) or those before its Post rename.")
 @click.pass_context
 def demo(ctx: click.Context, out: Path | None, images: Path | None, size: int, iterations: tuple[int, ...] | None,
-         quick: bool) -> None:
+         quick: bool, x_dialect: str) -> None:
     """Run the whole bot against a sandbox X on loopback, end to end."""
     from bot.x.demo import run_demo
 
     with _user_errors():
-        run_demo(_config(ctx), out=out, images=images, size=size, iterations=iterations, quick=quick, console=console)
+        run_demo(_config(ctx), out=out, images=images, size=size, iterations=iterations, quick=quick, console=console,
+                 x_dialect=x_dialect)
 
 
 @main.group()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.x.settings import XCredentials
 from bot.x.errors import (
@@ -29,7 +30,9 @@ from bot import retry
 from bot.retry import BASE_S, RetryDecision
 from bot.x.client import CAP_RECHECK_S, MENTIONS, XClient, period_end
 from bot.x.platform import translate
+from bot.x.dialect import POSTS, SETTING, TWEETS, Dialect, DialectMemory
 from bot.x.sandbox import DIALECTS, ManualClock, SandboxX
+from storage import platform_settings
 from tests.test_sandbox import encoded_image
 
 
@@ -100,6 +103,63 @@ def test_both_dialects_are_read(clock: ManualClock, dialect: str) -> None:
     asked = [path for _, path in x.requests_log if path.endswith("/mentions")]
     # X's current names first; an X on the old names refuses them once, then the old ones are spoken.
     assert len(asked) == (3 if dialect == "tweets" else 2)
+
+
+def test_a_bot_kept_on_the_old_names_switches_when_x_refuses_them_and_keeps_the_switch(
+    clock: ManualClock, sessions: sessionmaker[Session]
+) -> None:
+    memory = DialectMemory(sessions)
+    memory.save(TWEETS)  # what an earlier run found, before X's Post rename
+    with SandboxX(clock=clock) as x:  # X as it is now: v2.167's names only
+        parent = x.post("bob", "my photo", images=[encoded_image(80, 80, seed=1)])
+        x.post("alice", "@forgerbot paint it", images=[encoded_image(80, 80, seed=2)], in_reply_to=parent)
+        gateway = gateway_for(x, clock, dialects=memory)
+
+        [mention] = gateway.mentions(x.bot_user_id, since_id=None).mentions
+        found = gateway.tweet(parent)
+        later = gateway_for(x, clock, dialects=memory).mentions(x.bot_user_id, since_id=None).mentions
+
+    assert mention.in_reply_to_id == parent and mention.author_username == "alice" and mention.parent_media_keys
+    assert found is not None and found.author_username == "bob" and len(found.photos) == 1
+    assert later == [mention]
+    assert gateway.dialect is POSTS and memory.load() is POSTS
+    # Refused once (X's 400 blames the expansion referenced_tweets.id), never again, by either client.
+    assert calls(x, f"/2/users/{x.bot_user_id}/mentions") == 3 and calls(x, f"/2/tweets/{parent}") == 1
+
+
+def test_an_error_that_blames_no_name_of_a_dialect_switches_nothing(gateway: XClient, x: SandboxX) -> None:
+    with pytest.raises(XError) as refused:
+        gateway.mentions(x.bot_user_id, since_id=None, page_size=3)  # X takes 5 to 100
+
+    assert refused.value.status == 400 and refused.value.parameters == ("max_results",)
+    assert gateway.dialect is POSTS and calls(x, f"/2/users/{x.bot_user_id}/mentions") == 1
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("spoken", [POSTS, TWEETS], ids=["speaks posts", "speaks tweets"])
+def test_the_one_shot_upload_is_taken_in_either_dialect(clock: ManualClock, dialect: str, spoken: Dialect) -> None:
+    with SandboxX(clock=clock, dialect=dialect) as x:
+        gateway = gateway_for(x, clock, dialect=spoken)
+        data = encoded_image(60, 40, "PNG", seed=4)
+
+        media_id = gateway.upload_image(data, content_type="image/png")
+
+    assert x.media(f"3_{media_id}").data == data
+    # Only X on the new names refuses one: media_type, which the old upload sent.
+    refused = dialect == "posts" and spoken is TWEETS
+    assert calls(x, "/2/media/upload") == (2 if refused else 1)
+    assert gateway.dialect is (POSTS if refused else spoken)
+
+
+def test_the_kept_dialect_is_per_platform_and_an_unknown_one_is_ignored(sessions: sessionmaker[Session]) -> None:
+    memory = DialectMemory(sessions)
+    assert memory.load() is None
+    memory.save(TWEETS)
+    memory.save(TWEETS)
+    assert memory.load() is TWEETS and DialectMemory(sessions, platform="elsewhere").load() is None
+    with sessions.begin() as s:
+        platform_settings.put(s, "x", SETTING, "futures")
+    assert memory.load() is None
 
 
 def test_a_tweet_is_looked_up_with_its_photos_or_is_gone(x: SandboxX, gateway: XClient) -> None:
