@@ -65,6 +65,7 @@ class BotSettings:
     poll_interval_s: float = checked(positive)
     page_size: int = checked(between(5, 100))
     max_attempts: int = checked(between(1, 100))
+    deliver_for_s: float = checked(between(0, 30 * 86400))
     poll_overlap_s: float = checked(between(0, 86400))
     first_start_max_age_s: float = checked(between(0, 30 * 86400))
     refusal_period_s: float = checked(between(0, 30 * 86400))

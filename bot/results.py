@@ -4,7 +4,9 @@ The picture goes out as a JPEG that fits a photo limit, with alt text saying wha
 gallery credit when the style was a gallery painting (X also labels it as made with AI). A job
 painted or tried before may have been posted by an attempt that died before recording it: its
 result is owed with ``look_first``, and the outbox looks among the bot's replies to the post
-before posting it.
+before posting it. A result given up on is apologised for (``APOLOGY``), unless the outbox finds
+it posted after all (a last attempt X took although the bot stopped waiting): then the result is
+recorded as posted and the apology dropped (``posted_after_all``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from bot import compose
 from bot.gallery import Gallery
 from bot.platform import Image, Limits
 from storage import jobs, replies
-from storage.models import Job, Reply
+from storage.models import Job, JobState, Reply
 
 KIND = "result"
+APOLOGY = "undelivered"  # the kind of the notice that a painted picture could not be posted
 UNDELIVERABLE = "Sorry, I painted your picture but couldn't post it. Please try again later."
 
 
@@ -34,6 +37,25 @@ def owe(session: Session, job: jobs.ClaimedJob, *, gallery: Gallery) -> Reply:
         # starts the attempts again, not the picture).
         look_first=job.attempts > 1 or job.result_image is not None,
     )
+
+
+def apologises(reply: Reply) -> bool:
+    """Whether ``reply`` says a painted picture could not be posted (owed before the ``APOLOGY``
+    kind, such a notice was a "failure" with the same words)."""
+    return reply.kind == APOLOGY or (reply.job_id is None and reply.text.endswith(UNDELIVERABLE))
+
+
+def posted_after_all(session: Session, apology: Reply, picture_ref: str, *, max_attempts: int) -> None:
+    """The picture ``apology`` was owed for is posted (as ``picture_ref``): the apology is dropped,
+    and the result and its job are recorded as posted."""
+    replies.give_up(session, apology.id, f"not sent: the picture was posted after all, as post {picture_ref}",
+                    max_attempts=max_attempts)
+    for result in replies.for_post(session, apology.platform, apology.in_reply_to_ref):
+        if result.kind == KIND and result.reply_ref is None:
+            replies.mark_sent(session, result.id, picture_ref)
+            job = session.get(Job, result.job_id)
+            if job is not None and job.state in (JobState.FAILED, JobState.UPLOADING):
+                jobs.mark_posted(session, job.id, reply_ref=picture_ref)
 
 
 def painted(session: Session, reply: Reply) -> bytes | None:

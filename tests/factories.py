@@ -25,6 +25,7 @@ _BASE: dict[str, Any] = {
         "poll_interval_s": 1.0,
         "page_size": 100,
         "max_attempts": 3,
+        "deliver_for_s": 21600,
         "poll_overlap_s": 120,
         "first_start_max_age_s": 3600,
         "refusal_period_s": 86400,

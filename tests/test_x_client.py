@@ -330,6 +330,19 @@ def test_server_errors_are_transient_and_backed_off_with_jitter(
     assert gateway.mentions(x.bot_user_id, since_id=None).mentions == []  # no pause after a 5xx
 
 
+def test_with_a_deadline_transient_errors_are_retried_until_it_however_many_attempts() -> None:
+    failed = XError("503", status=503)
+
+    later = decide(failed, 50, max_attempts=3, now=0, until=3600, rng=random.Random(1))
+    last = decide(failed, 51, max_attempts=3, now=3500, until=3600)
+    given_up = decide(failed, 52, max_attempts=3, now=3600, until=3600)
+
+    assert later.retry and retry.MAX_S / 2 <= later.at <= retry.MAX_S  # the backoff, capped
+    assert last.retry and last.at == 3600  # the last try is at the deadline itself
+    assert not given_up.retry and given_up.tell_user and "deadline" in given_up.reason
+    assert not decide(XTweetGone("gone", tweet_id="1"), 1, max_attempts=3, now=0, until=3600).retry
+
+
 def test_a_slow_x_is_a_transient_timeout(x: SandboxX, clock: ManualClock) -> None:
     gateway = XClient(XCredentials.sandbox(), base_url=x.base_url, timeout_s=0.2, clock=clock)
     x.slow("GET /2/users/me", 1.0)

@@ -31,7 +31,8 @@ not render, so a client that asks for more than the sandbox knows fails loudly, 
 The test and demo side drives it in-process: ``post`` tweets (photos, GIFs, videos, replies) as
 any user, ``retweet``, read what the bot posted with ``tweets_by`` and ``replies_to``, look at
 ``media`` bytes, ``delete`` tweets, and switch faults on: ``fail`` (5xx or 429 answers),
-``slow`` (late answers), ``cap`` (usage caps), ``replace_media`` (bytes that lie about their
+``slow`` (late answers), ``outage`` and ``recover`` (every read or write failing until told
+otherwise), ``cap`` (usage caps), ``replace_media`` (bytes that lie about their
 type), ``post(indexed=False)`` then ``index`` (a mention that shows up late). Time comes from
 ``clock`` (a ``ManualClock`` in tests), so windows, caps and processing never need a real wait.
 """
@@ -405,6 +406,7 @@ class SandboxX:
         self._faults: dict[str, list[_Fault]] = {}  # endpoint key -> answers to give next
         self._delays: dict[str, float] = {}  # endpoint key or "media" -> seconds to wait
         self._caps: dict[str, str] = {}  # "read"/"write" -> the period X names
+        self._outages: dict[str, int] = {}  # "read"/"write" -> the HTTP status every such call gets
         self._posted: dict[str, float] = {}  # text the bot posted -> when, for X's duplicate check
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -594,6 +596,20 @@ class SandboxX:
             else:
                 self._delays.pop(endpoint, None)
 
+    def outage(self, kind: str, status: int = 503) -> None:
+        """Answer every call of ``kind`` ("read" or "write") with HTTP ``status`` until ``recover``."""
+        if kind not in ("read", "write"):
+            raise ValueError(f"kind must be 'read' or 'write', got: {kind!r}")
+        if not 500 <= status <= 599:
+            raise ValueError(f"status must be an HTTP server error from 500 to 599, got: {status}")
+        with self._lock:
+            self._outages[kind] = status
+
+    def recover(self, kind: str) -> None:
+        """The outage of ``kind`` calls is over."""
+        with self._lock:
+            self._outages.pop(kind, None)
+
     def cap(self, kind: str, period: str = "Monthly") -> None:
         """Spend the usage cap of ``kind`` ("read" or "write"): such calls get X's usage-capped 429."""
         if kind not in ("read", "write"):
@@ -707,9 +723,12 @@ class SandboxX:
         self._wait(route.key)
         within_limit, rate_headers = self._count_request(route.key)
         with self._lock:
-            faults = self._faults.get(route.key)
+            outage = self._outages.get(call_kind(route.key))
+            faults = self._faults.get(route.key) if outage is None else None
             fault = faults.pop(0) if faults else None
             period = self._caps.get(call_kind(route.key))
+        if outage is not None:  # X is down: no rate-limit headers, no problem of its own
+            return _reply_problem(_http_problem(HTTPStatus(outage)))
         if fault is not None:
             problem = _http_problem(HTTPStatus(fault.status), fault.detail)
             return _reply_problem(problem, rate_headers if fault.rate_headers else {})
