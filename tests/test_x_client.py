@@ -28,7 +28,7 @@ from bot.x.errors import (
 )
 from bot import retry
 from bot.retry import BASE_S, RetryDecision
-from bot.x.client import CAP_RECHECK_S, MENTIONS, XClient, period_end
+from bot.x.client import CAP_RECHECK_S, MENTIONS, XClient, _blamed, period_end
 from bot.x.platform import translate
 from bot.x.dialect import POSTS, SETTING, TWEETS, Dialect, DialectMemory
 from bot.x.sandbox import DIALECTS, ManualClock, SandboxX
@@ -149,6 +149,16 @@ def test_the_one_shot_upload_is_taken_in_either_dialect(clock: ManualClock, dial
     refused = dialect == "posts" and spoken is TWEETS
     assert calls(x, "/2/media/upload") == (2 if refused else 1)
     assert gateway.dialect is (POSTS if refused else spoken)
+
+
+def test_a_400_blames_names_in_either_of_x_s_problem_shapes() -> None:
+    listed = {"errors": [{"parameters": {"expansions": ["referenced_tweets.id"]}, "message": "not one of [...]"}]}
+    spec = {"type": "https://api.x.com/2/problems/invalid-request", "title": "Invalid Request",
+            "detail": "bad", "parameter": "tweet.fields", "value": "author_id"}  # InvalidRequestProblem, v2.167
+
+    assert _blamed(listed) == (("expansions",), ("referenced_tweets.id",))
+    assert _blamed(spec) == (("tweet.fields",), ("author_id",))
+    assert TWEETS.refused(*_blamed(listed)) and TWEETS.refused(*_blamed(spec)) and not POSTS.refused(*_blamed(spec))
 
 
 def test_the_kept_dialect_is_per_platform_and_an_unknown_one_is_ignored(sessions: sessionmaker[Session]) -> None:
