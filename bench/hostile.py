@@ -115,7 +115,7 @@ def run_one(path: Path, workdir: Path) -> dict[str, object]:
 
     config = load_config(ROOT / "config.yaml")
     config = config.replace(
-        bot=replace(config.bot, platform="memory"),
+        bot=replace(config.bot, platforms=("memory",)),
         database=replace(config.database, url=f"sqlite:///{workdir / 'forger.sqlite3'}"),
     )
     forger = Forger.create(config, {}, renderer=QuickRenderer(size=config.render.settings.size), upgrade=True)

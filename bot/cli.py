@@ -28,6 +28,7 @@ from storage.errors import StorageError
 
 if TYPE_CHECKING:
     from bot.app import Forger
+    from bot.platform import Platform
 
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
@@ -207,6 +208,7 @@ RENDERER_HELP = "neural: the real painting (default); quick: an instant colour t
 
 def _serve(ctx: click.Context, *, poll: bool, work: bool, deliver: bool, renderer: str = "neural") -> None:
     from bot.app import Forger
+    from bot.platform import Platform
     from bot.rendering import QuickRenderer
     from bot.scheduler import build_scheduler
 
@@ -218,13 +220,13 @@ def _serve(ctx: click.Context, *, poll: bool, work: bool, deliver: bool, rendere
         # A process that only renders needs the database and nothing else: no platform, no keys.
         forger = Forger.create(config, os.environ, renderer=QuickRenderer() if renderer == "quick" else None,
                                render_only=not (poll or deliver))
-        handle = _check_account(forger, config) if forger.posts else None
+        handles = [_check_account(platform) for platform in forger.platforms.values()]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     scheduler = build_scheduler(forger, poll=poll, work=work, deliver=deliver)
     scheduler.start()
     doing = " + ".join(name for name, on in (("poll", poll), ("work", work), ("deliver", deliver)) if on)
-    click.echo(f"forger: {f'serving @{handle}' if handle else 'painting'} ({doing}); Ctrl-C stops")
+    click.echo(f"forger: {f'serving {chr(44).join(handles)}' if handles else 'painting'} ({doing}); Ctrl-C stops")
     try:
         stop.wait()
     except KeyboardInterrupt:
@@ -236,20 +238,23 @@ def _serve(ctx: click.Context, *, poll: bool, work: bool, deliver: bool, rendere
         forger.close()
 
 
-def _check_account(forger: Forger, config: Config) -> str:
-    """The handle the platform's credentials are for, which must be the configured one."""
+def _check_account(platform: Platform) -> str:
+    """``@handle on platform``, for the account the platform's credentials are for, which must be
+    the configured one."""
     try:
-        handle = forger.platform.me().handle
+        handle = platform.me().handle
     except PlatformError as exc:
         if not exc.transient:
             raise
         # The platform is down, or its read cap is spent: posting may still work, so serve, unchecked.
-        handle = config.bot.handle
+        handle = platform.handle
         log.warning("could not ask %s which account the credentials are for (%s): serving @%s unchecked",
-                    forger.platform.name, exc, handle)
-    if handle.lower() != config.bot.handle.lower():
-        raise ForgerError(f"the credentials are for @{handle}, but config bot.handle is {config.bot.handle}")
-    return handle
+                    platform.name, exc, handle)
+    if handle.lower() != platform.handle.lower():
+        raise ForgerError(
+            f"the {platform.name} credentials are for @{handle}, but config {platform.name}.handle is {platform.handle}"
+        )
+    return f"@{handle} on {platform.name}"
 
 
 @main.command()
@@ -294,14 +299,17 @@ def deliver_command(ctx: click.Context) -> None:
 @click.option("--size", type=click.IntRange(32, 4096), default=256, show_default=True, help="Render size in pixels.")
 @click.option("--iterations", type=_Numbers(int), default=None, help="Iterations at each scale (default: config).")
 @click.option("--quick", is_flag=True, help="Use the instant colour-transfer renderer instead of the network.")
+@click.option("--x-dialect", type=click.Choice(["posts", "tweets"]), default="posts", show_default=True,
+              help="The names the sandbox X takes: X's current ones (posts) or those before its Post rename.")
 @click.pass_context
 def demo(ctx: click.Context, out: Path | None, images: Path | None, size: int, iterations: tuple[int, ...] | None,
-         quick: bool) -> None:
+         quick: bool, x_dialect: str) -> None:
     """Run the whole bot against a sandbox X on loopback, end to end."""
-    from bot.demo import run_demo
+    from bot.x.demo import run_demo
 
     with _user_errors():
-        run_demo(_config(ctx), out=out, images=images, size=size, iterations=iterations, quick=quick, console=console)
+        run_demo(_config(ctx), out=out, images=images, size=size, iterations=iterations, quick=quick, console=console,
+                 x_dialect=x_dialect)
 
 
 @main.group()
@@ -398,7 +406,7 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 @main.command("queue")
 @click.option("--state", "states", multiple=True, help="Only jobs in this state (repeatable).")
-@click.option("--user", default=None, help="Only jobs of this X username.")
+@click.option("--user", default=None, help="Only jobs of this username.")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
 @JSON_OPTION
 @click.pass_context
@@ -541,7 +549,9 @@ def stats_command(ctx: click.Context, as_json: bool) -> None:
     """Jobs by state, renders per hour, render and wait times, X API calls and spend."""
     from bot import admin
 
-    budget = _config(ctx).budget.monthly_usd
+    from bot.platforms import budgets_usd
+
+    budget = sum(budgets_usd(_config(ctx)).values())
     with _admin_session(ctx) as session, _user_errors():
         found = admin.stats(session, budget_usd=budget)
 
@@ -571,6 +581,7 @@ def admin_command(ctx: click.Context, host: str | None, port: int) -> None:
     from waitress import create_server
 
     from bot.dashboard import create_app
+    from bot.platforms import budgets_usd
     from storage import schema
     from storage.db import open_engine, session_factory
 
@@ -591,7 +602,7 @@ def admin_command(ctx: click.Context, host: str | None, port: int) -> None:
             schema.check(engine)
         app = create_app(
             session_factory(engine), reads=session_factory(engine, read_only=True), password=password, secret_key=key or os.urandom(32),
-            budget_usd=config.budget.monthly_usd, quota_per_day=config.queue.per_user_per_day,
+            budget_usd=sum(budgets_usd(config).values()), quota_per_day=config.queue.per_user_per_day,
         )
         host = host or ("0.0.0.0" if os.environ.get("PORT") else "127.0.0.1")
         try:  # bound here, so that a port taken is one line (waitress would leave its own parts open)

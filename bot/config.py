@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar, get_type_hints
+from typing import Any, TypeVar, get_type_hints
 
 import yaml
 
@@ -27,19 +27,15 @@ T = TypeVar("T")
 Check = Callable[[Any], str | None]
 
 
-def _between(low: float, high: float) -> Check:
+def between(low: float, high: float) -> Check:
     return lambda v: None if low <= v <= high else f"a number from {low:g} to {high:g}"
 
 
-def _positive(v: Any) -> str | None:
+def positive(v: Any) -> str | None:
     return None if v > 0 else "a positive number"
 
 
-def _handle(v: str) -> str | None:
-    return None if re.fullmatch(r"[A-Za-z0-9_]{1,15}", v) else "an X username: 1-15 letters, digits or _, no @"
-
-
-def _http_url(v: str) -> str | None:
+def http_url(v: str) -> str | None:
     return None if re.match(r"https?://[^/\s]+", v) else "an http(s) URL such as https://api.x.com"
 
 
@@ -47,62 +43,52 @@ def _db_url(v: str) -> str | None:
     return None if re.match(r"[a-z0-9+]+://", v) else "an SQLAlchemy URL such as sqlite:///data/forger.sqlite3"
 
 
-def _checked(check: Check) -> Any:
+def checked(check: Check) -> Any:
     return field(metadata={"check": check})
 
 
-def _anything(v: Any) -> str | None:
+def anything(v: Any) -> str | None:
     return None  # the type check is all there is (a flag, a list of folders)
 
 
-def _name(v: str) -> str | None:
-    return None if re.fullmatch(r"[a-z][a-z0-9_]*", v) else "a platform's name, such as x"
+def _platform_names(v: tuple[str, ...]) -> str | None:
+    from bot import platforms  # the registry (it imports this module)
+
+    known = sorted(platforms.PLATFORMS)
+    ok = v and len(set(v)) == len(v) and all(name in known for name in v)
+    return None if ok else f"a list of platforms, each one of: {', '.join(known)}"
 
 
 @dataclass(frozen=True)
 class BotSettings:
-    platform: str = _checked(_name)
-    handle: str = _checked(_handle)
-    poll_interval_s: float = _checked(_positive)
-    page_size: int = _checked(_between(5, 100))
-    max_attempts: int = _checked(_between(1, 100))
-    poll_overlap_s: float = _checked(_between(0, 86400))
-    first_start_max_age_s: float = _checked(_between(0, 30 * 86400))
-    refusal_period_s: float = _checked(_between(0, 30 * 86400))
-    min_photo_side: int = _checked(_between(1, 4096))
-    max_aspect_ratio: float = _checked(_between(1, 100))
-    acknowledge: bool = _checked(_anything)
-
-
-@dataclass(frozen=True)
-class XSettings:
-    api_base_url: str = _checked(_http_url)
-    timeout_s: float = _checked(_positive)
-    upload_chunk_bytes: int = _checked(_between(64 * 1024, 5 * 1024 * 1024))
-    made_with_ai: bool = _checked(_anything)
-
-
-def _host_names(v: tuple[str, ...]) -> str | None:
-    ok = v and all(re.fullmatch(r"[A-Za-z0-9.-]+", h) for h in v)
-    return None if ok else "a list of host names such as [pbs.twimg.com]"
+    platforms: tuple[str, ...] = checked(_platform_names)
+    poll_interval_s: float = checked(positive)
+    page_size: int = checked(between(5, 100))
+    max_attempts: int = checked(between(1, 100))
+    deliver_for_s: float = checked(between(0, 30 * 86400))
+    poll_overlap_s: float = checked(between(0, 86400))
+    first_start_max_age_s: float = checked(between(0, 30 * 86400))
+    refusal_period_s: float = checked(between(0, 30 * 86400))
+    min_photo_side: int = checked(between(1, 4096))
+    max_aspect_ratio: float = checked(between(1, 100))
+    acknowledge: bool = checked(anything)
 
 
 @dataclass(frozen=True)
 class MediaSettings:
-    hosts: tuple[str, ...] = _checked(_host_names)
-    max_bytes: int = _checked(_between(1024, 100 * 1024 * 1024))
-    time_limit_s: float = _checked(_positive)
-    max_pixels: int = _checked(_between(1, 178_956_970))
+    max_bytes: int = checked(between(1024, 100 * 1024 * 1024))
+    time_limit_s: float = checked(positive)
+    max_pixels: int = checked(between(1, 178_956_970))
 
 
 @dataclass(frozen=True)
 class GallerySettings:
-    extra_dirs: tuple[str, ...] = _checked(_anything)
+    extra_dirs: tuple[str, ...] = checked(anything)
 
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    url: str = _checked(_db_url)
+    url: str = checked(_db_url)
 
 
 @dataclass(frozen=True)
@@ -146,39 +132,23 @@ class RenderConfig:
 
 @dataclass(frozen=True)
 class QueueSettings:
-    lease_s: float = _checked(_between(5, 3600))
-    per_user_per_day: int = _checked(_between(0, 10000))
-    queue_limit: int = _checked(_between(1, 1_000_000))
+    lease_s: float = checked(between(5, 3600))
+    per_user_per_day: int = checked(between(0, 10000))
+    queue_limit: int = checked(between(1, 1_000_000))
 
 
-def _fraction(v: float) -> str | None:
+def fraction(v: float) -> str | None:
     return None if 0 <= v <= 1 else "a fraction from 0 to 1"
 
 
-def _price(v: float) -> str | None:
+def price(v: float) -> str | None:
     return None if v >= 0 else "a price in USD, 0 or more"
 
 
 @dataclass(frozen=True)
-class Prices:
-    mention_read: float = _checked(_price)
-    post: float = _checked(_price)
-    reply: float = _checked(_price)
-    media_upload: float = _checked(_price)
-
-
-@dataclass(frozen=True)
-class BudgetSettings:
-    prices_usd: Prices
-    monthly_usd: float = _checked(_price)
-    optional_until: float = _checked(_fraction)
-    new_work_until: float = _checked(_fraction)
-
-
-@dataclass(frozen=True)
 class RetentionSettings:
-    images_days: float = _checked(_between(0.01, 3650))
-    rollup_days: float = _checked(_between(1, 3650))
+    images_days: float = checked(between(0.01, 3650))
+    rollup_days: float = checked(between(1, 3650))
 
 
 @dataclass(frozen=True)
@@ -187,59 +157,34 @@ class PathSettings:
 
 
 @dataclass(frozen=True)
-class XCredentials:
-    """OAuth 1.0a user-context keys of the bot's account (and an optional app bearer token)."""
-
-    api_key: str
-    api_secret: str
-    access_token: str
-    access_token_secret: str
-    bearer_token: str | None = None
-
-    ENV: ClassVar[dict[str, str]] = {
-        "api_key": "X_API_KEY",
-        "api_secret": "X_API_SECRET",
-        "access_token": "X_ACCESS_TOKEN",
-        "access_token_secret": "X_ACCESS_TOKEN_SECRET",
-    }
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> XCredentials:
-        """Read the keys from the environment; a missing one is named in the error."""
-        missing = [name for name in cls.ENV.values() if not env.get(name)]
-        if missing:
-            raise ConfigError(
-                "X credentials missing from the environment: " + ", ".join(missing)
-                + " (set them to the keys of the bot's X app and account)"
-            )
-        values = {attr: env[name] for attr, name in cls.ENV.items()}
-        return cls(**values, bearer_token=env.get("X_BEARER_TOKEN") or None)
-
-    @classmethod
-    def sandbox(cls) -> XCredentials:
-        """Placeholder keys for the sandbox X, which accepts any."""
-        return cls("sandbox", "sandbox", "sandbox", "sandbox")
-
-    def __repr__(self) -> str:  # never print secrets into logs
-        return "XCredentials(***)"
-
-
-@dataclass(frozen=True)
 class Config:
     bot: BotSettings
-    x: XSettings
     database: DatabaseSettings
     queue: QueueSettings
-    budget: BudgetSettings
     media: MediaSettings
     gallery: GallerySettings
     render: RenderConfig
     retention: RetentionSettings
     paths: PathSettings
+    # Each platform's own section (``x:``…), by the platform's name, parsed by the settings class
+    # the registry (``bot.platforms``) names; only that platform reads it.
+    platform_sections: Mapping[str, Any] = field(default_factory=dict)
 
     def replace(self, **sections: Any) -> Config:
-        """A copy with some sections replaced (the demo points X and the database elsewhere)."""
+        """A copy with some sections replaced (the demo points the database elsewhere)."""
         return dataclasses.replace(self, **sections)
+
+    def section(self, platform: str) -> Any:
+        """Platform ``platform``'s settings; a ConfigError if the file has no section for it."""
+        try:
+            return self.platform_sections[platform]
+        except KeyError:
+            raise ConfigError(f"the configuration has no {platform}: section (platform {platform} needs one)") from None
+
+    def with_section(self, platform: str, **changes: Any) -> Config:
+        """A copy with some of ``platform``'s settings changed (the demo points X at its sandbox)."""
+        changed = dataclasses.replace(self.section(platform), **changes)
+        return dataclasses.replace(self, platform_sections={**self.platform_sections, platform: changed})
 
 
 # Where a database URL with a password comes from: the environment, never the file. Heroku's
@@ -268,8 +213,28 @@ def load_config(path: Path | str, env: Mapping[str, str] = os.environ) -> Config
 
 
 def parse_config(raw: Any, *, source: str = "config") -> Config:
-    """Validate an already-parsed mapping (as ``yaml.safe_load`` returns) into a Config."""
-    return _build(Config, raw, source, "")
+    """Validate an already-parsed mapping (as ``yaml.safe_load`` returns) into a Config.
+
+    A top-level key named after a platform is that platform's section, parsed by its settings
+    class; every platform ``bot.platforms`` lists that has a settings class must have one.
+    """
+    from bot import platforms  # the registry (it imports this module)
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, got: {raw!r}")
+    core = {k: v for k, v in raw.items() if k not in platforms.PLATFORMS}
+    config = _build(Config, core, source, "")
+    sections = {}
+    for name, value in raw.items():
+        kind = platforms.settings_class(name) if name in platforms.PLATFORMS else None
+        if name in platforms.PLATFORMS:
+            if kind is None:
+                raise ConfigError(f"{source}: platform {name} has no settings: remove its {name}: section")
+            sections[name] = _build(kind, value, source, name + ".")
+    for name in config.bot.platforms:
+        if platforms.settings_class(name) is not None and name not in sections:
+            raise ConfigError(f"{source}: missing key {name} (bot.platforms names {name}, which needs its section)")
+    return config.replace(platform_sections=sections)
 
 
 def _build(cls: type[T], raw: Any, source: str, prefix: str) -> T:
@@ -277,10 +242,15 @@ def _build(cls: type[T], raw: Any, source: str, prefix: str) -> T:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: {where} must be a mapping of keys, got: {raw!r}")
     hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "platform_sections"}  # type: ignore[arg-type]
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise ConfigError(f"{source}: unknown key {prefix}{unknown[0]} (known: {', '.join(fields)})")
+        known = list(fields)
+        if cls is Config:
+            from bot import platforms
+
+            known += sorted(platforms.PLATFORMS)
+        raise ConfigError(f"{source}: unknown key {prefix}{unknown[0]} (known: {', '.join(known)})")
     values: dict[str, Any] = {}
     for name, spec in fields.items():
         key = prefix + name
@@ -293,7 +263,7 @@ def _build(cls: type[T], raw: Any, source: str, prefix: str) -> T:
             values[name] = _build(kind, raw[name], source, key + ".")
         else:
             values[name] = _coerce(raw[name], kind, spec.metadata.get("check"), source, key)
-    return cls(**values)
+    return cls(**values)  # type: ignore[call-arg]
 
 
 def _coerce(value: Any, kind: Any, check: Check | None, source: str, key: str) -> Any:

@@ -1,4 +1,4 @@
-"""People's photos, fetched safely: only from the platform's media hosts (``media.hosts``), within
+"""People's photos, fetched safely: only from the platform's media hosts (each platform's own), within
 a byte cap and a time limit.
 
 What comes back is checked before anyone decodes it for real: its first bytes must be the image
@@ -26,9 +26,7 @@ from PIL import Image
 
 from bot.errors import MediaError, PhotoBadShape, PhotoProblem, PhotoTooSmall
 
-X_MEDIA_HOSTS = ("pbs.twimg.com",)  # where X serves photos (video.twimg.com serves videos)
-
-# The types X serves photos as, by their first bytes; WebP is RIFF....WEBP.
+# The types platforms serve photos as, by their first bytes; WebP is RIFF....WEBP.
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 _ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
 _CHUNK = 64 * 1024
@@ -127,7 +125,6 @@ class Downloader:
     def __init__(
         self,
         *,
-        hosts: Collection[str] = X_MEDIA_HOSTS,
         max_bytes: int = 16 * 1024 * 1024,
         time_limit_s: float = 20.0,
         max_pixels: int = 40_000_000,
@@ -135,8 +132,7 @@ class Downloader:
         max_ratio: float | None = 6.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``hosts`` are the host names photos may come from; ``time_limit_s`` bounds each fetch."""
-        self.hosts = frozenset(h.lower() for h in hosts)
+        """``time_limit_s`` bounds each fetch."""
         self.max_bytes = max_bytes
         self.time_limit_s = time_limit_s
         self.max_pixels = max_pixels
@@ -145,9 +141,10 @@ class Downloader:
         self._clock = clock
         self._session = requests.Session()
 
-    def fetch(self, url: str, *, name: str = "the photo") -> Photo:
-        """The checked photo at ``url``; MediaError (``transient`` or not) when it cannot be had."""
-        self._check_url(url, name)
+    def fetch(self, url: str, *, hosts: Collection[str], name: str = "the photo") -> Photo:
+        """The checked photo at ``url``, which must be on one of ``hosts`` (the platform's media
+        hosts); MediaError (``transient`` or not) when it cannot be had."""
+        self._check_url(url, frozenset(h.lower() for h in hosts), name)
         deadline = self._clock() + self.time_limit_s
         try:
             # The read timeout bounds each wait for bytes; the deadline, checked after each read,
@@ -201,10 +198,10 @@ class Downloader:
             name=name,
         )
 
-    def _check_url(self, url: str, name: str) -> None:
+    def _check_url(self, url: str, hosts: frozenset[str], name: str) -> None:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
-        if host not in self.hosts:
+        if host not in hosts:
             raise MediaError(
                 f"{name} is at {host or url!r}, which is not one of the platform's media hosts",
                 problem=PhotoProblem.ELSEWHERE,

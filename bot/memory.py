@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Config
 from bot.errors import Gone, MediaError, PhotoProblem
 from bot.media import Downloader, Photo
-from bot.platform import Account, CallKind, Image, Media, MentionBatch, Post
+from bot.platform import Account, CallKind, Image, Limits, Media, MentionBatch, Post
 from storage.ledger import Need
 
 
@@ -35,6 +35,8 @@ class MemoryPlatform:
         self._users: dict[str, str] = {}  # username -> user id
         self._blocked: dict[CallKind, float] = {}
         self._last_id = 0
+        self.handle = handle
+        self.limits = Limits(text=280, alt_text=1000, image_bytes=5 * 1024 * 1024)  # X's, the tightest
         self.account = Account(id=self.add_user(handle), handle=handle)
 
     # -- the world's side ------------------------------------------------------------------------
@@ -142,4 +144,4 @@ class MemoryPlatform:
 
 def create(config: Config, sessions: sessionmaker[Session], env: Mapping[str, str]) -> MemoryPlatform:
     """An empty platform for the bot ``config`` names (no secrets, no database of its own)."""
-    return MemoryPlatform(handle=config.bot.handle)
+    return MemoryPlatform()

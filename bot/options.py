@@ -1,6 +1,6 @@
 """Render options a user can write in a mention, and how they travel with a job.
 
-In the tweet's text, anywhere, in any case (``help`` lists them):
+In the post's text, anywhere, in any case (``help`` lists them):
 
 - ``strength low``, ``strength normal``, ``strength high`` (or ``low strength``, ``high strength``):
   how strongly the painting's style is laid on;

@@ -18,7 +18,6 @@ mention is ``hold_max_s`` old.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -64,13 +63,13 @@ class PollPolicy:
     first_start_max_age_s: float = 3600.0
     refusal_period_s: float = 86_400.0
     acknowledge: bool = False
-    gallery: Gallery = field(default_factory=Gallery.load)
-    downloader: Downloader = field(default_factory=Downloader)
+    gallery: Gallery = field(kw_only=True)
+    downloader: Downloader = field(kw_only=True)
 
 
-@functools.cache
 def policy_for(config: Config) -> PollPolicy:
-    """The policy of ``config`` (built once per config: the gallery is read, a session opened)."""
+    """The policy of ``config``: its gallery read (a ConfigError naming a bad folder), and a
+    downloader with its own HTTP session. Built once per process (``Forger.create``)."""
     bot, media = config.bot, config.media
     return PollPolicy(
         overlap_s=bot.poll_overlap_s,
@@ -79,7 +78,6 @@ def policy_for(config: Config) -> PollPolicy:
         acknowledge=bot.acknowledge,
         gallery=Gallery.load(config.gallery.extra_dirs),
         downloader=Downloader(
-            hosts=media.hosts,
             max_bytes=media.max_bytes,
             time_limit_s=media.time_limit_s,
             max_pixels=media.max_pixels,
@@ -111,11 +109,10 @@ def poll(
     *,
     limits: Limits,
     page_size: int = 100,
-    policy: PollPolicy | None = None,
+    policy: PollPolicy,
     clock: Callable[[], float] = time.time,
 ) -> PollReport:
     """One poll: fetch mentions since the cursor, record what to do with each, move the cursor."""
-    policy = policy or PollPolicy()
     now = clock()
     account = platform.me()
     with sessions() as session:

@@ -97,27 +97,29 @@ def work_once(
     *,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
-    gallery: Gallery | None = None,
+    gallery: Gallery,
 ) -> int | None:
     """Do the best queued job; returns its id, or None when nothing was due.
 
     When ``stop`` is set (the process is stopping) a render in hand is given up and its job goes
-    back to the queue, its attempt given back. ``gallery`` credits the paintings (the bundled
-    ones by default).
+    back to the queue, its attempt given back. ``gallery`` credits the paintings.
     """
     with sessions.begin() as session:
         # Jobs whose worker died go back to the queue; those out of attempts fail, and their
         # authors are told, as they are when a worker fails a job itself.
         for gone in jobs.sweep(session, max_attempts=lease.max_attempts):
-            notice = results.UNDELIVERABLE if gone.result_image is not None else BROKEN
-            _tell(session, gone.platform, gone.post_ref, gone.author_username, notice)
+            if gone.result_image is not None:  # painted: the outbox looks for the picture before this
+                _tell(session, gone.platform, gone.post_ref, gone.author_username, results.UNDELIVERABLE,
+                      kind=results.APOLOGY)
+            else:
+                _tell(session, gone.platform, gone.post_ref, gone.author_username, BROKEN)
         job = jobs.claim_next(session, worker=lease.worker, lease_s=lease.lease_s, max_attempts=lease.max_attempts)
     if job is None:
         return None
     log.info("job %d: post %s:%s by @%s, attempt %d", job.id, job.platform, job.post_ref, job.author_username,
              job.attempts)
     try:
-        _paint(sessions, renderer, lease, job, progress, stop, gallery or Gallery.load())
+        _paint(sessions, renderer, lease, job, progress, stop, gallery)
     except LeaseLost as exc:
         log.warning("job %d: stopped, %s", job.id, exc)
     return job.id
@@ -183,9 +185,12 @@ def _fail(sessions: sessionmaker[Session], lease: Lease, job: jobs.ClaimedJob, e
             _tell(session, job.platform, job.post_ref, job.author_username, notice)
 
 
-def _tell(session: Session, platform: str | None, post_ref: str | None, username: str | None, notice: str) -> None:
+def _tell(
+    session: Session, platform: str | None, post_ref: str | None, username: str | None, notice: str,
+    *, kind: str = "failure",
+) -> None:
     """Owe the post that asked for a job a short reply (a job asked for by no post has nobody to tell)."""
     if platform is not None and post_ref is not None:
-        replies.owe(session, platform=platform, in_reply_to_ref=post_ref, kind="failure",
+        replies.owe(session, platform=platform, in_reply_to_ref=post_ref, kind=kind,
                     text=addressed(username or "", notice))
 

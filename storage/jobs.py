@@ -29,7 +29,8 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.RENDERING: frozenset({JobState.UPLOADING, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED}),
     JobState.UPLOADING: frozenset({JobState.REPLIED, JobState.FAILED}),
     JobState.REPLIED: frozenset(),
-    JobState.FAILED: frozenset({JobState.QUEUED}),  # an admin's retry
+    # An admin's retry; or its result, given up on, turned out to be posted after all.
+    JobState.FAILED: frozenset({JobState.QUEUED, JobState.REPLIED}),
     JobState.CANCELLED: frozenset(),
 }
 ACTIVE = (JobState.RENDERING,)  # states that hold a lease

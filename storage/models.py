@@ -225,6 +225,9 @@ class Reply(Base):
     alt_text: Mapped[str | None] = mapped_column(Text)  # what the picture shows, for screen readers
     # An earlier attempt may have posted it already (a job painted or tried before): look first.
     look_first: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Tried until then however many attempts it takes (a painted picture waits out an outage);
+    # None: ``max_attempts`` decides. Set at its first failure, cleared when it is given up.
+    deliver_until: Mapped[datetime | None]
     reply_ref: Mapped[str | None] = mapped_column(REF)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
@@ -249,6 +252,20 @@ class Cursor(Base):
     platform: Mapped[str] = mapped_column(PLATFORM, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PlatformSetting(Base):
+    """A value a platform adapter learnt and keeps across restarts (e.g. which API dialect works).
+
+    Keyed by ``platform`` and the adapter's own ``key``: the core never reads these.
+    """
+
+    __tablename__ = "platform_settings"
+
+    platform: Mapped[str] = mapped_column(PLATFORM, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

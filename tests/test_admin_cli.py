@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from bot.cli import main
 from storage.db import open_engine, session_factory
+from tests.factories import write_config
 from tests.test_dashboard import PAINTING, PHOTO, RESULT, Seeded, seed
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
@@ -51,11 +52,7 @@ class Forger:
 
 
 def _config(tmp_path: Path) -> Path:
-    raw = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
-    raw["database"]["url"] = f"sqlite:///{tmp_path / 'forger.sqlite3'}"
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    return path
+    return write_config(tmp_path / "config.yaml", tmp_path)
 
 
 @pytest.fixture
@@ -181,7 +178,7 @@ def test_stats_as_json(forger: Forger, ids: Seeded) -> None:
                                       "cancelled": 0}
     assert (found["renders_last_hour"], found["median_render_s"]) == (1, 84.0)
     assert found["api_calls_this_month"] == 2 and found["spent_usd"] == pytest.approx(0.065)
-    assert found["budget_usd"] == 50.0  # config.yaml's budget.monthly_usd
+    assert found["budget_usd"] == 50.0  # the x section's budget.monthly_usd
     assert found["windows"][0]["endpoint"] == "GET /2/users/:id/mentions"
     assert "X API: 2 calls this month, $0.07 of $50.00" in forger.ok("stats")
 

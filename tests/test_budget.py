@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import Forger
-from bot.config import load_config
+from tests.factories import make_config, on_sandbox
 from bot.errors import RateLimited
 from bot.rendering import QuickRenderer
 from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
@@ -23,13 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _forger(x: SandboxX, db_url: str, *, monthly_usd: float = 50.0) -> Forger:
-    config = load_config(ROOT / "config.yaml")
-    config = config.replace(
-        x=replace(config.x, api_base_url=x.base_url, timeout_s=5.0),
-        database=replace(config.database, url=db_url),
-        media=replace(config.media, hosts=(x.media_host,)),
-        budget=replace(config.budget, monthly_usd=monthly_usd),
-        bot=replace(config.bot, acknowledge=True),
+    config = make_config(
+        x=on_sandbox(x, budget={"monthly_usd": monthly_usd}), database={"url": db_url}, bot={"acknowledge": True},
     )
     return Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(size=64))
 
@@ -52,7 +47,7 @@ def test_every_call_is_recorded_with_its_price(x: SandboxX, db_url: str, samples
     try:
         forger.poll()
         forger.work()
-        prices = forger.config.budget.prices_usd
+        prices = forger.config.section("x").budget.prices_usd
         with forger.sessions() as s:
             calls = dict(s.execute(select(ApiCall.endpoint, func.count()).group_by(ApiCall.endpoint)).all())
             spent = ledger.spent(s)

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.config import XCredentials, load_config, parse_config
+from bot.config import load_config, parse_config
+from bot.x.settings import XCredentials
 from bot.errors import ConfigError
 from storage.db import open_engine
 
@@ -22,7 +23,7 @@ def raw() -> dict[str, Any]:
 
 def test_shipped_config_loads() -> None:
     config = load_config(ROOT / "config.yaml")
-    assert config.bot.handle == "forgerbot"
+    assert config.bot.platforms == ("x",) and config.section("x").handle == "forgerbot"
     assert config.render.settings.size == 512
     assert config.render.settings.iterations == (30, 4)
     assert config.render.weights_path is None
@@ -32,7 +33,12 @@ def test_shipped_config_loads() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda r: r["bot"].pop("handle"), "missing key bot.handle"),
+        (lambda r: r["x"].pop("handle"), "missing key x.handle"),
+        (lambda r: r.pop("x"), "missing key x (bot.platforms names x, which needs its section)"),
+        (lambda r: r["bot"].update(platforms=["x", "mastodon"]), "bot.platforms must be a list of platforms, each one of: memory, x"),
+        (lambda r: r["bot"].update(platforms=[]), "bot.platforms must be a list of platforms, each one of: memory, x, got: []"),
+        (lambda r: r.update(memory={"handle": "a"}), "platform memory has no settings: remove its memory: section"),
+        (lambda r: r.update(budget={}), "unknown key budget (known: bot, database, queue, media, gallery, render, retention, paths, memory, x)"),
         (lambda r: r.pop("render"), "missing key render"),
         (lambda r: r["render"].update(size="big"), "render.size must be a whole number, got: 'big'"),
         (lambda r: r["render"].update(size=True), "render.size must be a whole number, got: True"),
@@ -41,13 +47,13 @@ def test_shipped_config_loads() -> None:
         (lambda r: r["render"].update(strength="extreme"), "render.strength must be low, normal, high or a positive number"),
         (lambda r: r["render"].update(colours="sepia"), "render.colours must be one of painting, luminance"),
         (lambda r: r["render"].update(weights_path="/w.h5"), "render.weights_sha256 must be given with weights_path"),
-        (lambda r: r["bot"].update(handle="@forger"), "bot.handle must be an X username"),
+        (lambda r: r["x"].update(handle="@forger"), "x.handle must be an X username"),
         (lambda r: r["bot"].update(poll_interval_s=0), "bot.poll_interval_s must be a positive number, got: 0"),
         (lambda r: r["bot"].update(page_size=500), "bot.page_size must be a number from 5 to 100, got: 500"),
         (lambda r: r["x"].update(api_base_url="api.x.com"), "x.api_base_url must be an http(s) URL"),
         (lambda r: r["database"].update(url=""), "database.url must be given (it is empty), got: ''"),
         (lambda r: r["bot"].update(poll_interval_s=float("inf")), "bot.poll_interval_s must be a number, got: inf"),
-        (lambda r: r["budget"].update(monthly_usd=float("nan")), "budget.monthly_usd must be a number, got: nan"),
+        (lambda r: r["x"]["budget"].update(monthly_usd=float("nan")), "x.budget.monthly_usd must be a number, got: nan"),
         (lambda r: r["render"].update(colour=1), "unknown key render.colour"),
         (lambda r: r.update(render=[1]), "render must be a mapping of keys"),
     ],

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 from PIL import Image
 from sqlalchemy import Engine, create_engine, select
 
 from bot.x.sandbox import SandboxX
+from tests.factories import on_sandbox, write_config
 from storage import jobs, posts
 from storage.db import open_engine, session_factory
 from storage.models import Job, JobState, Outcome
@@ -85,11 +85,7 @@ def _drain_while_one_worker_dies(engine: Engine, db_url: str, tmp_path: Path) ->
                 jobs.enqueue(s, platform="x", post_ref=tweet, author_username=f"user{n % 40}",
                              content_image=picture, style_image=painting)
 
-        config = yaml.safe_load((ROOT / "config.yaml").read_text())
-        config["x"]["api_base_url"] = x.base_url
-        config["database"]["url"] = db_url
-        config["queue"]["lease_s"] = LEASE_S
-        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+        write_config(tmp_path / "config.yaml", x=on_sandbox(x), database={"url": db_url}, queue={"lease_s": LEASE_S})
         keys = {"X_API_KEY": "k", "X_API_SECRET": "s", "X_ACCESS_TOKEN": "t", "X_ACCESS_TOKEN_SECRET": "ts"}
         bare = {name: value for name, value in os.environ.items() if name not in keys}
         cli = [sys.executable, "-m", "bot.cli", "--config", str(tmp_path / "config.yaml")]

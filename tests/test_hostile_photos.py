@@ -10,7 +10,6 @@ import sys
 import textwrap
 import zlib
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,14 @@ from bot import refusals
 from bot.app import Forger
 from bot.config import load_config
 from bot.errors import MediaError, PhotoProblem
-from bot.interpret import interpret
+from bot.gallery import Gallery
+from bot.interpret import RenderRequest, interpret
 from bot.media import check_photo
 from bot.memory import MemoryPlatform
 from bot.platform import Media, Post
 from bot.refusals import RefusalKind
 from bot.rendering import QuickRenderer
+from tests.factories import make_config
 from model.images import decode_image
 from storage import jobs, posts
 
@@ -63,11 +64,7 @@ def noise(width: int, height: int, seed: int = 0) -> Image.Image:
 
 @pytest.fixture
 def forger(tmp_path: Path) -> Iterator[Forger]:
-    config = load_config(ROOT / "config.yaml")
-    config = config.replace(
-        bot=replace(config.bot, platform="memory"),
-        database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
-    )
+    config = make_config(tmp_path, bot={"platforms": ["memory"]})
     bot = Forger.create(config, {}, renderer=QuickRenderer(size=64), upgrade=True)
     yield bot
     bot.close()
@@ -200,15 +197,16 @@ def test_a_thin_painting_is_refused_from_the_size_the_platform_reports(forger: F
 
     mention = Post("9", "@forgerbot", "2", "mallory", None, (media("a", 800, 600), media("b", 100, 900)), False)
 
-    decision = interpret(mention, bot_user_id="1", min_side=64, max_ratio=6)
+    decision = interpret(mention, bot_user_id="1", gallery=Gallery.load(), min_side=64, max_ratio=6)
 
     assert decision.kind is RefusalKind.BAD_SHAPE  # type: ignore[union-attr]
     assert decision.reply.startswith("Your painting is 100×900 pixels, too long and thin")  # type: ignore[union-attr]
-    assert interpret(mention, bot_user_id="1", min_side=64, max_ratio=10).__class__.__name__ == "RenderRequest"
+    assert isinstance(interpret(mention, bot_user_id="1", gallery=Gallery.load(), min_side=64, max_ratio=10), RenderRequest)
 
 
 def test_the_largest_aspect_ratio_is_a_setting() -> None:
     assert load_config(ROOT / "config.yaml").bot.max_aspect_ratio == 6
+    assert make_config(bot={"max_aspect_ratio": 3}).bot.max_aspect_ratio == 3
     photo = png(Image.new("RGB", (640, 64), (1, 2, 3)))
     assert check_photo(photo, claimed=None, max_pixels=10**6, min_side=64, max_ratio=10).width == 640
     with pytest.raises(MediaError, match="longer than 6 times its width") as caught:

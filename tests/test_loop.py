@@ -18,34 +18,35 @@ from sqlalchemy import text
 
 from bot.app import Forger
 from bot.cli import main
-from bot.config import load_config
+from tests.factories import make_config, on_sandbox
 from bot.errors import RateLimited
 from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
 from bot.scheduler import build_scheduler
+from bot.x import dialect
 from bot.x.platform import XPlatform
-from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
-from storage import cursors, jobs, replies
+from bot.x.sandbox import CREDENTIALS_ENV, DIALECTS, SandboxX
+from storage import cursors, jobs, platform_settings, replies
 from storage.models import JobState
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def x() -> Iterator[SandboxX]:
-    with SandboxX(bot_username="forgerbot") as sandbox:
+def x(request: pytest.FixtureRequest) -> Iterator[SandboxX]:
+    """X speaking its current names (posts), or those before (tweets) where a test asks for them."""
+    with SandboxX(bot_username="forgerbot", dialect=getattr(request, "param", "posts")) as sandbox:
         yield sandbox
+
+
+def make_forger(x: SandboxX, tmp_path: Path) -> Forger:
+    config = make_config(tmp_path, x=on_sandbox(x))
+    return Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(size=96), upgrade=True)
 
 
 @pytest.fixture
 def forger(x: SandboxX, tmp_path: Path) -> Iterator[Forger]:
-    config = load_config(ROOT / "config.yaml")
-    config = config.replace(
-        x=replace(config.x, api_base_url=x.base_url, timeout_s=5.0),
-        database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
-        media=replace(config.media, hosts=(x.media_host,)),
-    )
-    bot = Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(size=96), upgrade=True)
+    bot = make_forger(x, tmp_path)
     yield bot
     bot.close()
 
@@ -60,12 +61,13 @@ def _bot_replies(x: SandboxX, tweet_id: str) -> list:  # type: ignore[type-arg]
     return [t for t in x.replies_to(tweet_id) if t.author_id == x.bot_user_id]
 
 
+@pytest.mark.parametrize("x", DIALECTS, indirect=True)
 def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
     ask = x.post("alice", "@forgerbot paint me!", images=[photos["coffee"], photos["starry_night"]])
     lone = x.post("bob", "@forgerbot hi", images=[photos["chelsea"]])
     bare = x.post("carol", "@forgerbot what are you?")
 
-    report = forger.poll()
+    report = forger.poll()["x"]
     assert (report.seen, report.queued, report.refused) == (3, 2, 1)
     assert forger.work() == 2
 
@@ -93,13 +95,43 @@ def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: For
         assert job.content_image == photos["coffee"] and job.style_image == photos["starry_night"]
 
 
+@pytest.mark.parametrize("x", DIALECTS, indirect=True)
+def test_the_dialect_x_takes_is_found_once_and_kept_across_restarts(
+    x: SandboxX, tmp_path: Path, photos: dict[str, bytes]
+) -> None:
+    x.post("alice", "@forgerbot", images=[photos["coffee"], photos["starry_night"]])
+
+    def reads() -> int:
+        return sum(1 for method, path in x.requests_log if method == "GET" and path.endswith("/mentions"))
+
+    first = make_forger(x, tmp_path)
+    try:
+        first.poll()
+        first.work()
+    finally:
+        first.close()
+    asked_first = reads()
+    again = make_forger(x, tmp_path)  # a restart, or the bot's other process
+    try:
+        again.poll()
+    finally:
+        again.close()
+
+    # X's current names are tried first; an X on the old ones refuses them once, never again.
+    assert asked_first == (2 if x.dialect == "tweets" else 1) and reads() == asked_first + 1
+    with again.sessions() as s:
+        assert platform_settings.get(s, "x", dialect.SETTING) == (x.dialect if x.dialect == "tweets" else None)
+    assert len(_bot_replies(x, x.tweets_by("alice")[0].id)) == 1
+
+
+@pytest.mark.parametrize("x", DIALECTS, indirect=True)
 def test_a_tweet_seen_twice_is_queued_and_answered_once(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
     ask = x.post("alice", "@forgerbot", images=[photos["coffee"], photos["starry_night"]])
     bare = x.post("carol", "@forgerbot ?")
     forger.poll()
     with forger.sessions.begin() as s:  # as if the cursor had been lost: every mention comes back
         s.execute(text("DELETE FROM cursors"))
-    again = forger.poll()
+    again = forger.poll()["x"]
     assert again.seen == 0
     forger.work()
     forger.poll()
@@ -120,7 +152,7 @@ def test_the_cursor_stays_when_queueing_fails(x: SandboxX, forger: Forger, photo
         assert jobs.by_post(s, "x", ask) is None
     with forger.engine.begin() as c:
         c.execute(text("DROP TRIGGER no_jobs"))
-    assert forger.poll().queued == 1
+    assert forger.poll()["x"].queued == 1
     with forger.sessions() as s:
         assert cursors.get(s, "x", cursors.MENTIONS) == ask
 
@@ -143,11 +175,7 @@ def test_an_unpaintable_job_fails_and_the_user_is_told(x: SandboxX, forger: Forg
 
 def test_a_used_up_rate_limit_is_reported_with_its_reset(tmp_path: Path) -> None:
     with SandboxX(bot_username="forgerbot", rate_limits={"GET /2/users/:id/mentions": 1}) as x:
-        config = load_config(ROOT / "config.yaml")
-        config = config.replace(
-            x=replace(config.x, api_base_url=x.base_url),
-            database=replace(config.database, url=f"sqlite:///{tmp_path / 'f.sqlite3'}"),
-        )
+        config = make_config(tmp_path, x=on_sandbox(x))
         forger = Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(), upgrade=True)
         try:
             forger.poll()

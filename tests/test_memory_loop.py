@@ -17,7 +17,7 @@ from PIL import Image
 
 from bot import platforms
 from bot.app import Forger
-from bot.config import load_config
+from tests.factories import make_config
 from bot.errors import ConfigError, ForgerError
 from bot.memory import MemoryPlatform
 from bot.refusals import HOWTO
@@ -30,11 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def forger(tmp_path: Path) -> Iterator[Forger]:
-    config = load_config(ROOT / "config.yaml")
-    config = config.replace(
-        bot=replace(config.bot, platform="memory"),
-        database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
-    )
+    config = make_config(tmp_path, bot={"platforms": ["memory"]})
     bot = Forger.create(config, {}, renderer=QuickRenderer(size=96), upgrade=True)  # no secrets needed
     yield bot
     bot.close()
@@ -53,7 +49,7 @@ def photos(samples: Path) -> dict[str, bytes]:
 
 def test_the_config_names_the_platform_and_an_unknown_one_is_refused_by_its_key() -> None:
     assert platforms.factory("memory") is not None
-    with pytest.raises(ConfigError, match="bot.platform must be one of memory, x, got: 'myspace'"):
+    with pytest.raises(ConfigError, match="bot.platforms may list memory, x, got: 'myspace'"):
         platforms.factory("myspace")
 
 
@@ -63,7 +59,7 @@ def test_a_mention_is_painted_and_answered_with_its_picture_once(
     ask = world.publish("alice", "@forgerbot like the starry night, please", photos=[photos["coffee"]])
     bare = world.publish("bob", "@forgerbot hello?")
 
-    report = forger.poll()
+    report = forger.poll()["memory"]
     assert (report.seen, report.queued, report.refused) == (2, 1, 1)
     assert [p.text for p in world.replies_to(bare)] == [f"@bob {HOWTO}"]  # delivered after the poll
     assert forger.work() == 1
@@ -114,14 +110,13 @@ def test_a_result_painted_while_the_platform_takes_no_posts_waits_in_the_outbox(
         assert jobs.by_post(s, "memory", ask).state is JobState.UPLOADING  # type: ignore[union-attr]
     assert world.replies_to(ask) == []
     world.block("write", 0)
-    assert forger.deliver().sent == 1 and len(world.replies_to(ask)) == 1
+    assert forger.deliver()["memory"].sent == 1 and len(world.replies_to(ask)) == 1
     with forger.sessions() as s:
         assert jobs.by_post(s, "memory", ask).state is JobState.REPLIED  # type: ignore[union-attr]
 
 
 def test_a_render_worker_needs_only_the_database(tmp_path: Path, photos: dict[str, bytes]) -> None:
-    config = load_config(ROOT / "config.yaml")  # bot.platform is x, and there are no X keys here
-    config = config.replace(database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"))
+    config = make_config(tmp_path)  # bot.platforms is [x], and there are no X keys here
     worker = Forger.create(config, {}, renderer=QuickRenderer(size=96), upgrade=True, render_only=True)
     try:
         with worker.sessions.begin() as s:
@@ -144,3 +139,37 @@ def test_a_job_from_no_post_is_painted_and_kept(forger: Forger, photos: dict[str
     with forger.sessions() as s:
         job = jobs.get(s, job_id)
         assert job.state is JobState.REPLIED and job.reply_ref is None and job.result_image
+
+
+def test_one_bot_answers_on_two_platforms_and_one_failing_does_not_stop_the_other(
+    tmp_path: Path, photos: dict[str, bytes]
+) -> None:
+    from bot.errors import Transient
+    from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
+    from tests.factories import on_sandbox
+
+    with SandboxX(bot_username="forgerbot") as x:
+        config = make_config(tmp_path, bot={"platforms": ["x", "memory"]}, x=on_sandbox(x))
+        forger = Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(size=64), upgrade=True)
+        try:
+            world = forger.platforms["memory"]
+            assert isinstance(world, MemoryPlatform) and sorted(forger.platforms) == ["memory", "x"]
+            on_x = x.post("alice", "@forgerbot", images=[photos["coffee"], photos["chelsea"]])
+            on_memory = world.publish("alice", "@forgerbot", photos=[photos["coffee"], photos["chelsea"]])
+
+            reports = forger.poll()
+            assert (reports["x"].queued, reports["memory"].queued) == (1, 1)
+            assert forger.work() == 2
+            assert len(x.replies_to(on_x)) == 1 and len(world.replies_to(on_memory)) == 1
+            with forger.sessions() as s:
+                # Same name on two platforms: two people, each with their own quota.
+                assert jobs.by_post(s, "x", on_x).user_id != jobs.by_post(s, "memory", on_memory).user_id  # type: ignore[union-attr]
+
+            # X is down: its poll fails, and the memory platform is still read and answered.
+            x.fail("GET /2/users/:id/mentions", 503, times=5)
+            later = world.publish("bob", "@forgerbot hello?")
+            with pytest.raises(Transient):
+                forger.poll()
+            assert [p.text for p in world.replies_to(later)] == [f"@bob {HOWTO}"]
+        finally:
+            forger.close()

@@ -230,7 +230,7 @@ def test_0004_downgrades_to_the_rows_it_came_from(empty: Engine) -> None:
     assert after == before
 
 
-def test_0006_keeps_every_job_and_its_images_and_lets_them_go(empty: Engine) -> None:
+def test_0007_keeps_every_job_and_its_images_and_lets_them_go(empty: Engine) -> None:
     schema.upgrade(empty, "0005")
     with empty.begin() as c:
         _insert(c, "posts", platform="x", post_ref="1", author_ref="7", author_username="ann", text="@bot",
@@ -247,10 +247,11 @@ def test_0006_keeps_every_job_and_its_images_and_lets_them_go(empty: Engine) -> 
         _insert(c, "replies", id=1, platform="x", in_reply_to_ref="1", kind="result", optional=False, text="t",
                 job_id=1, alt_text="a", look_first=False, reply_ref=None, attempts=0, error=None, claimed_by=None,
                 claimed_until=None, not_before=None, created_at=_at(3), sent_at=None)
+    schema.upgrade(empty, "0006")
     with empty.connect() as c:
         before = _rows(c, "SELECT id, state, content_image, style_image, result_image FROM jobs ORDER BY id")
 
-    schema.upgrade(empty, "0006")  # SQLite copies the jobs table, which job_events and replies refer to
+    schema.upgrade(empty, "0007")  # SQLite copies the jobs table, which job_events and replies refer to
 
     with empty.connect() as c:
         assert _rows(c, "SELECT id, state, content_image, style_image, result_image FROM jobs ORDER BY id") == before
@@ -262,13 +263,13 @@ def test_0006_keeps_every_job_and_its_images_and_lets_them_go(empty: Engine) -> 
         s.get_one(Job, 1).style_image, s.get_one(Job, 1).style_painting = None, "the scream"
         s.get_one(Job, 2).content_image = s.get_one(Job, 2).style_image = s.get_one(Job, 2).result_image = None
 
-    schema.downgrade(empty, "0005")
+    schema.downgrade(empty, "0006")
 
     with empty.connect() as c:
         # The job to paint from a referenced painting has nothing to paint with: it failed, saying so.
         assert _rows(c, "SELECT id, state, content_image, style_image, result_image FROM jobs ORDER BY id") == [
             (1, "failed", b"photo-1", b"", None), (2, "replied", b"", b"", None)]
-        assert "migration 0006 undone" in _rows(c, "SELECT reason FROM job_events WHERE job_id = 1 ORDER BY id")[-1][0]
+        assert "migration 0007 undone" in _rows(c, "SELECT reason FROM job_events WHERE job_id = 1 ORDER BY id")[-1][0]
     schema.upgrade(empty)
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from bot.app import Forger
 from bot.cli import main
-from bot.config import load_config
+from tests.factories import make_config, on_sandbox
 from bot.options import RenderOptions, Strength
 from bot.rendering import ProgressFn, QuickRenderer, settings_for
 from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
@@ -56,12 +56,7 @@ def x() -> Iterator[SandboxX]:
 
 
 def test_the_worker_passes_a_jobs_options_to_the_renderer(x: SandboxX, tmp_path: Path, samples: Path, paintings: Path) -> None:
-    config = load_config(ROOT / "config.yaml")
-    config = config.replace(
-        x=replace(config.x, api_base_url=x.base_url, timeout_s=5.0),
-        database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
-        media=replace(config.media, hosts=(x.media_host,)),
-    )
+    config = make_config(tmp_path, x=on_sandbox(x))
     renderer = RecordingRenderer()
     forger = Forger.create(config, CREDENTIALS_ENV, renderer=renderer, upgrade=True)
     try:

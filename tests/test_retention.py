@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,10 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import results
 from bot.app import Forger
 from bot.cli import main
-from bot.config import load_config
 from bot.gallery import Gallery
 from bot.memory import MemoryPlatform
 from bot.rendering import QuickRenderer
+from tests.factories import make_config, write_config
 from bot.retention import Retention, prune
 from storage import jobs, ledger, retention
 from storage.db import database_size
@@ -130,11 +128,7 @@ def test_the_database_size_is_measured(engine: Engine, sessions: sessionmaker[Se
 
 @pytest.fixture
 def forger(tmp_path: Path) -> Iterator[Forger]:
-    config = load_config(ROOT / "config.yaml")
-    config = config.replace(
-        bot=replace(config.bot, platform="memory"),
-        database=replace(config.database, url=f"sqlite:///{tmp_path / 'forger.sqlite3'}"),
-    )
+    config = make_config(tmp_path, bot={"platforms": ["memory"]})
     bot = Forger.create(config, {}, renderer=QuickRenderer(size=64), upgrade=True)
     yield bot
     bot.close()
@@ -158,11 +152,8 @@ def test_a_lone_photo_job_stores_no_copy_of_its_painting_and_is_credited(forger:
 def test_forger_db_prune_applies_the_configured_retention(forger: Forger, tmp_path: Path) -> None:
     with forger.sessions.begin() as s:
         old = _job(s, 1, state=JobState.REPLIED, finished_days_ago=3)
-    raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
-    raw["database"]["url"] = forger.config.database.url
-    raw["retention"]["images_days"] = 2  # the setting is what counts
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    # The setting is what counts: 2 days.
+    config = write_config(tmp_path / "config.yaml", tmp_path, bot={"platforms": ["memory"]}, retention={"images_days": 2})
 
     result = CliRunner().invoke(main, ["--config", str(config), "db", "prune", "--vacuum"])
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from bot.config import parse_config
 from bot.errors import ConfigError, MediaError, PhotoTooSmall
-from bot.media import Downloader, check_photo
+from bot.media import Downloader, Photo, check_photo
 from bot.x.sandbox import SandboxX
 from tests.test_sandbox import encoded_image
 
@@ -30,9 +30,19 @@ def x() -> Iterator[SandboxX]:
         yield sandbox
 
 
-def downloader(x: SandboxX, **kwargs: object) -> Downloader:
-    settings: dict[str, object] = dict(hosts=[x.media_host], max_bytes=1_000_000, time_limit_s=2.0, max_pixels=10_000_000, min_side=16)
-    return Downloader(**{**settings, **kwargs})  # type: ignore[arg-type]
+class OnHosts:
+    """A downloader as a platform uses it: fetching only from that platform's media hosts."""
+
+    def __init__(self, downloader: Downloader, hosts: list[str]) -> None:
+        self.downloader, self.hosts = downloader, hosts
+
+    def fetch(self, url: str, **kwargs: Any) -> Photo:
+        return self.downloader.fetch(url, hosts=self.hosts, **kwargs)
+
+
+def downloader(x: SandboxX, hosts: list[str] | None = None, **kwargs: object) -> OnHosts:
+    settings: dict[str, object] = dict(max_bytes=1_000_000, time_limit_s=2.0, max_pixels=10_000_000, min_side=16)
+    return OnHosts(Downloader(**{**settings, **kwargs}), hosts or [x.media_host])  # type: ignore[arg-type]
 
 
 def photo_url(x: SandboxX, data: bytes) -> tuple[str, str]:
@@ -57,7 +67,7 @@ def test_other_hosts_are_refused_before_any_request(x: SandboxX) -> None:
     with pytest.raises(MediaError, match="not one of the platform's media hosts") as caught:
         downloader(x, hosts=["pbs.twimg.com"]).fetch(url)
     with pytest.raises(MediaError, match="not at an https url"):
-        Downloader(hosts=["pbs.twimg.com"]).fetch("http://pbs.twimg.com/media/x.jpg")
+        Downloader().fetch("http://pbs.twimg.com/media/x.jpg", hosts=["pbs.twimg.com"])
 
     assert not caught.value.transient and x.requests_log == []
 
@@ -104,7 +114,7 @@ def test_a_server_dripping_bytes_cannot_hold_a_fetch_past_its_time_limit() -> No
     started = time.monotonic()
     try:
         with pytest.raises(MediaError, match="longer than 0.5 s") as caught:
-            Downloader(hosts=["127.0.0.1"], time_limit_s=0.5).fetch(f"http://127.0.0.1:{server.getsockname()[1]}/p.jpg")
+            Downloader(time_limit_s=0.5).fetch(f"http://127.0.0.1:{server.getsockname()[1]}/p.jpg", hosts=["127.0.0.1"])
     finally:
         done.set()
         server.close()
@@ -170,9 +180,9 @@ def test_check_photo_accepts_the_gallery_formats() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda r: r["media"].update(hosts=[]), "media.hosts must be a list of host names"),
-        (lambda r: r["media"].update(hosts="pbs.twimg.com"), "media.hosts must be a list of strings"),
-        (lambda r: r["media"].update(hosts=["https://pbs.twimg.com/"]), "media.hosts must be a list of host names"),
+        (lambda r: r["x"].update(media_hosts=[]), "x.media_hosts must be a list of host names"),
+        (lambda r: r["x"].update(media_hosts="pbs.twimg.com"), "x.media_hosts must be a list of strings"),
+        (lambda r: r["x"].update(media_hosts=["https://pbs.twimg.com/"]), "x.media_hosts must be a list of host names"),
         (lambda r: r["bot"].update(acknowledge="yes"), "bot.acknowledge must be true or false, got: 'yes'"),
         (lambda r: r["x"].update(upload_chunk_bytes=10), "x.upload_chunk_bytes must be a number from 65536"),
         (lambda r: r["gallery"].pop("extra_dirs"), "missing key gallery.extra_dirs"),

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import poller
-from bot.config import XCredentials
+from bot.x.settings import XCredentials
 from bot.gallery import Gallery
 from bot.media import Downloader
 from bot.platform import MentionBatch
@@ -24,7 +24,7 @@ from bot.poller import PollPolicy, PollReport
 from bot.refusals import HOWTO, RefusalKind
 from bot.x.client import XClient
 from bot.x.platform import XPlatform
-from bot.x.sandbox import ManualClock, SandboxX
+from bot.x.sandbox import DIALECTS, ManualClock, SandboxX
 from storage import cursors, jobs, replies, users
 from storage.admission import Limits
 from storage.models import Outcome, Post, Reply
@@ -47,7 +47,7 @@ def x(clock: ManualClock) -> Iterator[SandboxX]:
 
 @pytest.fixture
 def policy(x: SandboxX) -> PollPolicy:
-    return PollPolicy(gallery=GALLERY, downloader=Downloader(hosts=[x.media_host], min_side=16, time_limit_s=2.0))
+    return PollPolicy(gallery=GALLERY, downloader=Downloader(min_side=16, time_limit_s=2.0))
 
 
 class Bot:
@@ -58,7 +58,7 @@ class Bot:
         self.client = XClient(XCredentials.sandbox(), base_url=x.base_url, timeout_s=2.0, clock=clock)
 
     def poll(self, limits: Limits = LIMITS) -> PollReport:
-        return poller.poll(self.sessions, XPlatform(self.client), limits=limits, policy=self.policy, clock=self.clock)
+        return poller.poll(self.sessions, XPlatform(self.client, handle="forgerbot", media_hosts=[self.x.media_host]), limits=limits, policy=self.policy, clock=self.clock)
 
     def mention(self, tweet_id: str) -> Post | None:
         with self.sessions() as s:
@@ -175,14 +175,14 @@ def test_two_photos_are_picture_then_painting(bot: Bot, x: SandboxX, photos: dic
     assert bot.job_images(ask) == (photos["coffee"], photos["chelsea"])
 
 
-@pytest.mark.parametrize("post_naming", [False, True], ids=["2024 names", "2026 names"])
+@pytest.mark.parametrize("dialect", DIALECTS)
 def test_a_photo_replying_to_a_photo_paints_the_parent(
-    sessions: sessionmaker[Session], clock: ManualClock, policy: PollPolicy, photos: dict[str, bytes], post_naming: bool
+    sessions: sessionmaker[Session], clock: ManualClock, policy: PollPolicy, photos: dict[str, bytes], dialect: str
 ) -> None:
-    with SandboxX(clock=clock, post_naming=post_naming) as x:
+    with SandboxX(clock=clock, dialect=dialect) as x:
         parent = x.post("bob", "my trip", images=[photos["chelsea"]])
         ask = x.post("alice", "@forgerbot this, like that", images=[photos["the_scream"]], in_reply_to=parent)
-        bot = Bot(x, sessions, clock, replace(policy, downloader=Downloader(hosts=[x.media_host], min_side=16)))
+        bot = Bot(x, sessions, clock, replace(policy, downloader=Downloader(min_side=16)))
 
         assert bot.poll().queued == 1
 
@@ -199,7 +199,7 @@ def test_a_photo_replying_to_the_bots_result_repaints_the_photo_it_was_painted_f
                         in_reply_to=first)
         clock.advance(60)
         again = x.post("alice", "@forgerbot now in this style", images=[photos["the_scream"]], in_reply_to=result)
-        bot = Bot(x, sessions, clock, replace(policy, downloader=Downloader(hosts=[x.media_host], min_side=16)))
+        bot = Bot(x, sessions, clock, replace(policy, downloader=Downloader(min_side=16)))
 
         assert bot.poll().queued == 2
 
@@ -270,7 +270,7 @@ def test_a_photo_that_is_not_what_it_claims_is_refused(bot: Bot, x: SandboxX, ph
 
 
 def test_a_download_that_times_out_loses_nothing(bot: Bot, x: SandboxX, photos: dict[str, bytes]) -> None:
-    bot.policy = replace(bot.policy, downloader=Downloader(hosts=[x.media_host], min_side=16, time_limit_s=0.2))
+    bot.policy = replace(bot.policy, downloader=Downloader(min_side=16, time_limit_s=0.2))
     ask = x.post("alice", "@forgerbot", images=[photos["coffee"], photos["chelsea"]])
     after = x.post("bob", "@forgerbot ?")
     x.slow("media", 0.6)
@@ -286,7 +286,7 @@ def test_a_download_that_times_out_loses_nothing(bot: Bot, x: SandboxX, photos: 
 def test_a_photo_that_cannot_be_fetched_for_an_hour_is_refused_and_stops_holding_the_cursor(
     bot: Bot, x: SandboxX, clock: ManualClock, photos: dict[str, bytes]
 ) -> None:
-    bot.policy = replace(bot.policy, downloader=Downloader(hosts=[x.media_host], min_side=16, time_limit_s=0.2))
+    bot.policy = replace(bot.policy, downloader=Downloader(min_side=16, time_limit_s=0.2))
     ask = x.post("alice", "@forgerbot", images=[photos["coffee"], photos["chelsea"]])
     x.slow("media", 0.6)
 

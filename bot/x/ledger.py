@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.config import BudgetSettings
+from bot.x.settings import BudgetSettings
 from bot.x.errors import XRateLimited, XUsageCapped
 from storage import ledger
 from storage.ledger import Budget, Need, Stop, Wait

@@ -24,7 +24,7 @@ from bot.scheduler import build_scheduler
 from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
 
 # The sample photos shipped with the project (public domain or CC0, see samples/SOURCES.md).
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 # The demo's images (a photo, a painting, a lone photo), each from where the project ships it.
 NEEDED = {"coffee.jpg": SAMPLES, "starry_night.jpg": BUNDLED, "chelsea.jpg": SAMPLES}
 TIMEOUT_S = 600.0
@@ -51,8 +51,9 @@ def run_demo(
     iterations: tuple[int, ...] | None,
     quick: bool,
     console: Console,
+    x_dialect: str = "posts",
 ) -> Path:
-    """Run the demo; returns the output folder."""
+    """Run the demo; returns the output folder. ``x_dialect`` is the names the sandbox X takes."""
     paths = demo_images(images)
     out = out or Path("demo-output") / datetime.now().strftime("run-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -67,20 +68,20 @@ def run_demo(
         if quick
         else NeuralRenderer(settings, config.render.weights_path, config.render.weights_sha256)
     )
-    with SandboxX(bot_username=config.bot.handle) as x:
-        config = config.replace(
-            x=replace(config.x, api_base_url=x.base_url),
+    handle = config.section("x").handle
+    with SandboxX(bot_username=handle, dialect=x_dialect) as x:
+        # X is the sandbox, which serves the photos too.
+        config = config.with_section("x", api_base_url=x.base_url, media_hosts=(x.media_host,)).replace(
             database=replace(config.database, url=f"sqlite:///{database}"),
-            bot=replace(config.bot, poll_interval_s=1.0, platform="x"),
-            media=replace(config.media, hosts=(x.media_host,)),  # the sandbox serves the photos
+            bot=replace(config.bot, poll_interval_s=1.0, platforms=("x",)),
         )
         console.print(f"sandbox X on {x.base_url}, database {database}")
         photo = lambda name: paths[name].read_bytes()  # noqa: E731
         asked = {
-            x.post("alice", f"@{config.bot.handle} paint my photo like this, please!",
+            x.post("alice", f"@{handle} paint my photo like this, please!",
                    images=[photo("coffee.jpg"), photo("starry_night.jpg")]): "alice",
-            x.post("bob", f"@{config.bot.handle} what would this look like?", images=[photo("chelsea.jpg")]): "bob",
-            x.post("carol", f"@{config.bot.handle} hello! what do you do?"): "carol",
+            x.post("bob", f"@{handle} what would this look like?", images=[photo("chelsea.jpg")]): "bob",
+            x.post("carol", f"@{handle} hello! what do you do?"): "carol",
         }
 
         forger = Forger.create(config, CREDENTIALS_ENV, renderer=renderer, upgrade=True)
@@ -109,6 +110,6 @@ def run_demo(
                     path = out / f"reply-to-{author}-{n}.{media.content_type.split('/')[-1].replace('jpeg', 'jpg')}"
                     path.write_bytes(media.data)
                     saved.append(str(path))
-                print(f"  @{config.bot.handle}: {reply.text}" + (f"  [image: {', '.join(saved)}]" if saved else ""))
+                print(f"  @{handle}: {reply.text}" + (f"  [image: {', '.join(saved)}]" if saved else ""))
     print(f"\noutput in {out}")
     return out

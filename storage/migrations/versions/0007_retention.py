@@ -1,7 +1,7 @@
 """retention: gallery paintings referenced, images deletable, old ledger and event rows rolled up
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02 01:30:00.000000
 
 A job names a gallery painting (``style_painting``) instead of storing a copy of it; its images
@@ -20,12 +20,12 @@ from alembic import op
 
 import storage.models
 
-revision = '0006'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
-UNDONE = "migration 0006 undone: its gallery painting was referenced, not stored"
+UNDONE = "migration 0007 undone: its gallery painting was referenced, not stored"
 
 
 def upgrade() -> None:
