@@ -14,7 +14,7 @@ which takes the database's single write lock before reading.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
@@ -66,11 +66,13 @@ def enqueue(
     author_username: str | None = None,
     priority: int = 0,
     options: dict[str, object] | None = None,
+    token_hash: str | None = None,
 ) -> Job:
     """Add a render request to the queue.
 
     A request from a post names it (``platform``, ``post_ref``: recorded by ``storage.posts`` in
-    the same transaction) and is answered there; one from no post has neither.
+    the same transaction) and is answered there; one from no post has neither, and is found again
+    by ``token_hash`` (a web request's: ``by_token``).
     """
     if (platform is None) != (post_ref is None):
         raise ValueError("a job's origin is a platform and a post, or neither")
@@ -84,6 +86,7 @@ def enqueue(
         state=JobState.QUEUED,
         priority=priority,
         options=options,
+        token_hash=token_hash,
     )
     session.add(job)
     session.flush()
@@ -307,6 +310,11 @@ def by_post(session: Session, platform: str, post_ref: str) -> Job | None:
     return session.scalar(select(Job).where(Job.platform == platform, Job.post_ref == post_ref))
 
 
+def by_token(session: Session, token_hash: str) -> Job | None:
+    """The web request whose token hashes to ``token_hash`` (``storage.api_keys.digest``), if any."""
+    return session.scalar(select(Job).where(Job.token_hash == token_hash))
+
+
 def history(session: Session, job_id: int) -> list[JobEvent]:
     """Every transition of the job, oldest first."""
     return list(session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
@@ -388,3 +396,13 @@ def submitted_since(session: Session, user_id: int, since: datetime) -> int:
     """Jobs user ``user_id`` has had queued since ``since`` (cancelled ones too: they cost a slot)."""
     query = select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.created_at >= since)
     return session.scalar(query) or 0
+
+
+def first_submitted_since(session: Session, user_id: int, since: datetime) -> datetime | None:
+    """When the oldest of user ``user_id``'s jobs since ``since`` was queued: a quota frees a slot
+    a day after it."""
+    query = select(func.min(Job.created_at)).where(Job.user_id == user_id, Job.created_at >= since)
+    found = session.scalar(query)
+    if found is not None and found.tzinfo is None:  # an aggregate is not typed: SQLite's is naive
+        found = found.replace(tzinfo=UTC)
+    return found
