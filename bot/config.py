@@ -175,6 +175,19 @@ class BudgetSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The public page and API (``forger web``)."""
+
+    max_upload_bytes: int = _checked(_between(64 * 1024, 100 * 1024 * 1024))
+    max_size_px: int = _checked(_between(32, 4096))
+    default_size_px: int = _checked(_between(32, 4096))
+    anonymous_per_day: int = _checked(_between(0, 10000))
+    requests_per_minute: int = _checked(_between(0, 100_000))
+    retention_days: int = _checked(_between(1, 3650))
+    trust_proxy: bool = _checked(_anything)
+
+
+@dataclass(frozen=True)
 class PathSettings:
     data_dir: Path
 
@@ -227,6 +240,7 @@ class Config:
     media: MediaSettings
     gallery: GallerySettings
     render: RenderConfig
+    web: WebSettings
     paths: PathSettings
 
     def replace(self, **sections: Any) -> Config:
