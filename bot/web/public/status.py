@@ -1,0 +1,86 @@
+"""What a web caller sees of a job: its state in plain words, place in the queue, ETA and progress.
+
+One function serves the status request, the event stream and the page, so all three agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from storage import jobs
+from storage.models import Job, JobState
+
+State = Literal["queued", "painting", "done", "failed", "cancelled"]
+FINISHED = ("done", "failed", "cancelled")
+
+_STATES: dict[JobState, State] = {
+    JobState.QUEUED: "queued",
+    JobState.RENDERING: "painting",
+    JobState.UPLOADING: "painting",  # painted, being put away: a moment (a web job is never posted)
+    JobState.REPLIED: "done",
+    JobState.FAILED: "failed",
+    JobState.CANCELLED: "cancelled",
+}
+_MESSAGES: dict[State, str] = {
+    "queued": "Waiting for an easel.",
+    "painting": "Painting.",
+    "done": "Painted.",
+    "failed": "Sorry, this picture could not be painted. Please try other photos.",
+    "cancelled": "Cancelled.",
+}
+
+
+class Links(BaseModel):
+    status: str
+    events: str
+    result: str
+    photo: str
+    page: str
+
+
+class PaintingStatus(BaseModel):
+    """A painting asked for on the web, as its caller sees it."""
+
+    token: str
+    state: State
+    message: str
+    position: int | None  # 1: the next to be painted; None unless queued
+    eta_s: float | None  # seconds until it is likely done, from measured renders; None if unknown
+    progress: float  # 0 to 1
+    created_at: datetime
+    finished_at: datetime | None
+    links: Links
+
+
+def links(base: str, token: str) -> Links:
+    """The painting's URLs under ``base`` (the server's root, ending in /)."""
+    api = f"{base}api/v1/paintings/{token}"
+    return Links(status=api, events=f"{api}/events", result=f"{api}/result", photo=f"{api}/photo",
+                 page=f"{base}p/{token}")
+
+
+def state_of(job: Job) -> State:
+    return _STATES[job.state]
+
+
+def describe(session: Session, job: Job, token: str, base: str) -> PaintingStatus:
+    state = _STATES[job.state]
+    position = eta = None
+    if state in ("queued", "painting"):
+        position = jobs.position(session, job.id)
+        eta = jobs.eta_s(session, job.id)
+    if state == "done":
+        progress = 1.0
+    elif state == "painting" and job.progress_total:
+        progress = min(1.0, job.progress_iteration / job.progress_total)
+    else:
+        progress = 0.0
+    return PaintingStatus(
+        token=token, state=state, message=_MESSAGES[state], position=position,
+        eta_s=round(eta, 1) if eta is not None else None, progress=round(progress, 3),
+        created_at=job.created_at, finished_at=job.finished_at, links=links(base, token),
+    )
