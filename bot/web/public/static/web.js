@@ -119,7 +119,15 @@
     }
     $("photo").addEventListener("change", () => choosePhoto($("photo")));
     $("camera").addEventListener("change", () => choosePhoto($("camera")));
-    $("own-painting").addEventListener("change", () => { $("own-choice").checked = true; });
+    $("own-painting").addEventListener("change", () => {
+      const file = $("own-painting").files[0];
+      if (!file) return;
+      $("own-choice").checked = true;
+      $("own-preview").src = URL.createObjectURL(file);
+      show($("own-preview"), true);
+      show($("own-label"), false);
+      $("own-name").textContent = file.name;
+    });
     $("paint").addEventListener("submit", submit);
     $("copy").addEventListener("click", () => {
       $("share").select();
