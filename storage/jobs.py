@@ -357,10 +357,60 @@ def position(session: Session, job_id: int, *, now: datetime | None = None) -> i
     job = session.get_one(Job, job_id)
     if job.state is not JobState.QUEUED or held_until(job, now) is not None:
         return None
+    return _ahead(session, job.id, job.priority, now) + 1
+
+
+def _ahead(session: Session, job_id: int, priority: int, now: datetime) -> int:
+    """How many due jobs a worker will take before job ``job_id`` (of ``priority``)."""
     ahead = select(func.count()).select_from(Job).where(
-        _due(now), or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.id < job.id)),
+        _due(now), or_(Job.priority > priority, (Job.priority == priority) & (Job.id < job_id)),
     )
-    return (session.scalar(ahead) or 0) + 1
+    return session.scalar(ahead) or 0
+
+
+@dataclass(frozen=True)
+class Glance:
+    """A job's state and progress, read in one light query (no images, no ORM object): what a
+    caller polling for its job needs."""
+
+    id: int
+    state: JobState
+    priority: int
+    not_before: datetime | None
+    progress_iteration: int
+    progress_total: int
+    user_id: int | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def glance_by_token(session: Session, token_hash: str) -> Glance | None:
+    """The job whose token hashes to ``token_hash``, glanced at; None if there is none."""
+    row = session.execute(
+        select(Job.id, Job.state, Job.priority, Job.not_before, Job.progress_iteration, Job.progress_total,
+               Job.user_id, Job.created_at, Job.finished_at).where(Job.token_hash == token_hash)
+    ).one_or_none()
+    return Glance(*row) if row is not None else None
+
+
+def glance_position(session: Session, job: Glance, *, now: datetime | None = None) -> int | None:
+    """``position`` of a glanced job (one count query, and none unless it is queued and due)."""
+    now = now or utcnow()
+    if job.state is not JobState.QUEUED or (job.not_before is not None and job.not_before > now):
+        return None
+    return _ahead(session, job.id, job.priority, now) + 1
+
+
+def estimate_s(per_job_s: float | None, job: Glance, place: int | None, *, workers: int = 1) -> float | None:
+    """``eta_s`` of a glanced job, given the median render time and its position."""
+    if per_job_s is None:
+        return None
+    if job.state is JobState.RENDERING:
+        done = job.progress_iteration / job.progress_total if job.progress_total else 0.0
+        return per_job_s * (1 - done)
+    if place is None:
+        return None
+    return per_job_s * (1 + (place - 1) / max(1, workers))
 
 
 def median_render_s(session: Session, *, last: int = 50) -> float | None:

@@ -15,6 +15,7 @@ from bot.web import WebContext
 from bot.web.public import api, errors, pages
 from bot.web.public.callers import RateLimit
 from bot.web.public.limits import UploadLimit
+from bot.web.public.status import RenderTimes
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -22,7 +23,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 def install(app: FastAPI, context: WebContext) -> None:
     web = context.config.web
     app.state.public = api.Public(gallery=Gallery.load(context.config.gallery.extra_dirs),
-                                  rate=RateLimit(web.requests_per_minute))
+                                  rate=RateLimit(web.requests_per_minute), times=RenderTimes())
     errors.install(app)
     app.add_middleware(UploadLimit, max_upload_bytes=web.max_upload_bytes)
     app.include_router(api.router)

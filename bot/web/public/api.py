@@ -28,7 +28,7 @@ from bot.web import WebContext
 from bot.web.public import intake, thumbnails
 from bot.web.public.callers import PLATFORM, Caller, RateLimit, identify
 from bot.web.public.errors import API, CODES, ApiError
-from bot.web.public.status import FINISHED, PaintingStatus, describe, state_of
+from bot.web.public.status import FINISHED, PaintingStatus, RenderTimes, describe, state_of
 from storage import api_keys, jobs, users
 from storage.models import Job
 
@@ -43,6 +43,7 @@ class Public:
 
     gallery: Gallery
     rate: RateLimit
+    times: RenderTimes
 
 
 def _context(request: Request) -> WebContext:
@@ -121,9 +122,9 @@ def submit(
     style = intake.style_image(_read(painting, config.web.max_upload_bytes) if painting is not None else None,
                                painting_name, _public(request).gallery, config)
     now = datetime.fromtimestamp(context.clock(), UTC)
-    with context.sessions.begin() as session:
+    with context.sessions.begin() as session:  # the write lock (SQLite's) for as short as can be
         queued = intake.queue(session, who, content=content, style=style, wanted=wanted, config=config, now=now)
-        status = describe(session, queued.job, queued.token, str(request.base_url))
+    status = _status(context, _public(request), queued.token, str(request.base_url))
     response.headers["Location"] = status.links.status
     return status
 
@@ -140,15 +141,18 @@ def _job(session: Session, token: str) -> Job:
     return job
 
 
-def _status(context: WebContext, token: str, base: str) -> PaintingStatus:
+def _status(context: WebContext, public: Public, token: str, base: str) -> PaintingStatus:
     with context.reads() as session:
-        return describe(session, _job(session, token), token, base)
+        job = jobs.glance_by_token(session, api_keys.digest(token)) if len(token) <= 64 else None
+        if job is None:
+            raise ApiError("not_found", "No such painting: the link is wrong, or the picture was deleted.")
+        return describe(session, job, token, base, public.times)
 
 
 @router.get("/paintings/{token}", response_model=PaintingStatus, summary="A painting's state, place, ETA, progress",
             responses=_refusals("not_found", *COMMON))
 def status(token: str, request: Request, context: Ctx, who: Who) -> PaintingStatus:
-    return _status(context, token, str(request.base_url))
+    return _status(context, _public(request), token, str(request.base_url))
 
 
 @router.get("/paintings/{token}/events", summary="The painting's status as server-sent events, until it ends",
@@ -159,7 +163,8 @@ def status(token: str, request: Request, context: Ctx, who: Who) -> PaintingStat
                 **_refusals("not_found", *COMMON)})
 async def events(token: str, request: Request, context: Ctx, who: Who) -> StreamingResponse:
     base = str(request.base_url)
-    first = await run_in_threadpool(_status, context, token, base)  # a wrong token is refused, not streamed
+    public = _public(request)
+    first = await run_in_threadpool(_status, context, public, token, base)  # a wrong token is refused, not streamed
 
     async def stream() -> AsyncIterator[str]:
         current, last, sent_at, started = first, None, 0.0, time.monotonic()
@@ -175,7 +180,7 @@ async def events(token: str, request: Request, context: Ctx, who: Who) -> Stream
                 return
             await asyncio.sleep(EVENTS_POLL_S)
             try:
-                current = await run_in_threadpool(_status, context, token, base)
+                current = await run_in_threadpool(_status, context, public, token, base)
             except ApiError:  # deleted meanwhile
                 yield f"event: error\ndata: {json.dumps({'code': 'not_found'})}\n\n"
                 return
@@ -242,7 +247,7 @@ def cancel(token: str, request: Request, context: Ctx, who: Who) -> PaintingStat
         if state in FINISHED:
             raise ApiError("finished", "This painting is finished; it can no longer be cancelled.")
         jobs.cancel(session, job.id, reason="cancelled by its caller on the web")
-        return describe(session, job, token, str(request.base_url))
+    return _status(context, _public(request), token, str(request.base_url))
 
 
 @router.get("/gallery", response_model=list[GalleryPainting], summary="The gallery's paintings",

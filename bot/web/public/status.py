@@ -5,6 +5,10 @@ One function serves the status request, the event stream and the page, so all th
 
 from __future__ import annotations
 
+import math
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
@@ -63,16 +67,36 @@ def links(base: str, token: str) -> Links:
                  page=f"{base}p/{token}")
 
 
-def state_of(job: Job) -> State:
+class RenderTimes:
+    """The median render time (``storage.jobs.median_render_s``), read at most every ``ttl_s``:
+    the same for every caller, so a hundred status polls a second need not each ask."""
+
+    def __init__(self, ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s, self.clock = ttl_s, clock
+        self._value: float | None = None
+        self._read_at = -math.inf
+        self._lock = threading.Lock()
+
+    def median_s(self, session: Session) -> float | None:
+        with self._lock:
+            if self.clock() - self._read_at < self.ttl_s:
+                return self._value
+        value = jobs.median_render_s(session)
+        with self._lock:
+            self._value, self._read_at = value, self.clock()
+        return value
+
+
+def state_of(job: Job | jobs.Glance) -> State:
     return _STATES[job.state]
 
 
-def describe(session: Session, job: Job, token: str, base: str) -> PaintingStatus:
-    state = _STATES[job.state]
+def describe(session: Session, job: jobs.Glance, token: str, base: str, times: RenderTimes) -> PaintingStatus:
+    state = state_of(job)
     position = eta = None
     if state in ("queued", "painting"):
-        position = jobs.position(session, job.id)
-        eta = jobs.eta_s(session, job.id)
+        position = jobs.glance_position(session, job)
+        eta = jobs.estimate_s(times.median_s(session), job, position)
     if state == "done":
         progress = 1.0
     elif state == "painting" and job.progress_total:
