@@ -10,10 +10,12 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage import jobs, users
-from storage.models import utcnow
+from storage.db import is_postgres
+from storage.models import User, utcnow
 
 
 class Refused(str, enum.Enum):
@@ -56,6 +58,10 @@ def admit(
     """
     now = now or utcnow()
     user = users.seen(session, platform, user_ref, username)
+    if is_postgres(session):
+        # One admission per user at a time: two requests at once (the web's) must not both take
+        # the last slot of a quota. (SQLite's transactions take the write lock up front.)
+        session.execute(select(User.id).where(User.id == user.id).with_for_update())
     if user.banned:
         return Admission(Refused.BANNED, user.id, detail=user.ban_reason or "banned")
     if user.priority > 0:

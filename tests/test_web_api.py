@@ -320,3 +320,22 @@ def test_forger_submit_follows_and_saves_the_picture(sessions: Sessions, base: s
     finally:
         stop.set()
         thread.join()
+
+
+def test_a_new_callers_first_requests_at_once_are_queued_within_its_quota(sessions: Sessions, base: str) -> None:
+    key = new_key(sessions, per_day=4)  # its users row does not exist yet: every request wants to make it
+    barrier = threading.Barrier(6)
+    answers: list[int] = []
+
+    def send() -> None:
+        barrier.wait()
+        answers.append(submit(base, png(), key=key).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [202] * 4 + [429] * 2  # at once, yet no more than the quota
+    with sessions() as s:
+        assert len({job.user_id for job in s.query(Job)}) == 1
