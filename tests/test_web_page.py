@@ -7,6 +7,7 @@ import io
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -183,3 +184,34 @@ def test_a_photo_painted_in_a_real_browser(site: tuple[str, str], worker: subpro
             assert problems == []
         finally:
             browser.close()
+
+
+def test_forger_web_demo_serves_the_page_and_paints(tmp_path: Path, samples: Path) -> None:
+    forger = Path(sys.executable).with_name("forger")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key not in ("FORGER_DATABASE_URL", "DATABASE_URL")}
+    process = subprocess.Popen([str(forger), "--config", str(ROOT / "config.yaml"), "web", "--demo", "--port", str(port)],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(2)]
+        assert f"serving on http://127.0.0.1:{port}/" in lines[1], lines
+        assert list(tmp_path.glob("demo-output/web-*/forger.sqlite3"))
+        base = f"http://127.0.0.1:{port}/"
+        assert "deleted after 7 days" in requests.get(base, timeout=10).text
+        answer = requests.post(f"{base}api/v1/paintings", files={"photo": ("c.jpg", (samples / "coffee.jpg").read_bytes())},
+                               data={"painting_name": "starry night", "size": "64"}, timeout=30)
+        assert answer.status_code == 202, answer.text
+        events = requests.get(answer.json()["links"]["events"], timeout=60).text  # ends when the job does
+        assert '"state":"done"' in events
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
