@@ -13,6 +13,7 @@ which takes the database's single write lock before reading.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -384,13 +385,25 @@ class Glance:
     finished_at: datetime | None
 
 
+_GLANCE = (Job.id, Job.state, Job.priority, Job.not_before, Job.progress_iteration, Job.progress_total,
+           Job.user_id, Job.created_at, Job.finished_at)
+
+
 def glance_by_token(session: Session, token_hash: str) -> Glance | None:
     """The job whose token hashes to ``token_hash``, glanced at; None if there is none."""
-    row = session.execute(
-        select(Job.id, Job.state, Job.priority, Job.not_before, Job.progress_iteration, Job.progress_total,
-               Job.user_id, Job.created_at, Job.finished_at).where(Job.token_hash == token_hash)
-    ).one_or_none()
+    row = session.execute(select(*_GLANCE).where(Job.token_hash == token_hash)).one_or_none()
     return Glance(*row) if row is not None else None
+
+
+def glances_by_token(session: Session, token_hashes: Collection[str]) -> dict[str, Glance]:
+    """The jobs whose tokens hash to ``token_hashes`` (those that exist), by hash: one query."""
+    found: dict[str, Glance] = {}
+    hashes = list(token_hashes)
+    for start in range(0, len(hashes), 500):  # an IN list of bounded length
+        rows = session.execute(select(Job.token_hash, *_GLANCE).where(Job.token_hash.in_(hashes[start:start + 500])))
+        for token_hash, *values in rows:
+            found[token_hash] = Glance(*values)
+    return found
 
 
 def glance_position(session: Session, job: Glance, *, now: datetime | None = None) -> int | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,16 +17,18 @@ import pytest
 import requests
 from click.testing import CliRunner
 from PIL import Image
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.cli import main
 from bot.rendering import QuickRenderer
+from bot.web import create_app
 from bot.web.public import api
 from bot.web.public.errors import CODES
 from bot.worker import Lease, work_once
 from storage import api_keys, jobs, users
 from storage.models import Job, JobState
-from tests.webapp import png, png_bomb, serving, web_config
+from tests.webapp import png, png_bomb, serving, serving_app, web_config
 
 Sessions = sessionmaker[Session]
 LEASE = Lease(worker="test-worker", lease_s=60, max_attempts=3)
@@ -339,3 +342,35 @@ def test_a_new_callers_first_requests_at_once_are_queued_within_its_quota(sessio
     assert sorted(answers) == [202] * 4 + [429] * 2  # at once, yet no more than the quota
     with sessions() as s:
         assert len({job.user_id for job in s.query(Job)}) == 1
+
+
+def test_event_streams_share_one_reader(engine: Engine, sessions: Sessions) -> None:
+    app = create_app(web_config(), sessions)
+    with serving_app(app) as base:
+        key = new_key(sessions, per_day=10)
+        followed = [submit(base, png(), key=key).json() for _ in range(6)]
+        statements: list[str] = []
+        seen: dict[int, list[str]] = {n: [] for n in range(len(followed))}
+
+        def listen(n: int) -> None:
+            with requests.get(followed[n]["links"]["events"], stream=True, timeout=60) as stream:
+                for line in stream.iter_lines(decode_unicode=True):
+                    if line.startswith("data:"):
+                        seen[n].append(json.loads(line[5:])["state"])
+
+        streams = [threading.Thread(target=listen, args=(n,)) for n in range(len(followed))]
+        for t in streams:
+            t.start()
+        while not all(seen.values()):
+            time.sleep(0.05)
+        count = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", count)
+        time.sleep(3.2)  # six streams for three seconds: a reader each would make 18 reads or more
+        event.remove(engine, "before_cursor_execute", count)
+        while paint(sessions) is not None:
+            pass
+        for t in streams:
+            t.join(30)
+    assert len(statements) <= 3 * 4, statements  # a few ticks of one or two queries each
+    assert all(states[0] == "queued" and states[-1] == "done" for states in seen.values()), seen
+    assert app.state.public.watcher.ticks >= 3

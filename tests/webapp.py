@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from fastapi import FastAPI
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,7 +36,13 @@ def web_config(**changes: object) -> Config:
 def serving(config: Config, sessions: sessionmaker[Session], reads: sessionmaker[Session] | None = None
             ) -> Iterator[str]:
     """``create_app`` served by uvicorn (``bot.web.serve``) in a thread; yields its base URL (ending in /)."""
-    app = create_app(config, sessions, reads=reads)
+    with serving_app(create_app(config, sessions, reads=reads)) as base:
+        yield base
+
+
+@contextmanager
+def serving_app(app: FastAPI) -> Iterator[str]:
+    """``app`` served by uvicorn in a thread on a free loopback port; yields its base URL."""
     listening = listen("127.0.0.1", 0)
     port = listening.getsockname()[1]
     uvicorn_server = server(app)

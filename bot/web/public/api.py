@@ -7,7 +7,6 @@ OpenAPI document at ``/api/v1/openapi.json``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -28,11 +27,11 @@ from bot.web import WebContext
 from bot.web.public import intake, thumbnails
 from bot.web.public.callers import PLATFORM, Caller, RateLimit, identify
 from bot.web.public.errors import API, CODES, ApiError
-from bot.web.public.status import FINISHED, PaintingStatus, RenderTimes, describe, state_of
+from bot.web.public.events import Watcher
+from bot.web.public.status import FINISHED, PaintingStatus, RenderTimes, describe, state_of, status_of
 from storage import api_keys, jobs, users
 from storage.models import Job
 
-EVENTS_POLL_S = 1.0  # how often a stream looks at its job (one cheap read)
 KEEP_ALIVE_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
 STREAM_MAX_S = 3600.0  # a stream ends after this long; the client reconnects
 
@@ -44,6 +43,7 @@ class Public:
     gallery: Gallery
     rate: RateLimit
     times: RenderTimes
+    watcher: Watcher
 
 
 def _context(request: Request) -> WebContext:
@@ -165,24 +165,29 @@ async def events(token: str, request: Request, context: Ctx, who: Who) -> Stream
     base = str(request.base_url)
     public = _public(request)
     first = await run_in_threadpool(_status, context, public, token, base)  # a wrong token is refused, not streamed
+    token_hash = api_keys.digest(token)
 
     async def stream() -> AsyncIterator[str]:
-        current, last, sent_at, started = first, None, 0.0, time.monotonic()
-        while True:
+        yield f"event: status\ndata: {first.model_dump_json()}\n\n"
+        if first.state in FINISHED:
+            return
+        last, started = first.model_dump_json(), time.monotonic()
+        async for reading in public.watcher.follow(token_hash, wait_s=KEEP_ALIVE_S):
+            if reading is None:
+                yield ": still here\n\n"
+                continue
+            if token_hash not in reading.asked:  # read before this stream began: the next one tells
+                continue
+            job = reading.jobs.get(token_hash)
+            if job is None:  # deleted meanwhile
+                yield f"event: error\ndata: {json.dumps({'code': 'not_found'})}\n\n"
+                return
+            current = status_of(job, token, base, position=reading.positions.get(job.id), median_s=reading.median_s)
             data = current.model_dump_json()
             if data != last:
                 yield f"event: status\ndata: {data}\n\n"
-                last, sent_at = data, time.monotonic()
-            elif time.monotonic() - sent_at >= KEEP_ALIVE_S:
-                yield ": still here\n\n"
-                sent_at = time.monotonic()
+                last = data
             if current.state in FINISHED or time.monotonic() - started > STREAM_MAX_S:
-                return
-            await asyncio.sleep(EVENTS_POLL_S)
-            try:
-                current = await run_in_threadpool(_status, context, public, token, base)
-            except ApiError:  # deleted meanwhile
-                yield f"event: error\ndata: {json.dumps({'code': 'not_found'})}\n\n"
                 return
 
     return StreamingResponse(stream(), media_type="text/event-stream",

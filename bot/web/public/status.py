@@ -92,11 +92,19 @@ def state_of(job: Job | jobs.Glance) -> State:
 
 
 def describe(session: Session, job: jobs.Glance, token: str, base: str, times: RenderTimes) -> PaintingStatus:
-    state = state_of(job)
-    position = eta = None
-    if state in ("queued", "painting"):
+    position = median = None
+    if state_of(job) in ("queued", "painting"):
         position = jobs.glance_position(session, job)
-        eta = jobs.estimate_s(times.median_s(session), job, position)
+        median = times.median_s(session)
+    return status_of(job, token, base, position=position, median_s=median)
+
+
+def status_of(job: jobs.Glance, token: str, base: str, *, position: int | None, median_s: float | None
+              ) -> PaintingStatus:
+    """The status of a glanced job whose ``position`` (None unless queued) and the median render
+    time are known."""
+    state = state_of(job)
+    eta = jobs.estimate_s(median_s, job, position) if state in ("queued", "painting") else None
     if state == "done":
         progress = 1.0
     elif state == "painting" and job.progress_total:
@@ -104,7 +112,7 @@ def describe(session: Session, job: jobs.Glance, token: str, base: str, times: R
     else:
         progress = 0.0
     return PaintingStatus(
-        token=token, state=state, message=_MESSAGES[state], position=position,
+        token=token, state=state, message=_MESSAGES[state], position=position if state == "queued" else None,
         eta_s=round(eta, 1) if eta is not None else None, progress=round(progress, 3),
         created_at=job.created_at, finished_at=job.finished_at, links=links(base, token),
     )
