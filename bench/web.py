@@ -173,6 +173,24 @@ def _uploads(base: str, key: str, count: int, threads: int) -> tuple[float, int]
     return count / (time.perf_counter() - started), len(big)
 
 
+def _idle(base: str, key: str, count: int = 50) -> tuple[float, float]:
+    """Median ms of a static file and of a status request, one at a time before the load: what
+    the machine gives a request at all (a shared one gives little)."""
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {key}"
+    status = http.post(f"{base}api/v1/paintings", files={"photo": ("p.jpg", _photo())},
+                       data={"painting_name": "scream", "size": "64"}, timeout=60).json()["links"]["status"]
+    medians = []
+    for url in (f"{base}static/favicon.svg", status):
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            http.get(url, timeout=60).raise_for_status()
+            times.append(time.perf_counter() - started)
+        medians.append(statistics.median(times) * 1000)
+    return medians[0], medians[1]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -216,6 +234,7 @@ def main() -> None:
                     if time.monotonic() > deadline or server.poll() is not None:
                         raise SystemExit("the web app did not start")
                     time.sleep(0.2)
+            idle = _idle(base, key)
             worker.start()
             figures, results = Figures(), mp.Queue()
             per_process = 50
@@ -251,6 +270,7 @@ def main() -> None:
     backend = url.split(":", 1)[0]
     print(f"{backend}, {args.clients} clients ({args.clients // 2 + args.clients % 2} on the stream, "
           f"{args.clients // 2} polling every 0.5 s) for {elapsed:.0f} s; {os.cpu_count()} CPUs (shared: rough)")
+    print(f"one request at a time, before the load: a static file p50 {idle[0]:.1f} ms, a status p50 {idle[1]:.1f} ms")
     print(f"status requests: {len(figures.status_s)}, p50 {ms(figures.status_s, 50)} ms, "
           f"p95 {ms(figures.status_s, 95)} ms")
     print(f"paintings followed to the end: {figures.done} ({figures.streamed} over the stream); "
