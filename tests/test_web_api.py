@@ -161,6 +161,8 @@ def test_the_painting_and_options_are_checked(base: str) -> None:
     assert "32 to 256" in refused(submit(base, png(), size="2048"), 422, "bad_option")
     assert "strength" in refused(submit(base, png(), strength="max"), 422, "invalid_request")
     refused(requests.post(f"{base}api/v1/paintings", data={"painting_name": "x"}, timeout=10), 422, "invalid_request")
+    refused(requests.put(f"{base}api/v1/paintings", timeout=10), 405, "method_not_allowed")
+    refused(requests.get(f"{base}api/v1/nothing", timeout=10), 404, "not_found")
 
 
 def test_over_quota_is_429_with_retry_after(sessions: Sessions, base: str) -> None:

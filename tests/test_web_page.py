@@ -147,6 +147,8 @@ def test_a_photo_painted_in_a_real_browser(site: tuple[str, str], worker: subpro
             page.select_option("select[name=size]", "128")
             page.click("#submit")
             expect(page).to_have_url(re.compile(r"/p/[A-Za-z0-9_-]{32}$"))
+            expect(page.locator("#follow")).to_be_visible()
+            page.screenshot(path=str(SCREENS / "following-1280.png"), full_page=True)
             # The worker process paints it; the stream moves the bar to 100%.
             expect(page.locator("#pct")).to_have_text("100%", timeout=60_000)
             assert page.eval_on_selector("#bar", "bar => bar.value") == 100

@@ -20,6 +20,7 @@ API = "/api/v1"
 # code: (status, what it means) — the table the OpenAPI document and the README point to.
 CODES: dict[str, tuple[int, str]] = {
     "invalid_request": (422, "a field is missing or not of the expected kind"),
+    "method_not_allowed": (405, "the path does not take that method"),
     "unsupported_type": (415, "an upload is not a JPEG, PNG, WebP or GIF image (judged by its bytes)"),
     "too_large": (413, "an upload, or the whole request, has more bytes than the operator allows"),
     "length_required": (411, "an upload without a Content-Length"),
@@ -88,6 +89,8 @@ def install(app: FastAPI) -> None:
             return await http_exception_handler(request, exc)
         if exc.status_code == 404:
             return response(ApiError("not_found", "There is nothing here."))
+        if exc.status_code == 405:
+            return response(ApiError("method_not_allowed", "This path does not take that method."))
         return JSONResponse(error_body("invalid_request", str(exc.detail)), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 

@@ -29,12 +29,13 @@
     if (status.state === "done") {
       $("follow-title").textContent = "Your picture is painted";
       $("result-view").src = status.links.result;
-      show($("result-figure"), true);
+      show($("result-wait"), false);
       $("download").href = status.links.result + "?download=true";
       $("share").value = status.links.page;
       show($("done-actions"), true);
     } else if (status.state === "failed" || status.state === "cancelled") {
       $("follow-title").textContent = status.state === "failed" ? "Not painted" : "Cancelled";
+      $("result-wait").textContent = status.message;
     }
   }
 
