@@ -38,7 +38,8 @@ STREAM_MAX_S = 3600.0  # a stream ends after this long; the client reconnects
 
 @dataclass(frozen=True)
 class Public:
-    """What the public side keeps beside the ``WebContext``: the gallery and the rate limit."""
+    """What the public side keeps beside the ``WebContext``: the gallery, the rate limit, the
+    median render time (cached) and the event streams' one reader."""
 
     gallery: Gallery
     rate: RateLimit
