@@ -164,6 +164,9 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]  # last claimed
     finished_at: Mapped[datetime | None]
+    # A request from the web: the SHA-256 of the unguessable token its URLs carry (the token itself
+    # is only ever in the caller's hands). None for a job asked for by a post.
+    token_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         # One job per post; a job with no origin (both NULL) is checked against nothing.
@@ -172,6 +175,7 @@ class Job(Base):
         # The claim query: the best queued job, and leases to reclaim.
         Index("ix_jobs_claim", "state", "priority", "id"),
         Index("ix_jobs_user_created", "user_id", "created_at"),
+        Index("ix_jobs_token_hash", "token_hash", unique=True),
     )
 
 
@@ -227,6 +231,24 @@ class Reply(Base):
         Index("ix_replies_in_reply_to", "platform", "in_reply_to_ref"),
         Index("ix_replies_job_id", "job_id"),
     )
+
+
+class ApiKey(Base):
+    """A key to the web API (``forger api-key``): its own daily quota and priority. Only the key's
+    SHA-256 is kept; the key is shown once, when it is made. Its caller is a ``users`` row of
+    platform "web" (user_ref "key:<id>"), so bans and the queue limit are the bot's own."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    per_day: Mapped[int]  # renders in any 24 hours
+    priority: Mapped[int] = mapped_column(default=0)  # its jobs' priority (higher first)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),)
 
 
 class Cursor(Base):

@@ -240,3 +240,25 @@ def test_the_models_match_the_migrations(db_url: str) -> None:
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_0007_downgrades_keeping_web_jobs_without_their_tokens(empty: Engine) -> None:
+    schema.upgrade(empty)
+    with Session(empty) as s, s.begin():
+        s.add(Job(content_image=b"p", style_image=b"s", token_hash="ab" * 32))
+        s.add(Post(platform="x", post_ref="1", author_ref="7", author_username="ann", text="@bot", outcome=Outcome.QUEUED))
+        s.flush()
+        s.add(Job(platform="x", post_ref="1", author_username="ann", content_image=b"p", style_image=b"s"))
+        s.flush()
+        s.add(JobEvent(job_id=1, from_state=None, to_state=JobState.QUEUED, reason="queued"))
+    with empty.begin() as c:
+        _insert(c, "api_keys", name="app", key_hash="cd" * 32, per_day=5, priority=0, created_at=_at(0))
+
+    schema.downgrade(empty, "0006")
+    with empty.connect() as c:
+        assert _rows(c, "SELECT id, platform FROM jobs ORDER BY id") == [(1, None), (2, "x")]
+        assert _rows(c, "SELECT count(*) FROM job_events") == [(1,)]
+    schema.upgrade(empty)
+    with empty.connect() as c:
+        assert _rows(c, "SELECT token_hash FROM jobs ORDER BY id") == [(None,), (None,)]
+        assert _rows(c, "SELECT count(*) FROM api_keys") == [(0,)]

@@ -112,4 +112,6 @@ def run_demo(
                     saved.append(str(path))
                 print(f"  @{handle}: {reply.text}" + (f"  [image: {', '.join(saved)}]" if saved else ""))
     print(f"\noutput in {out}")
+    print("the web page and API: `forger web --demo` serves them on http://127.0.0.1:8000/ "
+          "(upload a photo, pick a painting, watch it painted)")
     return out
