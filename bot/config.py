@@ -217,6 +217,20 @@ class XCredentials:
         return "XCredentials(***)"
 
 
+def _admin_hosts(v: tuple[str, ...]) -> str | None:
+    ok = v and all(re.fullmatch(r"\.?[A-Za-z0-9.-]+|[0-9A-Fa-f:]+", h) for h in v)
+    return None if ok else "a list of host names or addresses such as [127.0.0.1, localhost, ::1]"
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """The admin pages (``bot.web.admin``): who they answer to, and whether a proxy stands in front."""
+
+    allowed_hosts: tuple[str, ...] = _checked(_admin_hosts)
+    behind_proxy: bool = _checked(_anything)
+    session_lifetime_s: int = _checked(_between(60, 30 * 86400))
+
+
 @dataclass(frozen=True)
 class Config:
     bot: BotSettings
@@ -228,6 +242,7 @@ class Config:
     gallery: GallerySettings
     render: RenderConfig
     paths: PathSettings
+    admin: AdminConfig
 
     def replace(self, **sections: Any) -> Config:
         """A copy with some sections replaced (the demo points X and the database elsewhere)."""

@@ -42,6 +42,21 @@ def demo_images(images: Path | None) -> dict[str, Path]:
     return paths
 
 
+DEMO_ROOT = Path("demo-output")
+LAST_RUN = DEMO_ROOT / "last-run"  # holds the folder of the latest run, wherever --out put it
+
+
+def last_database() -> Path:
+    """The database of the latest demo run (``forger admin --demo`` opens it); ForgerError if none."""
+    folder = Path(LAST_RUN.read_text(encoding="utf-8").strip()) if LAST_RUN.is_file() else None
+    if folder is None or not (folder / "forger.sqlite3").is_file():
+        runs = sorted(DEMO_ROOT.glob("run-*/forger.sqlite3"), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise ForgerError(f"no demo has run here yet (none in {DEMO_ROOT}/): `make demo` runs one")
+        return runs[-1]
+    return folder / "forger.sqlite3"
+
+
 def run_demo(
     config: Config,
     *,
@@ -54,8 +69,10 @@ def run_demo(
 ) -> Path:
     """Run the demo; returns the output folder."""
     paths = demo_images(images)
-    out = out or Path("demo-output") / datetime.now().strftime("run-%Y%m%d-%H%M%S")
+    out = out or DEMO_ROOT / datetime.now().strftime("run-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
+    DEMO_ROOT.mkdir(exist_ok=True)
+    LAST_RUN.write_text(f"{out.resolve()}\n", encoding="utf-8")
     database = out / "forger.sqlite3"
     database.unlink(missing_ok=True)
 
@@ -111,4 +128,6 @@ def run_demo(
                     saved.append(str(path))
                 print(f"  @{config.bot.handle}: {reply.text}" + (f"  [image: {', '.join(saved)}]" if saved else ""))
     print(f"\noutput in {out}")
+    print("the admin pages on this run's database: .venv/bin/forger admin --demo "
+          "(it asks for a password the first time), then http://127.0.0.1:8000/admin/")
     return out
