@@ -810,7 +810,7 @@ def test_hostile_text_is_escaped_isolated_and_wrapped(served: Served, client: Cl
         html = client.get(url).text
         assert "<img src=x" not in html and "onerror=\"alert" not in html, url
     page = client.get(f"/admin/jobs/{job_id}").text
-    assert f"<bdi>{HOSTILE_NAME}</bdi>" in page  # the name isolated from "wrote:"
+    assert f'<bdi class="said " title="{HOSTILE_NAME}">{HOSTILE_NAME}</bdi></a> wrote:' in page  # isolated from "wrote:"
     assert "<bdi>&lt;img src=x" in page
     listed = client.get("/admin/users").text
     assert f'<bdi class="said " title="{HOSTILE_NAME}">' in listed  # cut to its cell, whole on hover
@@ -906,3 +906,206 @@ def test_a_job_being_painted_has_the_same_eta_on_its_page_as_in_the_queue(sessio
         assert jobs.eta_s(s, seeded.rendering) == pytest.approx(detail.eta_s)
         assert jobs.eta_s(s, seeded.queued_too) == pytest.approx(168)
     assert row.progress == pytest.approx(0.4) and detail.eta_s == pytest.approx(84 * 0.6) == row.eta_s
+
+
+# -- a real browser -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser_served(tmp_path: Path) -> Iterator[tuple[str, Sessions, Seeded]]:
+    """The admin side on a loopback port over a fresh SQLite file, for Chromium."""
+    engine = open_engine(f"sqlite:///{tmp_path / 'forger.sqlite3'}")
+    schema.upgrade(engine)
+    sessions = session_factory(engine)
+    ids = seed(sessions)
+    set_password(sessions)
+    try:
+        with serving(make_app(engine, sessions, Clock())) as base:
+            yield base, sessions, ids
+    finally:
+        engine.dispose()
+
+
+def _need_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing: in CI the browser test must run (.ci/run installs Debian's chromium)")
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium, or run .ci/run)")
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic",
+        ])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+IMAGES_LOADED = """ids => ids.every(id =>
+    Array.from(document.querySelectorAll(`#job-${id} img`)).every(img => img.complete && img.naturalWidth > 0)
+    && document.querySelectorAll(`#job-${id} img`).length >= 2)"""
+
+
+@pytest.mark.browser
+def test_an_admin_in_a_real_browser(browser_served: tuple[str, Sessions, Seeded]) -> None:
+    _need_chromium()
+    from playwright.sync_api import expect
+
+    base, sessions, ids = browser_served
+    bob = _user_id(sessions, "bob")
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1360, "height": 900})
+        page.set_default_timeout(15_000)
+        # Anything the pages' content policy blocks, or a script error, shows up here.
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+
+        # Not logged in: the login form, whatever was asked for.
+        page.goto(f"{base}/admin/failures")
+        expect(page).to_have_url(re.compile(r"/admin/login\?next=/admin/failures$"))
+        page.fill("input[name=password]", "wrong")
+        page.click("button:has-text('Log in')")
+        expect(page.locator(".flash-error")).to_have_text("Wrong password.")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button:has-text('Log in')")
+        expect(page).to_have_url(f"{base}/admin/failures")
+
+        # The queue: a queued and a failed job, their thumbnails really loaded.
+        page.click("nav >> text=Queue")
+        expect(page.locator(f"#job-{ids.queued} .state")).to_have_text("queued")
+        expect(page.locator(f"#job-{ids.failed} .state")).to_have_text("failed")
+        page.wait_for_function(IMAGES_LOADED, arg=[ids.queued, ids.failed, ids.replied])
+        widths = page.eval_on_selector_all(f"#job-{ids.replied} img", "imgs => imgs.map(i => i.naturalWidth)")
+        assert widths == [160, 160, 160]
+
+        # The worker paints on: the page's script moves the bar without a reload.
+        with sessions.begin() as s:
+            jobs.heartbeat(s, ids.rendering, worker="worker-1", lease_s=600, iteration=240, total=300)
+        page.evaluate("forgerRefresh()")
+        expect(page.locator(f"#job-{ids.rendering} .pct")).to_have_text("80%")
+        assert page.eval_on_selector(f"#job-{ids.rendering} progress", "bar => bar.value") == pytest.approx(0.8)
+
+        # Retry the failed job from the queue; it is queued again.
+        page.locator(f"#job-{ids.failed}").get_by_role("button", name="Retry").click()
+        expect(page.locator(".flash-ok")).to_have_text(f"Job {ids.failed} is queued again.")
+        expect(page.locator(f"#job-{ids.failed} .state")).to_have_text("queued")
+        assert state_of(sessions, ids.failed) == "queued"
+        page.click(f"#job-{ids.failed} a.id")
+        expect(page.locator("table.history")).to_contain_text("retried by dashboard")
+
+        # A finished job's page, with its three images.
+        page.goto(f"{base}/admin/jobs/{ids.replied}")
+        page.wait_for_function("""() => Array.from(document.querySelectorAll('.images img'))
+            .every(i => i.complete && i.naturalWidth > 0)""")
+        assert page.locator(".images img").count() == 3
+
+        # Ban a user; the users page says so.
+        page.click("nav >> text=Users")
+        row = page.locator(f"#user-{bob}")
+        row.locator("input[name=reason]").fill("spam")
+        row.get_by_role("button", name="Ban").click()
+        expect(page.locator(".flash-ok")).to_have_text("@bob is banned (spam); their jobs not yet posted are cancelled.")
+        expect(page.locator(f"#user-{bob} .ban")).to_contain_text("banned")
+        expect(page.locator(f"#user-{bob}").get_by_role("button", name="Unban")).to_be_visible()
+        with sessions.begin() as s:
+            assert admin.user(s, bob).banned
+
+        page.click("nav >> text=Budget")
+        expect(page.locator("svg.chart")).to_be_visible()
+        page.click("nav >> text=Logins")
+        expect(page.locator("table.logins").first).to_contain_text("127.0.0.1")
+
+        assert [p for p in problems if "401" not in p] == [], problems
+
+        # Logged out, images and pages are refused again, and the old cookie is dead.
+        page.click("button:has-text('Log out')")
+        expect(page).to_have_url(re.compile(r"/admin/login\?out=1$"))
+        expect(page.locator(".flash-ok")).to_have_text("Logged out.")
+        refused = page.request.get(f"{base}/admin/jobs/{ids.replied}/image/content")
+        assert refused.status == 401 and json.loads(refused.text()) == {"error": "log in first"}
+
+
+def _hostile(sessions: Sessions) -> dict[str, int]:
+    """The data set an attacker or an old version might leave: long, right-to-left, unreadable."""
+    long_name = "rtl" + RLO + "dlrow olleh" + "W" * 286  # 300 characters, one word (SQLite keeps them all)
+    found = {
+        "long": _odd_job(sessions, "9001", long_name, text=long_name + " " + "ok" * 400, error=HUGE_ERROR),
+        "xss": _odd_job(sessions, "9002", '<img src=x onerror="alert(1)">' + RLO + "abc",
+                        options={"strength": "extreme<script>"}),
+        "huge": _odd_job(sessions, "9003", "mallory", photo=_huge_png()),
+        "junk": _odd_job(sessions, "9004", "eve/slash", photo=b"not a picture at all"),
+    }
+    with sessions.begin() as s:
+        s.get(Job, found["long"]).author_username = long_name  # as an older version stored it
+    return found
+
+
+PAGES = ["queue", "failures", "users", "budget", "logins", "job-long", "job-xss", "job-huge", "job-junk", "login"]
+
+
+@pytest.mark.browser
+def test_every_page_holds_hostile_data_at_desktop_and_phone_widths(
+    browser_served: tuple[str, Sessions, Seeded]
+) -> None:
+    """Screenshots of every page at 1280 and 390 px (in /tmp/admin-shots); nothing wider than the
+    window, the menu and the buttons on screen, nothing reversed, no script run."""
+    _need_chromium()
+    base, sessions, _ = browser_served
+    odd = _hostile(sessions)
+    SHOTS.mkdir(exist_ok=True)
+    urls = {"queue": "/admin/", "failures": "/admin/failures", "users": "/admin/users", "budget": "/admin/budget",
+            "logins": "/admin/logins", "login": "/admin/login"}
+    urls |= {f"job-{name}": f"/admin/jobs/{job_id}" for name, job_id in odd.items()}
+    with chromium() as browser:
+        for width in (1280, 390):
+            context = browser.new_context(viewport={"width": width, "height": 900})
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(f"{base}/admin/login")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button:has-text('Log in')")
+            page.wait_for_url(f"{base}/admin/")
+            for name in PAGES:
+                if name == "login":
+                    page.click("button:has-text('Log out')")
+                    page.wait_for_url(re.compile(r"/admin/login"))
+                else:
+                    page.goto(base + urls[name])
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+                wide = page.evaluate("document.documentElement.scrollWidth")
+                assert wide <= width, f"{name} at {width} px is {wide} px wide"
+                if name != "login":
+                    for link in ("Queue", "Users", "Budget", "Logins"):
+                        box = page.locator(f"nav >> text={link}").bounding_box()
+                        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, (name, width, link)
+                    box = page.locator("button:has-text('Log out')").bounding_box()
+                    assert box and box["x"] + box["width"] <= width, (name, width)
+            # The placeholders say why, where a broken-image icon was.
+            page.goto(f"{base}/admin/login")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button:has-text('Log in')")
+            page.goto(f"{base}{urls['job-huge']}")
+            assert page.eval_on_selector(".images img", "i => i.complete && i.naturalWidth > 0")
+            if width == 1280:
+                page.goto(f"{base}/admin/users")
+                long_row = page.locator("tr", has=page.locator("bdi[title^='rtl']"))
+                for button in ("Ban", "Set"):
+                    box = long_row.get_by_role("button", name=button).bounding_box()
+                    assert box and box["x"] + box["width"] <= width, button
+                # Isolated: the text after the name reads left to right.
+                page.goto(f"{base}{urls['job-long']}")
+                assert "wrote:" in page.locator(".tweet").inner_text()
+            assert dialogs == []
+            context.close()

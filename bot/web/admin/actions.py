@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from bot import admin
 from bot.admin import AdminError
 from bot.web.admin import auth
-from bot.web.admin.routing import admin_router
 from bot.web.admin.auth import Login, context, require_login
+from bot.web.admin.routing import admin_router
 from bot.web.admin.templating import flash, url
 
 router = admin_router()

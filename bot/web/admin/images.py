@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import textwrap
 import warnings
 from typing import Annotated
 
 from fastapi import Depends, Request
+from xml.sax.saxutils import escape
+
 from fastapi.responses import Response
 from PIL import Image, ImageOps, UnidentifiedImageError
-from xml.sax.saxutils import escape
 
 from bot import admin
 from bot.admin import AdminError
-from bot.web.admin.routing import admin_router
 from bot.web.admin.auth import Login, Refusal, context, require_login
+from bot.web.admin.routing import admin_router
 from storage.reports import ImageRole
 
 router = admin_router()
@@ -37,8 +39,9 @@ def _open(data: bytes) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        pixels = str(exc).split("(", 1)[-1].split(" pixels", 1)[0]
-        raise Unshowable(f"too large to show: {pixels} pixels, over the limit of {Image.MAX_IMAGE_PIXELS:,}") from exc
+        found = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow names the size only in its message
+        pixels = f"{int(found.group(1)):,} pixels" if found else "more pixels than"
+        raise Unshowable(f"too large to show: {pixels}, over the limit of {Image.MAX_IMAGE_PIXELS:,}") from exc
     except UnidentifiedImageError as exc:
         raise Unshowable("not an image this server can read") from exc
 

@@ -8,8 +8,8 @@ from fastapi import Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from bot.web.admin import auth
-from bot.web.admin.routing import admin_router
 from bot.web.admin.auth import Login, require_login
+from bot.web.admin.routing import admin_router
 from bot.web.admin.templating import render, url
 
 router = admin_router()

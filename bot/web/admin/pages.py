@@ -16,9 +16,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from bot import admin
 from bot.admin import AdminError, Page, QueueRow
-from bot.web.admin.routing import admin_router
 from bot.web.admin.auth import REMEMBERED, Login, Refusal, context, now, require_login
 from bot.web.admin.charts import calls_and_spend
+from bot.web.admin.routing import admin_router
 from bot.web.admin.templating import render
 from storage import admins, ledger
 from storage.jobs import WAITING
