@@ -43,18 +43,15 @@ def demo_images(images: Path | None) -> dict[str, Path]:
 
 
 DEMO_ROOT = Path("demo-output")
-LAST_RUN = DEMO_ROOT / "last-run"  # holds the folder of the latest run, wherever --out put it
 
 
 def last_database() -> Path:
-    """The database of the latest demo run (``forger admin --demo`` opens it); ForgerError if none."""
-    folder = Path(LAST_RUN.read_text(encoding="utf-8").strip()) if LAST_RUN.is_file() else None
-    if folder is None or not (folder / "forger.sqlite3").is_file():
-        runs = sorted(DEMO_ROOT.glob("run-*/forger.sqlite3"), key=lambda p: p.stat().st_mtime)
-        if not runs:
-            raise ForgerError(f"no demo has run here yet (none in {DEMO_ROOT}/): `make demo` runs one")
-        return runs[-1]
-    return folder / "forger.sqlite3"
+    """The database of the latest demo run in ``demo-output/`` (``forger admin --demo`` opens it);
+    ForgerError if there is none."""
+    runs = sorted(DEMO_ROOT.glob("run-*/forger.sqlite3"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise ForgerError(f"no demo has run here yet (none in {DEMO_ROOT}/): `make demo` runs one")
+    return runs[-1]
 
 
 def run_demo(
@@ -71,8 +68,6 @@ def run_demo(
     paths = demo_images(images)
     out = out or DEMO_ROOT / datetime.now().strftime("run-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    DEMO_ROOT.mkdir(exist_ok=True)
-    LAST_RUN.write_text(f"{out.resolve()}\n", encoding="utf-8")
     database = out / "forger.sqlite3"
     database.unlink(missing_ok=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -237,13 +238,13 @@ def test_admin_demo_opens_the_last_demos_database(tmp_path: Path, monkeypatch: p
     monkeypatch.chdir(tmp_path)
     forger = Forger(_config(tmp_path))
     assert "no demo has run here yet (none in demo-output/): `make demo` runs one" in forger.fails("admin", "--demo")
-    run = tmp_path / "elsewhere" / "run-1"
-    run.mkdir(parents=True)
-    engine = open_engine(f"sqlite:///{run / 'forger.sqlite3'}")
-    schema.upgrade(engine)
-    engine.dispose()
-    (tmp_path / "demo-output").mkdir()
-    (tmp_path / "demo-output" / "last-run").write_text(str(run))
+    for name in ("run-20261201-100000", "run-20261202-100000"):  # the later one is the last
+        run = tmp_path / "demo-output" / name
+        run.mkdir(parents=True)
+        engine = open_engine(f"sqlite:///{run / 'forger.sqlite3'}")
+        schema.upgrade(engine)
+        engine.dispose()
+        time.sleep(0.01)
     # Not at a terminal, it says how to set the password instead of asking for one.
     said = forger.fails("admin", "--demo")
     assert "the demo's database has no admin password yet: `.venv/bin/forger admin set-password --demo`" in said
