@@ -151,8 +151,7 @@ def _row(job: Job, now: datetime, position: int | None, median_render_s: float |
     )
 
 
-# The most jobs or users one page shows (and the CLI's --limit at most); each page says how many in all.
-QUEUE_PAGE = 200
+# The jobs or users one page of the admin pages shows; each page says how many there are in all.
 PAGE = 50
 
 
@@ -174,7 +173,7 @@ def _filter(session: Session, states: tuple[str, ...], user: str | None) -> repo
 
 
 def queue(
-    session: Session, *, states: tuple[str, ...] = (), user: str | None = None, limit: int = QUEUE_PAGE,
+    session: Session, *, states: tuple[str, ...] = (), user: str | None = None, limit: int = 200,
     offset: int = 0, now: datetime | None = None,
 ) -> list[QueueRow]:
     """Jobs, newest first, optionally only in some states or of one user; queued jobs alone are

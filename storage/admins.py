@@ -77,6 +77,11 @@ def end_expired(session: Session, *, now: datetime) -> int:
     return session.execute(delete(AdminSession).where(AdminSession.expires_at <= now)).rowcount or 0
 
 
+def forget_logins(session: Session, *, before: datetime) -> int:
+    """Delete login attempts made before ``before`` (client addresses are personal data)."""
+    return session.execute(delete(AdminLogin).where(AdminLogin.at < before)).rowcount or 0
+
+
 def record_login(session: Session, *, account: str, address: str, ok: bool, now: datetime) -> None:
     session.add(AdminLogin(account=account, address=address[:64], ok=ok, at=now))
 

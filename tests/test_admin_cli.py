@@ -7,6 +7,7 @@ Each test copies config.yaml with ``database.url`` pointing into its tmp folder,
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -38,8 +39,8 @@ class Forger:
         return self.runner.invoke(main, ["--config", str(self.config), *args], env={"COLUMNS": "200", **(env or {})},
                                   input=input)
 
-    def ok(self, *args: str) -> str:
-        result = self(*args)
+    def ok(self, *args: str, input: str | None = None) -> str:
+        result = self(*args, input=input)
         assert result.exit_code == 0, result.output
         return result.stdout
 
@@ -304,3 +305,41 @@ def test_a_bad_or_unreachable_database_is_one_clear_line(tmp_path: Path) -> None
         result = CliRunner().invoke(main, ["--config", str(config), "stats"])
         assert result.exit_code == 1 and message in result.output, result.output
         assert "Traceback" not in result.output
+
+
+def _serve_and_ask(config: Path, *args: str) -> tuple[int, str, str]:
+    """Run ``forger web`` ARGS as its own process; the status of /admin/login, then what it said."""
+    import subprocess
+    import sys
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "PORT"}
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "--config", str(config), "web", "--port", str(port),
+                                *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status = requests.get(f"http://127.0.0.1:{port}/admin/login", timeout=5).status_code
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        out, err = process.communicate(timeout=30)
+    return status, out, err
+
+
+def test_forger_web_serves_the_admin_pages_once_a_password_is_set(forger: Forger) -> None:
+    status, out, _ = _serve_and_ask(forger.config)
+    assert status == 404 and "admin pages off: no password set" in out
+    forger.ok("admin", "set-password", input=f"{PASSWORD}\n{PASSWORD}\n")
+    status, out, err = _serve_and_ask(forger.config, "--host", "0.0.0.0")
+    assert status == 200 and "/admin/" in out
+    # Listening beyond loopback is said, with the hosts the admin pages answer to.
+    assert "reachable from other machines; the admin pages answer only to the hosts 127.0.0.1, localhost, ::1" in err

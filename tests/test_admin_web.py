@@ -549,6 +549,24 @@ def test_each_failed_login_is_logged_and_shown(served: Served, client: Client,
     assert page.count("wrong password") == 3 and "logged in" in page
 
 
+def test_login_attempts_are_forgotten_after_a_month(served: Served, client: Client) -> None:
+    assert _guess(client, "wrong").status_code == 401
+    served.clock.now += 31 * 86400
+    client.log_in()
+    with served.sessions.begin() as s:
+        assert [a.ok for a in admins.recent_logins(s)] == [True]
+
+
+def test_the_public_side_works_with_the_admin_side_off(engine: Engine, sessions: Sessions, clock: Clock) -> None:
+    set_password(sessions)
+    app = create_app(config(), sessions, clock=clock)
+    assert _served_paths(app) == set()
+    with serving(app) as base:
+        client = Client(base)
+        assert client.get("/admin/login").status_code == 404
+        assert client.get("/api/v1/openapi.json").status_code == 200
+
+
 def test_head_of_the_login_form_checks_no_password(served: Served, client: Client) -> None:
     for _ in range(10):
         response = client.head("/admin/login")

@@ -97,30 +97,33 @@ def _same(given: str, expected: str) -> bool:
 # -- the session -------------------------------------------------------------------------------------
 
 
+_UNSEEN = object()
+
+
 def current(request: Request) -> Login | None:
     """This request's login, if its cookie names a live session (looked up once per request)."""
-    if "admin_login" in request.state._state:
-        found: Login | None = request.state.admin_login
-        return found
-    request.state.admin_login = None
-    request.state.admin_expired = False
+    seen = getattr(request.state, "admin_login", _UNSEEN)
+    if seen is not _UNSEEN:
+        return seen  # type: ignore[return-value]
+    login: Login | None = None
+    expired = False
     token = request.cookies.get(COOKIE)
     if token and len(token) <= 128:
         with context(request).reads.begin() as s:
             row = admins.session_row(s, _token_hash(token))
         if row is not None and row.current and row.expires_at > now(request):
-            request.state.admin_login = Login(row.account, row.csrf, _token_hash(token))
+            login = Login(row.account, row.csrf, _token_hash(token))
         elif row is not None:
-            request.state.admin_expired = True
-    result: Login | None = request.state.admin_login
-    return result
+            expired = True
+    request.state.admin_login, request.state.admin_expired = login, expired
+    return login
 
 
 def require_login(request: Request) -> Login:
     """The login, or a Refusal (a page goes to the login form, anything else answers 401)."""
     found = current(request)
     if found is None:
-        raise Refusal(401, "log in first", login=True, expired=bool(request.state.admin_expired))
+        raise Refusal(401, "log in first", login=True, expired=getattr(request.state, "admin_expired", False))
     return found
 
 
@@ -189,6 +192,7 @@ BY_ADDRESS = Limit(free=3, base_s=5.0, cap_s=3600.0)
 # Looser, as every address counts towards it, but it stops guessing spread over many addresses.
 BY_ACCOUNT = Limit(free=10, base_s=2.0, cap_s=900.0)
 REMEMBERED = timedelta(days=1)  # failures older than this no longer count
+KEPT = timedelta(days=30)  # login attempts (with their addresses) older than this are deleted
 
 
 def wait_s(limit: Limit, failures: Failures, at: datetime) -> float:
@@ -243,6 +247,7 @@ def attempt(request: Request, password: str) -> Attempt:
                             who, mine.count + 1)
                 return Attempt(failures=mine.count + 1)
             admins.end_expired(s, now=at)
+            admins.forget_logins(s, before=at - KEPT)
             token = secrets.token_urlsafe(32)
             admins.start_session(
                 s, token_hash=_token_hash(token), account=account, password_stamp=admins.stamp(hashed or ""),
