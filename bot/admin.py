@@ -238,7 +238,7 @@ def job(session: Session, job_id: int, *, workers: int = 1, now: datetime | None
         held_until=jobs.held_until(found, now),
         created_at=found.created_at, started_at=found.started_at, finished_at=found.finished_at,
         render_s=found.render_s, eta_s=jobs.eta(per_job, found.state, place, jobs.progress(found), workers=workers),
-        images=dict(reports.image_sizes(session, job_id)),
+        images={str(role): size for role, size in reports.image_sizes(session, job_id).items()},
         history=[
             Event(e.at, e.from_state.value if e.from_state else None, e.to_state.value, e.reason, e.worker)
             for e in jobs.history(session, job_id)

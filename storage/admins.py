@@ -12,10 +12,16 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, Delete, delete, func, select
 from sqlalchemy.orm import Session
 
 from storage.models import AdminAccount, AdminLogin, AdminSession
+
+
+def _deleted(session: Session, statement: Delete) -> int:
+    """Run ``statement``; how many rows it deleted."""
+    result = session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def stamp(password_hash: str) -> str:
@@ -35,7 +41,7 @@ def set_password_hash(session: Session, account: str, hashed: str, *, now: datet
         session.add(AdminAccount(name=account, password_hash=hashed, changed_at=now))
     else:
         found.password_hash, found.changed_at = hashed, now
-    return session.execute(delete(AdminSession).where(AdminSession.account == account)).rowcount or 0
+    return _deleted(session, delete(AdminSession).where(AdminSession.account == account))
 
 
 def start_session(
@@ -74,12 +80,12 @@ def end_session(session: Session, token_hash: str) -> None:
 
 
 def end_expired(session: Session, *, now: datetime) -> int:
-    return session.execute(delete(AdminSession).where(AdminSession.expires_at <= now)).rowcount or 0
+    return _deleted(session, delete(AdminSession).where(AdminSession.expires_at <= now))
 
 
 def forget_logins(session: Session, *, before: datetime) -> int:
     """Delete login attempts made before ``before`` (client addresses are personal data)."""
-    return session.execute(delete(AdminLogin).where(AdminLogin.at < before)).rowcount or 0
+    return _deleted(session, delete(AdminLogin).where(AdminLogin.at < before))
 
 
 def record_login(session: Session, *, account: str, address: str, ok: bool, now: datetime) -> None:

@@ -9,10 +9,9 @@ import re
 import textwrap
 import warnings
 from typing import Annotated
-
-from fastapi import Depends, Request
 from xml.sax.saxutils import escape
 
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from PIL import Image, ImageOps, UnidentifiedImageError
 
