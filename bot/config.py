@@ -152,8 +152,35 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The public page and API (``forger web``)."""
+
+    max_upload_bytes: int = checked(between(64 * 1024, 100 * 1024 * 1024))
+    max_size_px: int = checked(between(32, 4096))
+    default_size_px: int = checked(between(32, 4096))
+    anonymous_per_day: int = checked(between(0, 10000))
+    requests_per_minute: int = checked(between(0, 100_000))
+    retention_days: int = checked(between(1, 3650))
+    trust_proxy: bool = checked(anything)
+
+
+@dataclass(frozen=True)
 class PathSettings:
     data_dir: Path
+
+
+def _admin_hosts(v: tuple[str, ...]) -> str | None:
+    ok = v and all(re.fullmatch(r"\.?[A-Za-z0-9.-]+|[0-9A-Fa-f:]+", h) for h in v)
+    return None if ok else "a list of host names or addresses such as [127.0.0.1, localhost, ::1]"
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """The admin pages (``bot.web.admin``): the host names they answer to, how long a login lasts.
+    (Whether a proxy stands in front is ``web.trust_proxy``, for the whole app.)"""
+
+    allowed_hosts: tuple[str, ...] = checked(_admin_hosts)
+    session_lifetime_s: int = checked(between(60, 30 * 86400))
 
 
 @dataclass(frozen=True)
@@ -165,7 +192,9 @@ class Config:
     gallery: GallerySettings
     render: RenderConfig
     retention: RetentionSettings
+    web: WebSettings
     paths: PathSettings
+    admin: AdminConfig
     # Each platform's own section (``x:``…), by the platform's name, parsed by the settings class
     # the registry (``bot.platforms``) names; only that platform reads it.
     platform_sections: Mapping[str, Any] = field(default_factory=dict)

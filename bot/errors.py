@@ -123,3 +123,13 @@ class PhotoBadShape(MediaError):
         self.width = width
         self.height = height
         self.max_ratio = max_ratio
+
+
+class TooManyPixels(MediaError):
+    """An image whose header claims more pixels than allowed (a decompression bomb, or just huge):
+    refused before it is decoded."""
+
+    def __init__(
+        self, message: str, *, width: int | None = None, height: int | None = None, limit: int | None = None,
+    ) -> None:
+        super().__init__(message, problem=PhotoProblem.TOO_MANY_PIXELS, width=width, height=height, limit=limit)

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import requests
 from PIL import Image
 
-from bot.errors import MediaError, PhotoBadShape, PhotoProblem, PhotoTooSmall
+from bot.errors import MediaError, PhotoBadShape, PhotoProblem, PhotoTooSmall, TooManyPixels
 
 # The types platforms serve photos as, by their first bytes; WebP is RIFF....WEBP.
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -87,9 +87,8 @@ def check_photo(
     except MediaError:
         raise
     except Image.DecompressionBombError as exc:  # over twice Pillow's own limit: refused by Image.open
-        raise MediaError(
-            f"{name} is a {kind} too large to open ({exc})", problem=PhotoProblem.TOO_MANY_PIXELS, limit=max_pixels,
-        ) from exc
+        # No Pillow words in the message: the web API shows it to callers (the detail is in the cause).
+        raise TooManyPixels(f"{name} has more than the {max_pixels:,} pixels allowed", limit=max_pixels) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MediaError(f"{name} is a damaged {kind} file ({exc})", problem=PhotoProblem.DAMAGED) from exc
     return Photo(data, sniffed, width, height)
@@ -98,9 +97,9 @@ def check_photo(
 def _check_size(name: str, width: int, height: int, *, max_pixels: int, min_side: int, max_ratio: float | None) -> None:
     """Refuse a photo of ``width``×``height`` with too many pixels, a side too short, or too thin a shape."""
     if width * height > max_pixels:
-        raise MediaError(
+        raise TooManyPixels(
             f"{name} has {width}×{height} pixels, more than the {max_pixels:,} allowed",
-            problem=PhotoProblem.TOO_MANY_PIXELS, width=width, height=height, limit=max_pixels,
+            width=width, height=height, limit=max_pixels,
         )
     if min(width, height) < min_side:
         raise PhotoTooSmall(

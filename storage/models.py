@@ -169,6 +169,9 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]  # last claimed
     finished_at: Mapped[datetime | None]
+    # A request from the web: the SHA-256 of the unguessable token its URLs carry (the token itself
+    # is only ever in the caller's hands). None for a job asked for by a post.
+    token_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         # One job per post; a job with no origin (both NULL) is checked against nothing.
@@ -177,6 +180,7 @@ class Job(Base):
         # The claim query: the best queued job, and leases to reclaim.
         Index("ix_jobs_claim", "state", "priority", "id"),
         Index("ix_jobs_user_created", "user_id", "created_at"),
+        Index("ix_jobs_token_hash", "token_hash", unique=True),
     )
 
 
@@ -244,6 +248,24 @@ class Reply(Base):
     )
 
 
+class ApiKey(Base):
+    """A key to the web API (``forger api-key``): its own daily quota and priority. Only the key's
+    SHA-256 is kept; the key is shown once, when it is made. Its caller is a ``users`` row of
+    platform "web" (user_ref "key:<id>"), so bans and the queue limit are the bot's own."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    per_day: Mapped[int]  # renders in any 24 hours
+    priority: Mapped[int] = mapped_column(default=0)  # its jobs' priority (higher first)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),)
+
+
 class Cursor(Base):
     """A named position in a platform's stream, e.g. the newest mention handled."""
 
@@ -307,3 +329,47 @@ class RateWindow(Base):
     # Set when the platform said a usage cap (not a window) was hit: no such call until then.
     capped_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AdminAccount(Base):
+    """Who may log in to the admin pages: a name and the scrypt hash of its password, never the password."""
+
+    __tablename__ = "admin_accounts"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AdminSession(Base):
+    """A login, kept on the server: the cookie holds a random token, the row only its SHA-256.
+
+    Deleting the row (logout) ends it; so does a new password, whose stamp it no longer carries.
+    """
+
+    __tablename__ = "admin_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    password_stamp: Mapped[str] = mapped_column(String(64))  # of the password hash it was made under
+    csrf: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))  # where the login came from
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AdminLogin(Base):
+    """One login attempt, right or wrong: what slows guessing down and what the admin is shown."""
+
+    __tablename__ = "admin_logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_admin_logins_address_at", "address", "at"),
+        Index("ix_admin_logins_account_at", "account", "at"),
+    )

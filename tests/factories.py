@@ -53,6 +53,16 @@ _BASE: dict[str, Any] = {
     "queue": {"lease_s": 120, "per_user_per_day": 5, "queue_limit": 500},
     "render": {"size": 64, "scales": [1.0], "iterations": [2], "faces": "off", "precision": "float32"},
     "retention": {"images_days": 7, "rollup_days": 90},
+    "web": {
+        "max_upload_bytes": 10485760,
+        "max_size_px": 1024,
+        "default_size_px": 512,
+        "anonymous_per_day": 3,
+        "requests_per_minute": 600,
+        "retention_days": 7,
+        "trust_proxy": False,
+    },
+    "admin": {"allowed_hosts": ["127.0.0.1", "localhost", "::1"], "session_lifetime_s": 28800},
     "paths": {"data_dir": "data"},
 }
 

@@ -12,12 +12,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
 from bot.web.security import SecurityHeaders
+
+if TYPE_CHECKING:
+    from bot.web.admin import AdminSettings
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ def create_app(
     *,
     reads: sessionmaker[Session] | None = None,
     public: bool = True,
-    admin: object | None = None,
+    admin: AdminSettings | None = None,
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """The web app over ``sessions``: the public side if ``public``, the admin side under
@@ -46,5 +50,13 @@ def create_app(
     context = WebContext(config=config, sessions=sessions, reads=reads or sessions, clock=clock)
     app = FastAPI(title="Forger", docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json" if public else None)
     app.state.context = context
+    if public:
+        from bot.web.public import install
+
+        install(app, context)
     app.add_middleware(SecurityHeaders)
+    if admin is not None:
+        from bot.web.admin import include
+
+        include(app, admin)
     return app
