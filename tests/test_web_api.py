@@ -155,6 +155,11 @@ def test_a_decompression_bomb_is_refused_from_its_header(base: str) -> None:
     assert "pixels allowed" in message
 
 
+def test_a_long_thin_photo_is_refused_saying_so(base: str) -> None:
+    # #21: a 64x5000 photo was painted as a 16x512 strip; beyond bot.max_aspect_ratio (6) it is refused.
+    assert "longer than 6 times its width" in refused(submit(base, png((64, 800))), 422, "bad_shape")
+
+
 def test_the_painting_and_options_are_checked(base: str) -> None:
     assert "Did you mean 'starry night'" in refused(submit(base, png(), name="stary night"), 422, "unknown_painting")
     refused(submit(base, png(), name=None), 422, "painting_missing")
