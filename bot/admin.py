@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.errors import ForgerError
 from bot.options import RenderOptions
-from storage import jobs, ledger, posts, users
+from storage import alerts, jobs, ledger, posts, users
 from storage.admission import DAY
 from storage.errors import IllegalTransition
 from storage.models import ApiCall, Job, JobState, RateWindow, User, utcnow
@@ -105,6 +105,8 @@ class Stats:
     spent_usd: float
     budget_usd: float
     windows: list[Window]
+    alerts_last_day: int = 0  # storage.alerts: e.g. mentions lost beyond a platform's reach
+    latest_alert: str | None = None
 
 
 def to_json(value: Any) -> Any:
@@ -292,6 +294,7 @@ def stats(session: Session, *, budget_usd: float, now: datetime | None = None) -
     waits = [(started - created).total_seconds() for created, started in recent if started is not None]
     month = ledger.month_start(now)
     calls = session.scalar(select(func.count()).select_from(ApiCall).where(ApiCall.at >= month)) or 0
+    recent_alerts = alerts.since(session, now - DAY)
     return Stats(
         jobs_by_state={state.value: count for state, count in jobs.counts(session).items()},
         renders_last_hour=finished_since(now - timedelta(hours=1)),
@@ -305,4 +308,6 @@ def stats(session: Session, *, budget_usd: float, now: datetime | None = None) -
             Window(w.platform, w.endpoint, w.limit, w.remaining, w.reset_at, w.capped_until)
             for w in session.scalars(select(RateWindow).order_by(RateWindow.platform, RateWindow.endpoint))
         ],
+        alerts_last_day=len(recent_alerts),
+        latest_alert=recent_alerts[0].message if recent_alerts else None,
     )

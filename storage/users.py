@@ -20,6 +20,19 @@ def seen(session: Session, platform: str, user_ref: str, username: str) -> User:
     return user
 
 
+def find(session: Session, platform: str, user_ref: str) -> User | None:
+    """The user ``user_ref`` of ``platform``, if the bot has seen them."""
+    return session.scalar(select(User).where(User.platform == platform, User.user_ref == user_ref))
+
+
+def banned(session: Session, platform: str, user_refs: list[str]) -> set[str]:
+    """Which of ``user_refs`` of ``platform`` are banned."""
+    if not user_refs:
+        return set()
+    query = select(User.user_ref).where(User.platform == platform, User.user_ref.in_(user_refs), User.banned)
+    return set(session.scalars(query))
+
+
 def get(session: Session, user_id: int) -> User | None:
     return session.get(User, user_id)
 
