@@ -132,7 +132,8 @@ def bill_reads(
             continue
         values = dict(platform=platform, resource_ref=ref, day=day, author_ref=author, cost_usd=unit_usd, at=now)
         # Another process may bill the same post at the same moment: the first one's row wins.
-        billed += session.execute(_insert(session, BilledRead).values(**values).on_conflict_do_nothing()).rowcount
+        statement = _insert(session, BilledRead).values(**values).on_conflict_do_nothing()
+        billed += len(session.execute(statement.returning(BilledRead.resource_ref)).all())
     return billed
 
 

@@ -394,14 +394,14 @@ def test_a_poll_fetches_its_photos_at_once(stack: Stack, x: SandboxX, photo: byt
 def test_one_slow_host_cannot_starve_the_rest(stack: Stack, x: SandboxX, photo: bytes) -> None:
     slow = x.post("alice", "@forgerbot", images=[photo])
     fast = [x.post(f"user{n}", "@forgerbot", images=[photo]) for n in range(5)]
-    x.slow(f"media:{x.tweets_by('alice')[0].media_keys[0]}", 3.0)
+    x.slow(f"media:{x.tweets_by('alice')[0].media_keys[0]}", 4.0)  # within the downloader's 5 s
     stack.policy = replace(stack.policy, download_deadline_s=1.0)
 
     started = time.monotonic()
     report = stack.poll()
     took = time.monotonic() - started
 
-    assert (report.queued, report.held) == (5, 1) and took < 2.5, f"{took:.1f} s"
+    assert (report.queued, report.held) == (5, 1) and took < 3.5, f"{took:.1f} s"  # not 4 s and more
     assert stack.recorded() == set(fast)  # the slow one is read again next time, not lost
     x.slow(f"media:{x.tweets_by('alice')[0].media_keys[0]}", 0)
     assert stack.poll().queued == 1 and slow in stack.recorded()
