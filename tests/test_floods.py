@@ -39,7 +39,7 @@ from storage import alerts, jobs, ledger, replies, users
 from storage.admission import Limits
 from storage.jobs import PostWindow
 from storage.ledger import Go, Need
-from storage.models import ApiCall, BilledRead, Post
+from storage.models import ApiCall, BilledRead, Post, Reply
 from tests.factories import make_config, on_sandbox, write_config
 from tests.test_sandbox import encoded_image
 
@@ -48,6 +48,7 @@ BUDGET: BudgetSettings = make_config().section("x").budget  # $50 a month, 5 % e
 PRICE = BUDGET.prices_usd.mention_read
 LIMITS = Limits(per_user_per_day=5, queue_limit=500)
 ORDINARY = ("alice", "bob", "carol", "dave", "erin")
+Events = list[tuple[float, Callable[..., object]]]  # (seconds from the start, what happens)
 
 
 @dataclass
@@ -79,9 +80,9 @@ class Stack:
         return poller.poll(self.sessions, self.platform, limits=self.limits, policy=self.policy,
                            page_size=self.page_size, clock=self.clock, busy=busy)
 
-    def run(self, events: list[tuple[float, Callable[[], object]]], *, pace: Pace, until: float) -> list[PollReport]:
+    def run(self, events: Events, *, pace: Pace, until: float) -> list[PollReport]:
         """Post ``events`` (seconds from now, action) and poll at ``pace`` until ``until`` s from now."""
-        start, reports = self.clock(), []
+        start, reports = self.clock(), list[PollReport]()
         pending = sorted(events, key=lambda e: e[0])
         next_poll = start
         while True:
@@ -204,12 +205,11 @@ def test_polls_come_sooner_while_pages_come_back_full_so_no_mention_is_lost(
     while pages come full, none are, and the five who wrote after it are all answered."""
     with SandboxX(clock=clock, mention_reach=80) as x:
         stack = Stack(x, sessions, clock, _policy(), page_size=10)
-        flood = [(-5 + n / 2, lambda n=n: x.post("mallory", f"@forgerbot {n}")) for n in range(210)]
-        after = [(110 + n, lambda who=who: x.post(who, "@forgerbot paint this", images=[photo]))
-                 for n, who in enumerate(ORDINARY)]
-        clock.advance(5)
         posted: list[str] = []
-        events = [(at, lambda act=act: posted.append(act())) for at, act in flood + after]  # type: ignore[misc]
+        events: Events = [(-5 + n / 2, lambda n=n: posted.append(x.post("mallory", f"@forgerbot {n}")))
+                          for n in range(210)]
+        events += [(110.0 + n, lambda who=who: posted.append(x.post(who, "@forgerbot paint this", images=[photo])))
+                   for n, who in enumerate(ORDINARY)]
         reports = stack.run(events, pace=Pace(interval_s=60, busy_interval_s=10), until=200)
         stack.finish()
 
@@ -371,7 +371,7 @@ def test_post_wait_counts_whole_windows() -> None:
     assert jobs.post_wait_s(150, window, now=now + timedelta(seconds=400)) == 900  # it has reset since
 
 
-def _owed(stack: Stack, post_id: str) -> list[replies.Reply]:  # type: ignore[name-defined]
+def _owed(stack: Stack, post_id: str) -> list[Reply]:
     with stack.sessions() as s:
         return replies.for_post(s, "x", post_id)
 
@@ -416,12 +416,12 @@ def test_a_flood_of_a_thousand_mentions_then_five_ordinary_ones(stack: Stack, x:
     everyone); then five people ask for a picture. Lost 0, duplicated 0, billed per mention <= 1,
     the five answered, and the month's new work still open."""
     posted: list[str] = []
-    flood = [(1 + n * 0.02, lambda n=n: posted.append(x.post("mallory", f"@forgerbot #{n}", images=[photo])))
-             for n in range(1000)]
-    ordinary = [(30 + n, lambda who=who: posted.append(x.post(who, "@forgerbot paint this", images=[photo])))
-                for n, who in enumerate(ORDINARY)]
+    events: Events = [(1 + n * 0.02, lambda n=n: posted.append(x.post("mallory", f"@forgerbot #{n}", images=[photo])))
+                      for n in range(1000)]
+    events += [(30.0 + n, lambda who=who: posted.append(x.post(who, "@forgerbot paint this", images=[photo])))
+               for n, who in enumerate(ORDINARY)]
 
-    reports = stack.run(flood + ordinary, pace=Pace(interval_s=10, busy_interval_s=10), until=150)
+    reports = stack.run(events, pace=Pace(interval_s=10, busy_interval_s=10), until=150)
     stack.finish()
 
     lost = len(set(posted) - stack.recorded())
