@@ -111,7 +111,7 @@ class Pace:
     Mentions beyond a platform's reach (X's 800) are lost if more arrive between two polls, so
     while pages come back full the bot polls sooner. ``busy_interval_s`` keeps within the read
     window: on X, 300 mention reads per 15 minutes are one every 3 s, and a busy poll reads a few
-    pages. A read refused for a spent window or budget waits for it (``bot.scheduler``).
+    pages. A read refused for a spent window is refused without a request until its reset.
 
     For ``settle_s`` after a busy poll (the overlap's length), polls read back only the short
     overlap: a flood's mentions are not served again at every poll, which would spend the read
@@ -185,7 +185,7 @@ def poll(
         if cursor is None and _older(mention, now - policy.first_start_max_age_s):
             decisions.append(Ignore(mention, "older than the first start's limit"))
         elif mention.author_id in banned:  # not even a parent is looked up for them
-            decisions.append(Ignore(mention, f"{Refused.BANNED.value}: banned"))
+            decisions.append(Ignore(mention, f"{Refused.BANNED.value}: {banned[mention.author_id]}"))
         else:
             decisions.append(_decide(mention, account.id, account.handle, platform, policy))
     with sessions() as session:

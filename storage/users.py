@@ -25,12 +25,13 @@ def find(session: Session, platform: str, user_ref: str) -> User | None:
     return session.scalar(select(User).where(User.platform == platform, User.user_ref == user_ref))
 
 
-def banned(session: Session, platform: str, user_refs: list[str]) -> set[str]:
-    """Which of ``user_refs`` of ``platform`` are banned."""
+def banned(session: Session, platform: str, user_refs: list[str]) -> dict[str, str]:
+    """Which of ``user_refs`` of ``platform`` are banned, with why."""
     if not user_refs:
-        return set()
-    query = select(User.user_ref).where(User.platform == platform, User.user_ref.in_(user_refs), User.banned)
-    return set(session.scalars(query))
+        return {}
+    query = select(User.user_ref, User.ban_reason).where(
+        User.platform == platform, User.user_ref.in_(user_refs), User.banned)
+    return {ref: reason or "banned" for ref, reason in session.execute(query)}
 
 
 def get(session: Session, user_id: int) -> User | None:
