@@ -97,8 +97,10 @@ def decide(
     total = spent(session, platform=platform, now=now)
     if total >= budget.monthly_usd:
         return Stop(f"the month's API budget of ${budget.monthly_usd:.2f} is spent")
-    excess = authors_excess(session, platform, cap_usd=budget.author_share * budget.monthly_usd, now=now)
-    used = (total - excess) / budget.monthly_usd
+    used = total / budget.monthly_usd
+    if used >= min(budget.optional_until, budget.new_work_until):  # only then do shares matter (a query)
+        excess = authors_excess(session, platform, cap_usd=budget.author_share * budget.monthly_usd, now=now)
+        used = (total - excess) / budget.monthly_usd
     if need is Need.NEW_WORK and used >= budget.new_work_until:
         return Stop(f"{used:.0%} of the month's API budget spent: taking no new work")
     if need is Need.OPTIONAL and used >= budget.optional_until:
