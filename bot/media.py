@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import threading
 import time
 import warnings
 from collections.abc import Callable, Collection
@@ -88,7 +89,11 @@ def check_photo(data: bytes, *, claimed: str | None, max_pixels: int, min_side: 
 
 
 class Downloader:
-    """Fetches photos from a platform's media hosts under the limits it was made with."""
+    """Fetches photos from a platform's media hosts under the limits it was made with.
+
+    Safe to use from several threads at once (a poll fetches its photos together): each thread
+    has its own HTTP session, since a ``requests.Session`` is not documented as thread-safe.
+    """
 
     def __init__(
         self,
@@ -105,7 +110,14 @@ class Downloader:
         self.max_pixels = max_pixels
         self.min_side = min_side
         self._clock = clock
-        self._session = requests.Session()
+        self._local = threading.local()
+
+    @property
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
 
     def fetch(self, url: str, *, hosts: Collection[str], name: str = "the photo") -> Photo:
         """The checked photo at ``url``, which must be on one of ``hosts`` (the platform's media

@@ -19,6 +19,7 @@ from bot.config import Config
 from bot.errors import Gone, MediaError
 from bot.media import Downloader, Photo, check_photo
 from bot.platform import Account, CallKind, Image, Limits, Media, MentionBatch, Post
+from storage.jobs import PostWindow
 from storage.ledger import Need
 
 
@@ -137,6 +138,9 @@ class MemoryPlatform:
     def blocked_until(self, kind: CallKind) -> float | None:
         until = self._blocked.get(kind)
         return until if until is not None and until > self._clock() else None
+
+    def post_window(self) -> PostWindow | None:
+        return None  # it takes every post
 
     def _next_id(self) -> str:
         self._last_id += 1

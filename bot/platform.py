@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from storage.jobs import PostWindow
 from storage.ledger import Need
 
 if TYPE_CHECKING:
@@ -136,4 +137,9 @@ class Platform(Protocol):
 
     def blocked_until(self, kind: CallKind) -> float | None:
         """Until when (epoch seconds) calls of ``kind`` are refused: a usage cap, a spent window."""
+        ...
+
+    def post_window(self) -> PostWindow | None:
+        """How many posts the platform still takes, and when it takes more (what an ETA waits
+        for); None where it sets no such limit."""
         ...

@@ -289,6 +289,33 @@ class ApiCall(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class BilledRead(Base):
+    """A resource a platform served and billed on ``day`` (UTC): a platform that bills each
+    resource once a day (X does) is not billed again for it that day. ``author_ref`` is whose
+    post it was, so that each author's share of the spend can be kept in bounds."""
+
+    __tablename__ = "billed_reads"
+
+    platform: Mapped[str] = mapped_column(PLATFORM, primary_key=True)
+    resource_ref: Mapped[str] = mapped_column(REF, primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # "2026-12-02", UTC
+    author_ref: Mapped[str | None] = mapped_column(REF, index=True)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Alert(Base):
+    """Something the admin must know (mentions lost beyond a platform's reach, a budget stop)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str | None] = mapped_column(PLATFORM)
+    kind: Mapped[str] = mapped_column(String(32))  # e.g. "mention_gap"
+    message: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class RateWindow(Base):
     """An endpoint's rate-limit window as its platform last reported it."""
 
