@@ -1,7 +1,8 @@
 """What the bot writes and attaches when it answers: reply texts, alt text, the JPEG it posts.
 
-Every text fits a post (280 characters) and alt text fits X's 1000. The painted picture is a
-JPEG stepped down in quality, then in size, until it fits X's 5 MB photo limit.
+Every text fits a post (280 characters: X's limit, within Bluesky's 300 graphemes) and alt text
+fits X's 1000. The painted picture is a JPEG stepped down in quality, then in size, until it fits
+the platform's photo limit (``Platform.limits``: X's 5 MB, Bluesky's 1,000,000 bytes).
 """
 
 from __future__ import annotations

@@ -41,9 +41,11 @@ _ASKS = re.compile(r"\b(?:in the style of|style of|style\s*:)", re.IGNORECASE)
 # What ends a request without naming anything, and names that point at the photo attached.
 _POLITE = re.compile(r"(?:\s+(?:please|pls|plz|thanks|thank you|thx))+$")
 _THIS = frozenset({"this", "that", "this one", "that one", "this painting", "this picture", "it", "mine"})
+# A handle: a domain name (Bluesky's, "forger.bsky.social"), else an X username of up to 15.
+_HANDLE = r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z][A-Za-z0-9-]*)+|[A-Za-z0-9_]{1,15})"
 # The @handles a reply starts with: X puts there everyone it answers, the bot among them.
-_LEADING = re.compile(r"^\s*(?:@[A-Za-z0-9_]{1,15}\s+)*")
-_MENTIONS = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_]{1,15}")
+_LEADING = re.compile(rf"^\s*(?:@{_HANDLE}\s+)*")
+_MENTIONS = re.compile(rf"(?<![A-Za-z0-9_])@{_HANDLE}")
 _LINKS = re.compile(r"\bhttps?://\S+")
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Config
 from bot.errors import Gone, MediaError
 from bot.media import Downloader, Photo, check_photo
-from bot.platform import Account, CallKind, Image, Media, MentionBatch, Post
+from bot.platform import Account, CallKind, Image, Media, MentionBatch, Post, PostLimits
 from storage.ledger import Need
 
 
@@ -26,6 +26,7 @@ class MemoryPlatform:
     """One bot account and the people writing to it, in memory."""
 
     name = "memory"
+    limits = PostLimits()
 
     def __init__(self, *, handle: str = "forgerbot", clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -100,6 +101,9 @@ class MemoryPlatform:
 
     def cursor_after(self, read: Sequence[Post], held: Sequence[Post]) -> str:
         return str(min([max(int(p.id) for p in read), *(int(p.id) - 1 for p in held)]))
+
+    def mark_seen(self, cursor: str) -> None:
+        pass  # nothing is unread here
 
     def post(self, post_id: str) -> Post | None:
         return self._posts.get(post_id)

@@ -79,11 +79,19 @@ class Image:
     content_type: str = "image/jpeg"
 
 
+@dataclass(frozen=True)
+class PostLimits:
+    """What one post of a platform may carry; the core fits what it posts to them."""
+
+    photo_bytes: int = 5 * 1024 * 1024  # X's limit for a photo
+
+
 class Platform(Protocol):
     """One social platform, as the core needs it. Errors are ``bot.errors.PlatformError``s."""
 
     name: str  # its name in the registry and in the database's rows, e.g. "x"
     handle: str  # the bot's account as the configuration names it (without the @)
+    limits: PostLimits
 
     def me(self) -> Account:
         """The bot's account (asked once, then remembered)."""
@@ -102,6 +110,11 @@ class Platform(Protocol):
     def cursor_after(self, read: Sequence[Post], held: Sequence[Post]) -> str:
         """The cursor to store after a read of ``read`` (not empty, oldest first), of which ``held``
         must be read again next time."""
+        ...
+
+    def mark_seen(self, cursor: str) -> None:
+        """The mentions up to ``cursor`` are recorded: a platform that keeps a read marker moves
+        it (nothing depends on it, so it never raises)."""
         ...
 
     def post(self, post_id: str) -> Post | None:

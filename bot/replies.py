@@ -55,7 +55,7 @@ def deliver(
             if not replies.claim(session, reply.id, by=by, now=datetime.fromtimestamp(clock(), UTC)):
                 continue  # sent or being sent by another deliverer since it was listed
             painted = results.painted(session, reply)
-        image = results.picture(reply, painted)
+        image = results.picture(reply, painted, max_bytes=platform.limits.photo_bytes)
         try:
             posted = _earlier(platform, reply, image) if reply.look_first or reply.attempts or reply.claimed_by else None
             if posted is None:

@@ -46,9 +46,10 @@ def painted(session: Session, reply: Reply) -> bytes | None:
     return data
 
 
-def picture(reply: Reply, painted: bytes | None) -> Image | None:
-    """The image to post with ``reply``: its ``painted`` picture as a JPEG that fits, and its alt
-    text (no database is held while the picture is encoded)."""
+def picture(reply: Reply, painted: bytes | None, *, max_bytes: int = compose.MAX_PHOTO_BYTES) -> Image | None:
+    """The image to post with ``reply``: its ``painted`` picture as a JPEG that fits in
+    ``max_bytes`` (the platform's limit), and its alt text (no database is held while the
+    picture is encoded)."""
     if painted is None:
         return None
-    return Image(compose.fit_jpeg(painted), alt_text=reply.alt_text or "")
+    return Image(compose.fit_jpeg(painted, max_bytes), alt_text=reply.alt_text or "")

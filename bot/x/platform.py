@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from bot.errors import AuthError, Duplicate, Forbidden, Gone, PlatformError, RateLimited, Transient
 from bot.media import Downloader, Photo
-from bot.platform import Account, CallKind, Image, Media, MentionBatch, Post
+from bot.platform import Account, CallKind, Image, Media, MentionBatch, Post, PostLimits
 from bot.x.client import XClient
 from bot.x.errors import (
     XAuthError,
@@ -70,6 +70,7 @@ class XPlatform:
     """The bot's account on X, behind the core's ``Platform`` protocol."""
 
     name = "x"
+    limits = PostLimits()
 
     def __init__(self, client: XClient, *, handle: str, media_hosts: Collection[str] = MEDIA_HOSTS) -> None:
         """``handle``: the account the configuration names; ``media_hosts``: where photos may be
@@ -101,6 +102,9 @@ class XPlatform:
 
     def cursor_after(self, read: Sequence[Post], held: Sequence[Post]) -> str:
         return str(min([max(int(p.id) for p in read), *(int(p.id) - 1 for p in held)]))
+
+    def mark_seen(self, cursor: str) -> None:
+        pass  # X keeps no read marker for the API
 
     def post(self, post_id: str) -> Post | None:
         with _translated():
