@@ -80,6 +80,8 @@ def start_network(postgres_url: str, workdir: Path) -> Iterator[Network]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        if process.stdout:
+            process.stdout.close()
         log.close()
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -89,17 +91,17 @@ def start_network(postgres_url: str, workdir: Path) -> Iterator[Network]:
 
 def _ready(process: subprocess.Popen[bytes], log: Path) -> Network:
     assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if selector.select(timeout=1.0):
-            line = process.stdout.readline()
-            if line:
-                found = json.loads(line)
-                return Network(found["plc"], found["pds"], found["appview"], found["ready_s"])
-        if process.poll() is not None:
-            break
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if selector.select(timeout=1.0):
+                line = process.stdout.readline()
+                if line:
+                    found = json.loads(line)
+                    return Network(found["plc"], found["pds"], found["appview"], found["ready_s"])
+            if process.poll() is not None:
+                break
     raise RuntimeError(f"the AT Protocol network did not start; its log:\n{log.read_text()[-4000:]}")
 
 
