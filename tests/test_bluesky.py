@@ -39,7 +39,7 @@ from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
 from storage import jobs, replies, schema
 from storage.db import open_engine
-from storage.models import ApiCall, Cursor, Job, JobState, Reply
+from storage.models import ApiCall, Cursor, Job, JobState, RateWindow, Reply
 from tests.bluesky_world import Network, Person, jpeg, missing, start_network, wait_for
 from tests.factories import make_config, write_config
 
@@ -185,6 +185,10 @@ def test_a_mention_with_two_photos_gets_a_painted_reply_in_its_thread(
         cursor = s.get(Cursor, ("bluesky", "mentions"))
         assert cursor is not None and cursor.value.endswith("Z")
         assert (s.scalar(select(func.count()).select_from(ApiCall).where(ApiCall.platform == "bluesky")) or 0) > 0
+        # The PDS's write window, from its headers, is in the ledger that every process reads.
+        window = s.get(RateWindow, ("bluesky", "POST com.atproto.repo.createRecord"))
+        assert window is not None and 0 < window.remaining < window.limit
+    assert platform_of(forger).resolver.pds(alice.did) == network.pds  # whose PDS keeps her photos
     # Recorded, then marked seen: the bot's account has nothing unread.
     assert bot.client.get("app.bsky.notification.getUnreadCount")["count"] == 0
 
@@ -300,6 +304,30 @@ def test_a_deleted_post_a_blocking_user_and_a_closed_thread_get_no_reply_and_no_
         assert replies.unsent(s, platform="bluesky", max_attempts=3) == []
     posted = bot.client.get("com.atproto.repo.listRecords", repo=bot.did, collection="app.bsky.feed.post")
     assert posted["records"] == []
+
+
+def test_a_spent_write_window_holds_every_post_until_its_reset(forger: Forger, bot: Person, network: Network) -> None:
+    from bot.errors import RateLimited
+
+    alice = Person(network, "alice")
+    ask = alice.post(f"@{bot.handle} hello?", mentions=[bot])
+    # Read without delivering: the window is spent before the reply goes.
+    wait_for(lambda: poller.poll(forger.sessions, platform_of(forger), limits=forger.limits,
+                                 policy=forger.policy).seen, "the mention")
+    platform = platform_of(forger)
+    reset = int(time.time()) + 600
+    assert platform.ledger is not None
+    platform.ledger.record("POST com.atproto.repo.createRecord", status=200, headers={
+        "ratelimit-limit": "5000", "ratelimit-remaining": "0", "ratelimit-reset": str(reset)})
+    assert platform.blocked_until("write") == reset
+    assert forger.deliver()["bluesky"].sent == 0
+    with pytest.raises(RateLimited) as held:
+        platform.reply(ask, "@x hi")
+    assert held.value.until == reset
+    with forger.sessions() as s:
+        [owed] = replies.for_post(s, "bluesky", ask)
+        assert owed.reply_ref is None and owed.attempts == 0  # waiting is not a failed attempt
+    assert alice.replies(ask, by=bot.did) == []
 
 
 def test_a_picture_over_blueskys_limit_goes_up_downscaled_within_it(
@@ -485,3 +513,28 @@ def test_the_bluesky_section_and_the_app_password_are_checked(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="missing key bluesky"):
         make_config(tmp_path, bot={"platforms": ["x", "bluesky"]})
     assert "s3cret" not in repr(BlueskyCredentials("s3cret"))
+
+
+def test_a_quote_with_photos_counts_its_photos_a_video_is_no_photo_and_handles_are_not_words() -> None:
+    from bot.bluesky import parsing
+    from bot.interpret import Help, Refusal, RenderRequest, interpret
+    from bot.refusals import RefusalKind
+
+    blob = {"$type": "blob", "ref": {"$link": "bafkreiphoto"}, "mimeType": "image/jpeg", "size": 1000}
+    author = {"did": "did:plc:alice", "handle": "alice.bsky.social"}
+    quote = {"$type": parsing.RECORD_WITH_MEDIA, "record": {"record": {"uri": "at://x", "cid": "y"}},
+             "media": {"$type": parsing.IMAGES, "images": [{"image": blob, "alt": ""}]}}
+    post = parsing.post("at://did:plc:alice/app.bsky.feed.post/1", author,
+                        {"text": "@forger.bsky.social starry night", "embed": quote, "createdAt": "2026-12-01T10:00:00.000Z"})
+    [photo] = post.photos
+    assert parsing.blob_of(photo) == ("did:plc:alice", "bafkreiphoto")
+    gallery = Gallery.load(())
+    decision = interpret(post, bot_user_id="did:plc:bot", gallery=gallery, bot_username="forger.bsky.social")
+    assert isinstance(decision, RenderRequest) and decision.painting == gallery.find("starry night")
+
+    video = {"$type": parsing.VIDEO, "video": {**blob, "mimeType": "video/mp4"}}
+    clip = parsing.post("at://did:plc:alice/app.bsky.feed.post/2", author, {"text": "@forger.bsky.social", "embed": video})
+    refused = interpret(clip, bot_user_id="did:plc:bot", gallery=gallery)
+    assert isinstance(refused, Refusal) and refused.kind is RefusalKind.NOT_A_PHOTO
+    asked = parsing.post("at://did:plc:alice/app.bsky.feed.post/3", author, {"text": "@forger.bsky.social help"})
+    assert isinstance(interpret(asked, bot_user_id="did:plc:bot", gallery=gallery), Help)

@@ -19,8 +19,11 @@ from storage.ledger import Budget, Need, Wait
 FREE = Budget(monthly_usd=float("inf"), optional_until=1.0, new_work_until=1.0)
 
 
-def call_kind(route: str) -> str:
-    """"read" or "write": XRPC queries are GETs, procedures POSTs."""
+def call_kind(route: str) -> str | None:
+    """"read" or "write" (XRPC queries are GETs, procedures POSTs); None for the session's own
+    calls (logging in, refreshing), whose windows hold nothing else back."""
+    if route.startswith("POST com.atproto.server."):
+        return None
     return "read" if route.startswith("GET ") else "write"
 
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from PIL import Image as PILImage
 
@@ -189,8 +190,7 @@ class BlueskyPlatform:
             pds = self.resolver.pds(did)
         except BlueskyError as exc:
             raise MediaError(f"{name} could not be found: {exc}", transient=exc.transient) from exc
-        host = pds.split("://", 1)[1].split("/")[0].split(":")[0]
-        return downloader.fetch(f"{pds}/xrpc/{media.url}", hosts=(host,), name=name)
+        return downloader.fetch(f"{pds}/xrpc/{media.url}", hosts=(urlsplit(pds).hostname or "",), name=name)
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ const { TestNetwork } = await import('@atproto/dev-env')
 const started = Date.now()
 const network = await TestNetwork.create({
   dbPostgresSchema: process.env.DB_POSTGRES_SCHEMA || 'forger',
+  // As bsky.social does: every answer says its window (RateLimit-* headers), a spent one is a 429.
+  pds: { rateLimitsEnabled: true },
 })
 process.stdout.write(JSON.stringify({
   plc: network.plc.url,
