@@ -151,7 +151,8 @@ class Forger:
     def deliver_on(self, platform: Platform) -> replies.DeliveryReport:
         """Post every reply owed on ``platform``."""
         return replies.deliver(
-            self.sessions, platform, by=self.lease.worker, max_attempts=self.config.bot.max_attempts
+            self.sessions, platform, by=self.lease.worker, max_attempts=self.config.bot.max_attempts,
+            deliver_for_s=self.config.bot.deliver_for_s,
         )
 
     def close(self) -> None:

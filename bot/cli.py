@@ -299,14 +299,17 @@ def deliver_command(ctx: click.Context) -> None:
 @click.option("--size", type=click.IntRange(32, 4096), default=256, show_default=True, help="Render size in pixels.")
 @click.option("--iterations", type=_Numbers(int), default=None, help="Iterations at each scale (default: config).")
 @click.option("--quick", is_flag=True, help="Use the instant colour-transfer renderer instead of the network.")
+@click.option("--x-dialect", type=click.Choice(["posts", "tweets"]), default="posts", show_default=True,
+              help="The names the sandbox X takes: X's current ones (posts) or those before its Post rename.")
 @click.pass_context
 def demo(ctx: click.Context, out: Path | None, images: Path | None, size: int, iterations: tuple[int, ...] | None,
-         quick: bool) -> None:
+         quick: bool, x_dialect: str) -> None:
     """Run the whole bot against a sandbox X on loopback, end to end."""
     from bot.x.demo import run_demo
 
     with _user_errors():
-        run_demo(_config(ctx), out=out, images=images, size=size, iterations=iterations, quick=quick, console=console)
+        run_demo(_config(ctx), out=out, images=images, size=size, iterations=iterations, quick=quick, console=console,
+                 x_dialect=x_dialect)
 
 
 @main.group()
@@ -374,7 +377,7 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 @main.command("queue")
 @click.option("--state", "states", multiple=True, help="Only jobs in this state (repeatable).")
-@click.option("--user", default=None, help="Only jobs of this X username.")
+@click.option("--user", default=None, help="Only jobs of this username.")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
 @JSON_OPTION
 @click.pass_context
@@ -596,8 +599,11 @@ def admin_command(ctx: click.Context, host: str | None, port: int) -> None:
                    "the platform gives the port in $PORT (Heroku's web process).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, envvar="PORT",
               help="Port to listen on ($PORT where the platform sets it).")
+@click.option("--demo", is_flag=True,
+              help="Try it on this machine: a fresh SQLite database under demo-output/ and a worker with the "
+                   "quick renderer in this process, on loopback.")
 @click.pass_context
-def web_command(ctx: click.Context, host: str | None, port: int) -> None:
+def web_command(ctx: click.Context, host: str | None, port: int, demo: bool) -> None:
     """Serve the web app: the public page and API (the Procfile's `web`)."""
     from bot.web import create_app
     from bot.web.serve import listen, serve
@@ -606,6 +612,8 @@ def web_command(ctx: click.Context, host: str | None, port: int) -> None:
 
     with _user_errors():
         config = _config(ctx)
+        if demo:
+            config, host = _web_demo(config), "127.0.0.1"
         engine = open_engine(config.database.url, create=False)
     try:
         with _user_errors():
@@ -614,11 +622,142 @@ def web_command(ctx: click.Context, host: str | None, port: int) -> None:
             host = host or ("0.0.0.0" if os.environ.get("PORT") else "127.0.0.1")
             listening = listen(host, port)
         click.echo(f"forger web: serving on http://{host}:{port}/ ; Ctrl-C stops")
-        serve(app, listening)
+        serve(app, listening, proxy_headers=config.web.trust_proxy)
     except KeyboardInterrupt:
         pass
     finally:
         engine.dispose()
+
+
+def _web_demo(config: Config) -> Config:
+    """``forger web --demo``: a fresh SQLite database and a quick worker painting in a thread."""
+    from dataclasses import replace
+
+    from bot.app import Forger
+    from bot.rendering import QuickRenderer
+
+    folder = Path("demo-output") / time.strftime("web-%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    config = config.replace(database=replace(config.database, url=f"sqlite:///{folder / 'forger.sqlite3'}"))
+    forger = Forger.create(config, os.environ, renderer=QuickRenderer(), upgrade=True, render_only=True)
+
+    def paint() -> None:
+        while not forger.stopping.is_set():
+            if forger.work() == 0:
+                forger.stopping.wait(0.5)
+
+    threading.Thread(target=paint, name="demo-worker", daemon=True).start()
+    click.echo(f"forger web --demo: database {folder / 'forger.sqlite3'}, a quick-renderer worker in this process")
+    return config
+
+
+# -- the web API's keys and client ---------------------------------------------------------------------
+
+
+@main.group("api-key")
+def api_key() -> None:
+    """Keys to the web API: each has its own daily quota and priority."""
+
+
+@api_key.command("create")
+@click.argument("name")
+@click.option("--per-day", type=click.IntRange(0, 100_000), default=None,
+              help="Renders in any 24 hours (default: queue.per_user_per_day).")
+@click.option("--priority", type=click.IntRange(0, 1000), default=0, show_default=True,
+              help="Its jobs are painted before those of lower priority.")
+@click.pass_context
+def api_key_create(ctx: click.Context, name: str, per_day: int | None, priority: int) -> None:
+    """Make a key called NAME and print it (shown this once: only its hash is kept)."""
+    from storage import api_keys
+
+    per_day = _config(ctx).queue.per_user_per_day if per_day is None else per_day
+    with _admin_session(ctx) as session:
+        key, secret = api_keys.create(session, name, per_day=per_day, priority=priority)
+        key_id = key.id
+    click.echo(f"API key {key_id} ({name}, {per_day} a day, priority {priority}):\n{secret}\n"
+               "Keep it: it is not shown again.")
+
+
+@api_key.command("list")
+@JSON_OPTION
+@click.pass_context
+def api_key_list(ctx: click.Context, as_json: bool) -> None:
+    """Every key: id, name, quota, priority, made, revoked."""
+    from storage import api_keys
+
+    with _admin_session(ctx) as session:
+        rows = [{"id": k.id, "name": k.name, "per_day": k.per_day, "priority": k.priority,
+                 "created_at": k.created_at.isoformat(timespec="seconds"),
+                 "revoked_at": k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else None}
+                for k in api_keys.everyone(session)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no API keys yet: `forger api-key create NAME` makes one")
+    for row in rows:
+        revoked = f"  REVOKED {row['revoked_at']}" if row["revoked_at"] else ""
+        click.echo(f"{row['id']:>4}  {row['name']:<24} {row['per_day']:>6}/day  priority {row['priority']:<4} "
+                   f"made {row['created_at']}{revoked}")
+
+
+@api_key.command("revoke")
+@click.argument("key_id", type=int)
+@click.pass_context
+def api_key_revoke(ctx: click.Context, key_id: int) -> None:
+    """Revoke key KEY_ID: it works no more (jobs already queued are still painted)."""
+    from storage import api_keys
+
+    with _admin_session(ctx) as session:
+        key = api_keys.get(session, key_id)
+        if key is None:
+            raise click.ClickException(f"there is no API key {key_id} (`forger api-key list` shows them)")
+        api_keys.revoke(session, key)
+    click.echo(f"API key {key_id} is revoked")
+
+
+@main.command("submit")
+@click.argument("photo", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("painting")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to save the painted picture.")
+@click.option("--server", envvar="FORGER_SERVER", required=True, help="The web app's URL ($FORGER_SERVER).")
+@click.option("--key", envvar="FORGER_API_KEY", default=None, help="An API key ($FORGER_API_KEY).")
+@click.option("--strength", type=click.Choice(["low", "normal", "high"]), default="normal", show_default=True)
+@click.option("--keep-colours", is_flag=True, help="Keep the photo's colours.")
+@click.option("--faces/--no-faces", default=True, show_default=True, help="Keep faces recognisable.")
+@click.option("--size", type=click.IntRange(32, 4096), default=None, help="Longest side in pixels (server's cap).")
+def submit_command(photo: Path, painting: str, out: Path, server: str, key: str | None, strength: str,
+                   keep_colours: bool, faces: bool, size: int | None) -> None:
+    """Paint PHOTO like PAINTING (a file, or a gallery painting's name) on a Forger server; save it to OUT."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bot.web.client import Client
+
+    style: str | Path = Path(painting) if Path(painting).is_file() else painting
+    client = Client(server, key=key)
+    with _user_errors():
+        status = client.submit(photo, style, strength=strength, keep_colours=keep_colours, faces=faces, size=size)
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                      TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("queued", total=100, note="")
+
+            def show(s: dict[str, object]) -> None:
+                place, eta = s.get("position"), s.get("eta_s")
+                note = f"#{place} in line" if place else ""
+                if isinstance(eta, (int, float)) and s["state"] != "done":
+                    note += f" about {eta:.0f} s left"
+                bar.update(task, description=str(s["state"]), completed=float(s["progress"]) * 100,  # type: ignore[arg-type]
+                           note=note.strip())
+
+            final = client.follow(status, show)
+        if final["state"] != "done":
+            raise click.ClickException(f"the painting was not made: {final['message']}")
+        data = client.fetch(final["links"]["result"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    click.echo(f"wrote {out} ({len(data):,} bytes); share: {final['links']['page']}")
+
 
 if __name__ == "__main__":
     main()

@@ -1,8 +1,8 @@
 """What the bot writes and attaches when it answers: reply texts, alt text, the JPEG it posts.
 
-Every text fits a post (280 characters: X's limit, within Bluesky's 300 graphemes) and alt text
-fits X's 1000. The painted picture is a JPEG stepped down in quality, then in size, until it fits
-the platform's photo limit (``Platform.limits``: X's 5 MB, Bluesky's 1,000,000 bytes).
+Texts are written to fit the shortest post of the bot's platforms (``MAX_POST_CHARS``); the
+outbox fits each to its platform's ``Limits`` as it posts (``fit``, ``fit_jpeg``): the painted
+picture is a JPEG stepped down in quality, then in size, until it fits the platform's bytes.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from bot.gallery import Painting
 from model.images import decode_image, encode_image, resize_to_longest
 
-MAX_POST_CHARS = 280
-# What a reply says once it is addressed ("@" and an X username of up to 15 characters, a space).
+MAX_POST_CHARS = 280  # the shortest post of the bot's platforms (X's)
+# What a reply says once it is addressed ("@", a username of up to 15 characters, a space).
 MAX_TEXT_CHARS = MAX_POST_CHARS - 17
 MAX_ALT_CHARS = 1000
-MAX_PHOTO_BYTES = 5 * 1024 * 1024  # X's limit for a photo
 QUALITIES = (92, 85, 75, 65, 55, 45)  # tried in turn, at each size
 SHRINK = 0.75  # when even the lowest quality is too large, the next size down
 
@@ -28,7 +27,7 @@ def addressed(username: str, text: str) -> str:
     X refuses a post whose text the account posted a short while ago ("duplicate content"), and
     a bot's answers repeat: addressed, the same answer to two people is two texts.
     """
-    return _fit(f"@{username} {text}", MAX_POST_CHARS)
+    return fit(f"@{username} {text}", MAX_POST_CHARS)
 
 
 def result_text(painting: Painting | None, *, username: str, number: int) -> str:
@@ -45,7 +44,7 @@ def alt_text(painting: Painting | None) -> str:
         style = "the style of the painting they sent"
     else:
         style = f"the style of {painting.title} by {painting.artist} ({painting.year})"
-    return _fit(
+    return fit(
         f"The photo this reply answers, repainted in {style}: an AI image made by neural style transfer.",
         MAX_ALT_CHARS,
     )
@@ -53,8 +52,8 @@ def alt_text(painting: Painting | None) -> str:
 
 def help_text(painting_names: Sequence[str]) -> str:
     """The usage, as a reply to "@bot help" (``painting_names``: a few the gallery knows)."""
-    return _fit(
-        "Tweet me 2 photos: your picture, then a painting. Or 1 photo + a painting's name "
+    return fit(
+        "Send me 2 photos: your picture, then a painting. Or 1 photo + a painting's name "
         f"({', '.join(painting_names[:3])}), or 1 photo for a surprise, or reply to a photo with a "
         "painting. Options: strength low/high, keep colours, faces off.",
         MAX_TEXT_CHARS,
@@ -70,7 +69,7 @@ def acknowledgement(position: int | None, eta_s: float | None) -> str:
     return f"{place}, about {minutes} minute{'s' if minutes != 1 else ''}."
 
 
-def fit_jpeg(data: bytes, max_bytes: int = MAX_PHOTO_BYTES) -> bytes:
+def fit_jpeg(data: bytes, max_bytes: int) -> bytes:
     """``data`` as a JPEG of at most ``max_bytes``: lower quality first, then smaller.
 
     A JPEG already small enough is returned as it is. Raises ``model.errors.ImageError`` if
@@ -86,9 +85,10 @@ def fit_jpeg(data: bytes, max_bytes: int = MAX_PHOTO_BYTES) -> bytes:
                 return encoded
         longest = max(pixels.shape[:2])
         if longest <= 16:
-            return encoded  # nothing smaller is worth posting; X will say if it is still too big
+            return encoded  # nothing smaller is worth posting; the platform will say if it is still too big
         pixels = resize_to_longest(pixels, max(16, int(longest * SHRINK)))
 
 
-def _fit(text: str, limit: int) -> str:
+def fit(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, cut with an ellipsis where it is longer."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -65,6 +65,7 @@ class BotSettings:
     poll_interval_s: float = checked(positive)
     page_size: int = checked(between(5, 100))
     max_attempts: int = checked(between(1, 100))
+    deliver_for_s: float = checked(between(0, 30 * 86400))
     poll_overlap_s: float = checked(between(0, 86400))
     first_start_max_age_s: float = checked(between(0, 30 * 86400))
     refusal_period_s: float = checked(between(0, 30 * 86400))
@@ -144,6 +145,19 @@ def price(v: float) -> str | None:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The public page and API (``forger web``)."""
+
+    max_upload_bytes: int = checked(between(64 * 1024, 100 * 1024 * 1024))
+    max_size_px: int = checked(between(32, 4096))
+    default_size_px: int = checked(between(32, 4096))
+    anonymous_per_day: int = checked(between(0, 10000))
+    requests_per_minute: int = checked(between(0, 100_000))
+    retention_days: int = checked(between(1, 3650))
+    trust_proxy: bool = checked(anything)
+
+
+@dataclass(frozen=True)
 class PathSettings:
     data_dir: Path
 
@@ -156,6 +170,7 @@ class Config:
     media: MediaSettings
     gallery: GallerySettings
     render: RenderConfig
+    web: WebSettings
     paths: PathSettings
     # Each platform's own section (``x:``…), by the platform's name, parsed by the settings class
     # the registry (``bot.platforms``) names; only that platform reads it.

@@ -89,3 +89,8 @@ class PhotoTooSmall(MediaError):
         self.width = width
         self.height = height
         self.min_side = min_side
+
+
+class TooManyPixels(MediaError):
+    """An image whose header claims more pixels than allowed (a decompression bomb, or just huge):
+    refused before it is decoded."""

@@ -2,9 +2,9 @@
 
 The bundled paintings live in ``bot/paintings/`` with their labels in ``paintings.yaml``; more
 folders of the same shape can be added in the config (``gallery.extra_dirs``). A painting is
-found in a tweet by any of its names, without regard to case, accents or punctuation; a name
+found in a post by any of its names, without regard to case, accents or punctuation; a name
 the gallery does not know gets the closest ones suggested. A lone photo gets a painting picked
-at random, as DeepForger did, seeded by the tweet so that a mention read twice gets the same.
+at random, as DeepForger did, seeded by the post so that a mention read twice gets the same.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Gallery:
         return list(dict.fromkeys(self._by_name[n] for n in found))[:limit]
 
     def pick(self, seed: str) -> Painting:
-        """A painting at random; the same ``seed`` (a tweet id) always gets the same one."""
+        """A painting at random; the same ``seed`` (a post id) always gets the same one."""
         return random.Random(seed).choice(self.paintings)
 
     def by_image(self, data: bytes) -> Painting | None:

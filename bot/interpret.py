@@ -10,18 +10,17 @@ The rules, in order:
 6. One photo and a painting's name the gallery knows: that painting.
 7. One photo and a name asked for ("style: <name>", "in the style of <name>") that the gallery
    does not know: refused, with the closest names suggested.
-8. One photo in a reply to a tweet with a photo: the parent's photo is the picture, the attached
+8. One photo in a reply to a post with a photo: the parent's photo is the picture, the attached
    one the painting.
 9. One photo alone: a gallery painting picked at random, as DeepForger did.
 10. No photo: the how-to.
 
-A photo whose size X reports below ``min_side`` is refused before anything is downloaded. The
+A photo whose size the platform reports below ``min_side`` is refused before anything is downloaded. The
 options written in the text (``bot.options``) ride along on every render request.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,11 +40,11 @@ _ASKS = re.compile(r"\b(?:in the style of|style of|style\s*:)", re.IGNORECASE)
 # What ends a request without naming anything, and names that point at the photo attached.
 _POLITE = re.compile(r"(?:\s+(?:please|pls|plz|thanks|thank you|thx))+$")
 _THIS = frozenset({"this", "that", "this one", "that one", "this painting", "this picture", "it", "mine"})
-# A handle: a domain name (Bluesky's, "forger.bsky.social"), else an X username of up to 15.
-_HANDLE = r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z][A-Za-z0-9-]*)+|[A-Za-z0-9_]{1,15})"
-# The @handles a reply starts with: X puts there everyone it answers, the bot among them.
-_LEADING = re.compile(rf"^\s*(?:@{_HANDLE}\s+)*")
-_MENTIONS = re.compile(rf"(?<![A-Za-z0-9_])@{_HANDLE}")
+# An @handle: X's (letters, digits, _) or a domain name (Bluesky's alice.bsky.social).
+_HANDLE = r"@[A-Za-z0-9_](?:[A-Za-z0-9_-]|\.(?=[A-Za-z0-9]))*"
+# The @handles a reply starts with: a platform may put there everyone it answers (X does).
+_LEADING = re.compile(rf"^\s*(?:{_HANDLE}\s+)*")
+_MENTIONS = re.compile(rf"(?<![A-Za-z0-9_.]){_HANDLE}")
 _LINKS = re.compile(r"\bhttps?://\S+")
 
 
@@ -93,11 +92,10 @@ Decision = RenderRequest | Refusal | Help | Ignore
 
 
 def words(mention: Post) -> str:
-    """The text without @handles (the bot's own and anyone else's) and links, unescaped.
+    """The text without @handles (the bot's own and anyone else's) and links: what is asked.
 
-    X ends the text of a tweet with media with a t.co link to them, and escapes ``&<>``.
-    """
-    return html.unescape(_LINKS.sub(" ", _MENTIONS.sub(" ", mention.text)))
+    Platforms add links of their own (X ends a post with media with a link to them)."""
+    return _LINKS.sub(" ", _MENTIONS.sub(" ", mention.text))
 
 
 def needs_parent(mention: Post, gallery: Gallery) -> bool:
@@ -120,11 +118,11 @@ def interpret(
     min_side: int = 1,
     bot_username: str | None = None,
 ) -> Decision:
-    """Decide what to do with one mention (``parent``: the tweet it replies to, if looked up).
+    """Decide what to do with one mention (``parent``: the post it replies to, if looked up).
 
-    With ``bot_username``, a reply without media that names the bot only among the handles X
-    puts at its start (everyone in the thread) is talk in a thread the bot is in, not a request.
-    A parent that is the bot's own tweet (its result) is never painted again.
+    With ``bot_username``, a reply without media that names the bot only among the handles a
+    platform puts at its start (everyone in the thread) is talk in a thread the bot is in, not a request.
+    A parent that is the bot's own post (its result) is never painted again.
     """
     if mention.author_id == bot_user_id:
         return Ignore(mention, "the bot's own post")
@@ -173,7 +171,7 @@ def small_refusal(mention: Post, which: str, width: int, height: int, min_side: 
 
 
 def _too_small(photos: Sequence[Media], roles: Sequence[str], min_side: int) -> tuple[str, int, int] | None:
-    """(role, width, height) of the first photo X says is too small, or None; ``roles`` name
+    """(role, width, height) of the first photo the platform says is too small, or None; ``roles`` name
     the photos, in order ("photo", "painting")."""
     for photo, role in zip(photos, roles):
         if photo.width is not None and photo.height is not None and min(photo.width, photo.height) < min_side:

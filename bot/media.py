@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import requests
 from PIL import Image
 
-from bot.errors import MediaError, PhotoTooSmall
+from bot.errors import MediaError, PhotoTooSmall, TooManyPixels
 
 # The types platforms serve photos as, by their first bytes; WebP is RIFF....WEBP.
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -71,11 +71,13 @@ def check_photo(data: bytes, *, claimed: str | None, max_pixels: int, min_side: 
             with Image.open(io.BytesIO(data), formats=list(_FORMATS)) as image:
                 width, height = image.size  # from the header: nothing decoded yet
                 if width * height > max_pixels:
-                    raise MediaError(f"{name} has {width}×{height} pixels, more than the {max_pixels:,} allowed")
+                    raise TooManyPixels(f"{name} has {width}×{height} pixels, more than the {max_pixels:,} allowed")
                 image.load()  # a truncated or damaged file fails here, not in the renderer
     except MediaError:
         raise
-    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError) as exc:
+    except Image.DecompressionBombError as exc:  # so big that Pillow refuses even to read its header
+        raise TooManyPixels(f"{name} has more than the {max_pixels:,} pixels allowed ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MediaError(f"{name} is a damaged {sniffed.split('/')[1].upper()} file ({exc})") from exc
     if min(width, height) < min_side:
         raise PhotoTooSmall(

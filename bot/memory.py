@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Config
 from bot.errors import Gone, MediaError
 from bot.media import Downloader, Photo, check_photo
-from bot.platform import Account, CallKind, Image, Media, MentionBatch, Post, PostLimits
+from bot.platform import Account, CallKind, Image, Limits, Media, MentionBatch, Post
 from storage.ledger import Need
 
 
@@ -26,7 +26,6 @@ class MemoryPlatform:
     """One bot account and the people writing to it, in memory."""
 
     name = "memory"
-    limits = PostLimits()
 
     def __init__(self, *, handle: str = "forgerbot", clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -37,6 +36,7 @@ class MemoryPlatform:
         self._blocked: dict[CallKind, float] = {}
         self._last_id = 0
         self.handle = handle
+        self.limits = Limits(text=280, alt_text=1000, image_bytes=5 * 1024 * 1024)  # X's, the tightest
         self.account = Account(id=self.add_user(handle), handle=handle)
 
     # -- the world's side ------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Render options a user can write in a mention, and how they travel with a job.
 
-In the tweet's text, anywhere, in any case (``help`` lists them):
+In the post's text, anywhere, in any case (``help`` lists them):
 
 - ``strength low``, ``strength normal``, ``strength high`` (or ``low strength``, ``high strength``):
   how strongly the painting's style is laid on;
@@ -36,10 +36,16 @@ class RenderOptions:
     strength: Strength = Strength.NORMAL
     keep_colours: bool = False
     protect_faces: bool = True  # False after "faces off"
+    size: int | None = None  # the picture's longest side in pixels, asked on the web (None: the configured)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON object for the job, e.g. {"strength": "high", "keep_colours": false, "protect_faces": true}."""
-        return {"strength": self.strength.value, "keep_colours": self.keep_colours, "protect_faces": self.protect_faces}
+        data: dict[str, Any] = {
+            "strength": self.strength.value, "keep_colours": self.keep_colours, "protect_faces": self.protect_faces,
+        }
+        if self.size is not None:
+            data["size"] = self.size
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> RenderOptions:
@@ -49,6 +55,7 @@ class RenderOptions:
             strength=Strength(data.get("strength", Strength.NORMAL.value)),
             keep_colours=bool(data.get("keep_colours", False)),
             protect_faces=bool(data.get("protect_faces", True)),
+            size=int(data["size"]) if data.get("size") is not None else None,
         )
 
 

@@ -48,7 +48,7 @@ class Post:
     """A post as the bot reads it: a mention, its parent, or one of the bot's own replies."""
 
     id: str
-    text: str
+    text: str  # as its author wrote it: plain text, not escaped for any markup
     author_id: str
     author_username: str
     created_at: datetime | None
@@ -71,6 +71,15 @@ class MentionBatch:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one post may hold on a platform: the outbox fits each reply to them before posting."""
+
+    text: int  # characters of the post's text
+    alt_text: int  # characters of an image's description
+    image_bytes: int  # bytes of one image
+
+
+@dataclass(frozen=True)
 class Image:
     """An image to post with a reply: the bytes (a JPEG that fits the platform) and what it shows."""
 
@@ -79,19 +88,12 @@ class Image:
     content_type: str = "image/jpeg"
 
 
-@dataclass(frozen=True)
-class PostLimits:
-    """What one post of a platform may carry; the core fits what it posts to them."""
-
-    photo_bytes: int = 5 * 1024 * 1024  # X's limit for a photo
-
-
 class Platform(Protocol):
     """One social platform, as the core needs it. Errors are ``bot.errors.PlatformError``s."""
 
     name: str  # its name in the registry and in the database's rows, e.g. "x"
     handle: str  # the bot's account as the configuration names it (without the @)
-    limits: PostLimits
+    limits: Limits  # what one post may hold
 
     def me(self) -> Account:
         """The bot's account (asked once, then remembered)."""

@@ -1,7 +1,7 @@
 """Why the bot says no, in a short, specific, friendly reply, and how often it says it.
 
 Every refusal has a kind. A user gets at most one reply of each kind (and one ``help``) per
-period, so a spammer cannot make the bot spend its X budget on answers: ``may_reply`` is that
+period, so a spammer cannot make the bot spend its budget on answers: ``may_reply`` is that
 rule, a pure function over when this user was last told; ``storage.refusals.last_told`` reads
 that moment from the replies owed. A banned user gets no reply at all (no kind here).
 """
@@ -12,7 +12,7 @@ import enum
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from bot.compose import MAX_TEXT_CHARS
+from bot.compose import MAX_TEXT_CHARS, fit
 
 MAX_CHARS = MAX_TEXT_CHARS  # replies are addressed (``bot.compose.addressed``) on top
 HELP_KIND = "help"
@@ -26,7 +26,7 @@ class RefusalKind(str, enum.Enum):
     TOO_MANY_PHOTOS = "too_many_photos"
     TOO_SMALL = "too_small"
     UNKNOWN_PAINTING = "unknown_painting"
-    BAD_PHOTO = "bad_photo"  # not an image, the wrong type, too large, not from X
+    BAD_PHOTO = "bad_photo"  # not an image, the wrong type, too large, not from the platform
     OVER_QUOTA = "over_quota"
     QUEUE_FULL = "queue_full"
 
@@ -65,14 +65,14 @@ def too_small(which: str, width: int, height: int, min_side: int) -> str:
 
 def unknown_painting(name: str, suggestions: Sequence[str], known: Sequence[str]) -> str:
     """The reply to a painting's name the gallery lacks: the closest names, or what it has."""
-    asked = _clip(name, 60)
+    asked = fit(name, 60)
     if suggestions:
         return f'I don\'t know a painting called "{asked}". Did you mean {_or(suggestions)}?'
-    return _clip(f'I don\'t know a painting called "{asked}". I know {_and(known)}.', MAX_CHARS)
+    return fit(f'I don\'t know a painting called "{asked}". I know {_and(known)}.', MAX_CHARS)
 
 
 def bad_photo(which: str, reason: str) -> str:
-    return _clip(f"I couldn't use your {which}: {reason}. Please send an ordinary photo (JPEG or PNG).", MAX_CHARS)
+    return fit(f"I couldn't use your {which}: {reason}. Please send an ordinary photo (JPEG or PNG).", MAX_CHARS)
 
 
 def over_quota(per_day: int) -> str:
@@ -96,6 +96,3 @@ def _or(names: Sequence[str]) -> str:
 def _and(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -43,7 +43,8 @@ def settings_for(settings: RenderSettings, options: RenderOptions | None) -> Ren
     """The configured ``settings`` with a user's ``options`` applied.
 
     Strength multiplies the configured strength (low a third, high three times); "keep colours"
-    is luminance-only transfer; "faces off" stops the face protection.
+    is luminance-only transfer; "faces off" stops the face protection; a size (asked on the web,
+    within the operator's cap) replaces the configured one.
     """
     if options is None:
         return settings
@@ -52,6 +53,8 @@ def settings_for(settings: RenderSettings, options: RenderOptions | None) -> Ren
         changes["colours"] = "luminance"
     if not options.protect_faces:
         changes["faces"] = "off"
+    if options.size is not None:
+        changes["size"] = options.size
     return replace(settings, **changes)  # type: ignore[arg-type]
 
 
@@ -108,7 +111,8 @@ class QuickRenderer:
     def render(
         self, content: bytes, style: bytes, progress: ProgressFn | None = None, *, options: RenderOptions | None = None
     ) -> bytes:
-        picture = resize_to_longest(decode_image(content), self.size).astype(np.float64)  # (H, W, 3)
+        size = options.size if options is not None and options.size is not None else self.size
+        picture = resize_to_longest(decode_image(content), size).astype(np.float64)  # (H, W, 3)
         painting = decode_image(style).astype(np.float64)
         mean_p, std_p = picture.mean(axis=(0, 1)), picture.std(axis=(0, 1)) + 1e-6
         mean_s, std_s = painting.mean(axis=(0, 1)), painting.std(axis=(0, 1))

@@ -7,7 +7,8 @@ Only errors known to pass are retried, each at the time it names; nothing here s
   waiting is not a failed attempt; a usage cap is said to the admin;
 - other transient errors (5xx, timeouts, the platform unreachable): backoff, doubling from
   ``BASE_S`` up to ``MAX_S``, with jitter (each wait a random 50-100% of that) so that workers
-  do not come back in step, until ``max_attempts``;
+  do not come back in step, until ``max_attempts``, or, for a call given a deadline (``until``:
+  a painted picture waits out an outage), until then however many attempts it takes;
 - ``Gone``: never, and nobody is told (there is no post to answer);
 - ``AuthError``: never; a configuration error, stated to the admin;
 - ``Duplicate``: never (the same text again is refused again), and nobody is told;
@@ -46,9 +47,14 @@ def backoff_s(attempts: int, rng: random.Random) -> float:
 
 
 def decide(
-    error: Exception, attempts: int, *, max_attempts: int, now: float, rng: random.Random | None = None
+    error: Exception, attempts: int, *, max_attempts: int, now: float, rng: random.Random | None = None,
+    until: float | None = None,
 ) -> RetryDecision:
-    """The decision after the ``attempts``-th try (1 for the first) failed with ``error``."""
+    """The decision after the ``attempts``-th try (1 for the first) failed with ``error``.
+
+    ``until`` (epoch seconds): transient errors are retried until then instead of ``max_attempts``
+    times; the last try is at ``until`` itself.
+    """
     if isinstance(error, RateLimited):
         at = error.until if error.until is not None else now + BASE_S
         return RetryDecision(True, max(at, now), error.why, counts=False, alert=str(error) if error.alert else None)
@@ -60,6 +66,12 @@ def decide(
         return RetryDecision(False, None, "refused as a duplicate", tell_user=False)
     if isinstance(error, Forbidden):
         return RetryDecision(False, None, "the platform refused this action", tell_user=False, alert=str(error))
+    if isinstance(error, PlatformError) and error.transient and until is not None:
+        if now >= until:
+            return RetryDecision(False, None, f"the platform kept failing until the deadline ({attempts} attempts)")
+        wait = backoff_s(attempts, rng or random.Random())
+        at = min(now + wait, until)
+        return RetryDecision(True, at, f"the platform failed; backing off {at - now:.0f} s")
     if isinstance(error, PlatformError) and error.transient:
         if attempts >= max_attempts:
             return RetryDecision(False, None, f"the platform kept failing ({attempts} attempts)")

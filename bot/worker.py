@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import results
-from bot.compose import addressed
+from bot.compose import addressed, fit
 from bot.gallery import Gallery
 from bot.options import RenderOptions
 from bot.rendering import ProgressFn, Renderer
@@ -104,8 +104,11 @@ def work_once(
         # Jobs whose worker died go back to the queue; those out of attempts fail, and their
         # authors are told, as they are when a worker fails a job itself.
         for gone in jobs.sweep(session, max_attempts=lease.max_attempts):
-            notice = results.UNDELIVERABLE if gone.result_image is not None else BROKEN
-            _tell(session, gone.platform, gone.post_ref, gone.author_username, notice)
+            if gone.result_image is not None:  # painted: the outbox looks for the picture before this
+                _tell(session, gone.platform, gone.post_ref, gone.author_username, results.UNDELIVERABLE,
+                      kind=results.APOLOGY)
+            else:
+                _tell(session, gone.platform, gone.post_ref, gone.author_username, BROKEN)
         job = jobs.claim_next(session, worker=lease.worker, lease_s=lease.lease_s, max_attempts=lease.max_attempts)
     if job is None:
         return None
@@ -130,7 +133,7 @@ def _paint(
             options = RenderOptions.from_json(job.options)
             result = renderer.render(job.content_image, job.style_image, heartbeat, options=options)
         except ModelError as exc:
-            _fail(sessions, lease, job, str(exc), UNREADABLE.format(reason=_clip(str(exc), 120)))
+            _fail(sessions, lease, job, str(exc), UNREADABLE.format(reason=fit(str(exc), 120)))
             return
         except LeaseLost:
             raise
@@ -164,13 +167,12 @@ def _fail(sessions: sessionmaker[Session], lease: Lease, job: jobs.ClaimedJob, e
             _tell(session, job.platform, job.post_ref, job.author_username, notice)
 
 
-def _tell(session: Session, platform: str | None, post_ref: str | None, username: str | None, notice: str) -> None:
+def _tell(
+    session: Session, platform: str | None, post_ref: str | None, username: str | None, notice: str,
+    *, kind: str = "failure",
+) -> None:
     """Owe the post that asked for a job a short reply (a job asked for by no post has nobody to tell)."""
     if platform is not None and post_ref is not None:
-        replies.owe(session, platform=platform, in_reply_to_ref=post_ref, kind="failure",
+        replies.owe(session, platform=platform, in_reply_to_ref=post_ref, kind=kind,
                     text=addressed(username or "", notice))
 
-
-def _clip(text: str, limit: int) -> str:
-    """Keep a reason short enough for a post."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"

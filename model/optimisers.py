@@ -7,9 +7,8 @@ loss has stopped falling. ``Loss`` is the only thing they know of the render.
 The pixels, gradients and L-BFGS's history stay tensors of the Keras backend, on its device (a
 GPU where there is one). L-BFGS's iterations, the loss's evaluations among them, run as one
 compiled program (``model.backend.compiled``) that does ``chunk`` iterations per call: only their
-losses come back to Python, for the progress callback and the early stop. On an H100 the same
-steps done in NumPy took 16 ms per 512 px iteration, more than five times the network's forward
-and backward pass (2.8 ms), and moving the pixels to and fro 2 ms more.
+losses come back to Python, for the progress callback and the early stop (on a GPU, the same
+steps in NumPy cost more than the network's pass: bench/NOTES.md).
 """
 
 from __future__ import annotations

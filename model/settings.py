@@ -94,11 +94,8 @@ class RenderSettings:
         precision: What the network's convolutions compute in: "float32", or "bfloat16"
             (Keras' mixed_bfloat16: the weights and the losses stay float32). "auto" is
             bfloat16 where Keras' backend runs on a GPU or on a CPU with bfloat16 instructions
-            (AVX-512 BF16 or AMX, ``model.backend.cpu_has_bfloat16``), float32 elsewhere. On
-            an H100 (JAX) bfloat16 made the network's pass 23% faster (2.50 against 3.23 ms at
-            512 px) for the same picture (its float32 loss 4.2083 against 4.2077); a CPU
-            without those instructions only emulates it, slowly. (Its speed on a CPU with them
-            is not measured yet.)
+            (AVX-512 BF16 or AMX, ``model.backend.cpu_has_bfloat16``), float32 elsewhere; a
+            CPU without those instructions only emulates it, slowly (figures: bench/NOTES.md).
     """
 
     size: int = 512

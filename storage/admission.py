@@ -10,10 +10,12 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage import jobs, users
-from storage.models import utcnow
+from storage.db import is_postgres
+from storage.models import User, utcnow
 
 
 class Refused(str, enum.Enum):
@@ -46,22 +48,28 @@ DAY = timedelta(days=1)
 
 
 def admit(
-    session: Session, *, platform: str, user_ref: str, username: str, limits: Limits, now: datetime | None = None
+    session: Session, *, platform: str, user_ref: str, username: str, limits: Limits, now: datetime | None = None,
+    priority: int = 0,
 ) -> Admission:
     """Decide on one request of user ``user_ref`` of ``platform`` (recorded as seen).
 
-    Priority users skip the quota and the queue limit, not a ban.
+    Priority users skip the quota and the queue limit, not a ban. ``priority`` is one the request
+    brings (a web API key's): its job gets it, but it skips nothing (a key has its own quota).
     """
     now = now or utcnow()
     user = users.seen(session, platform, user_ref, username)
+    if is_postgres(session):
+        # One admission per user at a time: two requests at once (the web's) must not both take
+        # the last slot of a quota. (SQLite's transactions take the write lock up front.)
+        session.execute(select(User.id).where(User.id == user.id).with_for_update())
     if user.banned:
         return Admission(Refused.BANNED, user.id, detail=user.ban_reason or "banned")
     if user.priority > 0:
-        return Admission(None, user.id, priority=user.priority)
+        return Admission(None, user.id, priority=max(user.priority, priority))
     used = jobs.submitted_since(session, user.id, now - DAY)
     if used >= limits.per_user_per_day:
         return Admission(Refused.OVER_QUOTA, user.id, detail=f"{used} of {limits.per_user_per_day} renders in 24 h")
     waiting = jobs.waiting(session)
     if waiting >= limits.queue_limit:
         return Admission(Refused.QUEUE_FULL, user.id, detail=f"{waiting} jobs waiting, limit {limits.queue_limit}")
-    return Admission(None, user.id)
+    return Admission(None, user.id, priority=priority)

@@ -13,8 +13,9 @@ which takes the database's single write lock before reading.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
@@ -29,7 +30,8 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.RENDERING: frozenset({JobState.UPLOADING, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED}),
     JobState.UPLOADING: frozenset({JobState.REPLIED, JobState.FAILED}),
     JobState.REPLIED: frozenset(),
-    JobState.FAILED: frozenset({JobState.QUEUED}),  # an admin's retry
+    # An admin's retry; or its result, given up on, turned out to be posted after all.
+    JobState.FAILED: frozenset({JobState.QUEUED, JobState.REPLIED}),
     JobState.CANCELLED: frozenset(),
 }
 ACTIVE = (JobState.RENDERING,)  # states that hold a lease
@@ -66,11 +68,13 @@ def enqueue(
     author_username: str | None = None,
     priority: int = 0,
     options: dict[str, object] | None = None,
+    token_hash: str | None = None,
 ) -> Job:
     """Add a render request to the queue.
 
     A request from a post names it (``platform``, ``post_ref``: recorded by ``storage.posts`` in
-    the same transaction) and is answered there; one from no post has neither.
+    the same transaction) and is answered there; one from no post has neither, and is found again
+    by ``token_hash`` (a web request's: ``by_token``).
     """
     if (platform is None) != (post_ref is None):
         raise ValueError("a job's origin is a platform and a post, or neither")
@@ -84,6 +88,7 @@ def enqueue(
         state=JobState.QUEUED,
         priority=priority,
         options=options,
+        token_hash=token_hash,
     )
     session.add(job)
     session.flush()
@@ -307,6 +312,11 @@ def by_post(session: Session, platform: str, post_ref: str) -> Job | None:
     return session.scalar(select(Job).where(Job.platform == platform, Job.post_ref == post_ref))
 
 
+def by_token(session: Session, token_hash: str) -> Job | None:
+    """The web request whose token hashes to ``token_hash`` (``storage.api_keys.digest``), if any."""
+    return session.scalar(select(Job).where(Job.token_hash == token_hash))
+
+
 def history(session: Session, job_id: int) -> list[JobEvent]:
     """Every transition of the job, oldest first."""
     return list(session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
@@ -349,10 +359,72 @@ def position(session: Session, job_id: int, *, now: datetime | None = None) -> i
     job = session.get_one(Job, job_id)
     if job.state is not JobState.QUEUED or held_until(job, now) is not None:
         return None
+    return _ahead(session, job.id, job.priority, now) + 1
+
+
+def _ahead(session: Session, job_id: int, priority: int, now: datetime) -> int:
+    """How many due jobs a worker will take before job ``job_id`` (of ``priority``)."""
     ahead = select(func.count()).select_from(Job).where(
-        _due(now), or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.id < job.id)),
+        _due(now), or_(Job.priority > priority, (Job.priority == priority) & (Job.id < job_id)),
     )
-    return (session.scalar(ahead) or 0) + 1
+    return session.scalar(ahead) or 0
+
+
+@dataclass(frozen=True)
+class Glance:
+    """A job's state and progress, read in one light query (no images, no ORM object): what a
+    caller polling for its job needs."""
+
+    id: int
+    state: JobState
+    priority: int
+    not_before: datetime | None
+    progress_iteration: int
+    progress_total: int
+    user_id: int | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+_GLANCE = (Job.id, Job.state, Job.priority, Job.not_before, Job.progress_iteration, Job.progress_total,
+           Job.user_id, Job.created_at, Job.finished_at)
+
+
+def glance_by_token(session: Session, token_hash: str) -> Glance | None:
+    """The job whose token hashes to ``token_hash``, glanced at; None if there is none."""
+    row = session.execute(select(*_GLANCE).where(Job.token_hash == token_hash)).one_or_none()
+    return Glance(*row) if row is not None else None
+
+
+def glances_by_token(session: Session, token_hashes: Collection[str]) -> dict[str, Glance]:
+    """The jobs whose tokens hash to ``token_hashes`` (those that exist), by hash: one query."""
+    found: dict[str, Glance] = {}
+    hashes = list(token_hashes)
+    for start in range(0, len(hashes), 500):  # an IN list of bounded length
+        rows = session.execute(select(Job.token_hash, *_GLANCE).where(Job.token_hash.in_(hashes[start:start + 500])))
+        for token_hash, *values in rows:
+            found[token_hash] = Glance(*values)
+    return found
+
+
+def glance_position(session: Session, job: Glance, *, now: datetime | None = None) -> int | None:
+    """``position`` of a glanced job (one count query, and none unless it is queued and due)."""
+    now = now or utcnow()
+    if job.state is not JobState.QUEUED or (job.not_before is not None and job.not_before > now):
+        return None
+    return _ahead(session, job.id, job.priority, now) + 1
+
+
+def estimate_s(per_job_s: float | None, job: Glance, place: int | None, *, workers: int = 1) -> float | None:
+    """``eta_s`` of a glanced job, given the median render time and its position."""
+    if per_job_s is None:
+        return None
+    if job.state is JobState.RENDERING:
+        done = job.progress_iteration / job.progress_total if job.progress_total else 0.0
+        return per_job_s * (1 - done)
+    if place is None:
+        return None
+    return per_job_s * (1 + (place - 1) / max(1, workers))
 
 
 def median_render_s(session: Session, *, last: int = 50) -> float | None:
@@ -388,3 +460,13 @@ def submitted_since(session: Session, user_id: int, since: datetime) -> int:
     """Jobs user ``user_id`` has had queued since ``since`` (cancelled ones too: they cost a slot)."""
     query = select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.created_at >= since)
     return session.scalar(query) or 0
+
+
+def first_submitted_since(session: Session, user_id: int, since: datetime) -> datetime | None:
+    """When the oldest of user ``user_id``'s jobs since ``since`` was queued: a quota frees a slot
+    a day after it."""
+    query = select(func.min(Job.created_at)).where(Job.user_id == user_id, Job.created_at >= since)
+    found = session.scalar(query)
+    if found is not None and found.tzinfo is None:  # an aggregate is not typed: SQLite's is naive
+        found = found.replace(tzinfo=UTC)
+    return found

@@ -165,6 +165,9 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]  # last claimed
     finished_at: Mapped[datetime | None]
+    # A request from the web: the SHA-256 of the unguessable token its URLs carry (the token itself
+    # is only ever in the caller's hands). None for a job asked for by a post.
+    token_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         # One job per post; a job with no origin (both NULL) is checked against nothing.
@@ -173,6 +176,7 @@ class Job(Base):
         # The claim query: the best queued job, and leases to reclaim.
         Index("ix_jobs_claim", "state", "priority", "id"),
         Index("ix_jobs_user_created", "user_id", "created_at"),
+        Index("ix_jobs_token_hash", "token_hash", unique=True),
     )
 
 
@@ -211,6 +215,9 @@ class Reply(Base):
     alt_text: Mapped[str | None] = mapped_column(Text)  # what the picture shows, for screen readers
     # An earlier attempt may have posted it already (a job painted or tried before): look first.
     look_first: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Tried until then however many attempts it takes (a painted picture waits out an outage);
+    # None: ``max_attempts`` decides. Set at its first failure, cleared when it is given up.
+    deliver_until: Mapped[datetime | None]
     reply_ref: Mapped[str | None] = mapped_column(REF)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
@@ -227,6 +234,24 @@ class Reply(Base):
     )
 
 
+class ApiKey(Base):
+    """A key to the web API (``forger api-key``): its own daily quota and priority. Only the key's
+    SHA-256 is kept; the key is shown once, when it is made. Its caller is a ``users`` row of
+    platform "web" (user_ref "key:<id>"), so bans and the queue limit are the bot's own."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    per_day: Mapped[int]  # renders in any 24 hours
+    priority: Mapped[int] = mapped_column(default=0)  # its jobs' priority (higher first)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),)
+
+
 class Cursor(Base):
     """A named position in a platform's stream, e.g. the newest mention handled."""
 
@@ -235,6 +260,20 @@ class Cursor(Base):
     platform: Mapped[str] = mapped_column(PLATFORM, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PlatformSetting(Base):
+    """A value a platform adapter learnt and keeps across restarts (e.g. which API dialect works).
+
+    Keyed by ``platform`` and the adapter's own ``key``: the core never reads these.
+    """
+
+    __tablename__ = "platform_settings"
+
+    platform: Mapped[str] = mapped_column(PLATFORM, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -37,8 +37,9 @@ def owe(
 def unsent(
     session: Session, *, max_attempts: int, platform: str | None = None, limit: int = 50, now: datetime | None = None
 ) -> list[Reply]:
-    """Replies due: not yet accepted by their platform, not given up on, not waiting out a backoff and not
-    being posted by another deliverer; owed ones first, then optional, oldest first.
+    """Replies due: not yet accepted by their platform, not given up on (out of attempts, or past
+    their ``deliver_until``), not waiting out a backoff and not being posted by another deliverer;
+    owed ones first, then optional, oldest first.
 
     Optional replies come last so that, when the budget stops them, they hold nothing else up.
     ``platform``: only replies to be posted there (by default, all).
@@ -49,7 +50,7 @@ def unsent(
         .where(
             Reply.platform == platform if platform is not None else true(),
             Reply.reply_ref.is_(None),
-            Reply.attempts < max_attempts,
+            or_(Reply.attempts < max_attempts, Reply.deliver_until >= now),
             or_(Reply.not_before.is_(None), Reply.not_before <= now),
             _unclaimed(now),
         )
@@ -83,12 +84,17 @@ def mark_sent(session: Session, reply_id: int, reply_ref: str) -> None:
     reply.error = None
 
 
-def mark_attempt_failed(session: Session, reply_id: int, error: str, *, not_before: datetime | None = None) -> None:
-    """The post failed; the next attempt waits until ``not_before`` (a backoff), if given."""
+def mark_attempt_failed(
+    session: Session, reply_id: int, error: str, *, not_before: datetime | None = None,
+    deliver_until: datetime | None = None,
+) -> None:
+    """The post failed; the next attempt waits until ``not_before`` (a backoff), if given. With
+    ``deliver_until`` it is tried until then, however many attempts that takes."""
     reply = _settled(session, reply_id)
     reply.attempts += 1
     reply.error = error
     reply.not_before = not_before
+    reply.deliver_until = deliver_until
 
 
 def wait(session: Session, reply_id: int, *, until: datetime | None, reason: str) -> None:
@@ -103,6 +109,7 @@ def give_up(session: Session, reply_id: int, error: str, *, max_attempts: int) -
     reply = _settled(session, reply_id)
     reply.attempts = max(reply.attempts + 1, max_attempts)
     reply.error = error
+    reply.deliver_until = None
 
 
 def for_post(session: Session, platform: str, post_ref: str) -> list[Reply]:

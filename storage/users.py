@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.models import Post, User
@@ -10,12 +11,17 @@ from storage.models import Post, User
 
 def seen(session: Session, platform: str, user_ref: str, username: str) -> User:
     """The user ``user_ref`` of ``platform``, created on first sight; a changed username is kept up to date."""
-    user = session.scalar(select(User).where(User.platform == platform, User.user_ref == user_ref))
+    query = select(User).where(User.platform == platform, User.user_ref == user_ref)
+    user = session.scalar(query)
     if user is None:
-        user = User(platform=platform, user_ref=user_ref, username=username)
-        session.add(user)
-        session.flush()
-    elif user.username != username:
+        try:
+            with session.begin_nested():  # a savepoint: a row made meanwhile must not abort the transaction
+                user = User(platform=platform, user_ref=user_ref, username=username)
+                session.add(user)
+                session.flush()
+        except IntegrityError:  # another transaction made it first (two web requests at once, on PostgreSQL)
+            user = session.scalars(query).one()
+    if user.username != username:
         user.username = username
     return user
 

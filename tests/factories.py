@@ -25,6 +25,7 @@ _BASE: dict[str, Any] = {
         "poll_interval_s": 1.0,
         "page_size": 100,
         "max_attempts": 3,
+        "deliver_for_s": 21600,
         "poll_overlap_s": 120,
         "first_start_max_age_s": 3600,
         "refusal_period_s": 86400,
@@ -50,6 +51,15 @@ _BASE: dict[str, Any] = {
     "database": {"url": "sqlite:///forger.sqlite3"},
     "queue": {"lease_s": 120, "per_user_per_day": 5, "queue_limit": 500},
     "render": {"size": 64, "scales": [1.0], "iterations": [2], "faces": "off", "precision": "float32"},
+    "web": {
+        "max_upload_bytes": 10485760,
+        "max_size_px": 1024,
+        "default_size_px": 512,
+        "anonymous_per_day": 3,
+        "requests_per_minute": 600,
+        "retention_days": 7,
+        "trust_proxy": False,
+    },
     "paths": {"data_dir": "data"},
 }
 

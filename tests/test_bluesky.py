@@ -345,7 +345,7 @@ def test_a_picture_over_blueskys_limit_goes_up_downscaled_within_it(
     image = view["record"]["embed"]["images"][0]
     assert image["image"]["size"] <= MAX_BLOB_BYTES and image["alt"] == "noise"
     # The outbox fits every picture to the platform's limit before it is posted.
-    assert platform.limits.photo_bytes == MAX_BLOB_BYTES
+    assert platform.limits.image_bytes == MAX_BLOB_BYTES
     # And the exactly-once check finds it: a second attempt posts nothing.
     assert platform.find_reply(target, with_image=True) == uri
     assert platform.find_reply(target, text="@x look") is None  # carries an image: not a text reply

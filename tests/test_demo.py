@@ -65,13 +65,14 @@ def test_the_cli_names_the_missing_images_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_the_quick_demo_answers_every_mention_from_the_shipped_images(tmp_path: Path) -> None:
+@pytest.mark.parametrize("x_dialect", ["posts", "tweets"])
+def test_the_quick_demo_answers_every_mention_from_the_shipped_images(tmp_path: Path, x_dialect: str) -> None:
     from rich.console import Console
 
     from bot.config import load_config
     from bot.x.demo import run_demo
 
     out = run_demo(load_config(ROOT / "config.yaml"), out=tmp_path / "out", images=None, size=64, iterations=None,
-                   quick=True, console=Console(quiet=True))
+                   quick=True, console=Console(quiet=True), x_dialect=x_dialect)
 
     assert sorted(path.name for path in out.glob("reply-to-*")) == ["reply-to-alice-1.jpg", "reply-to-bob-1.jpg"]

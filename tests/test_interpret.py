@@ -9,6 +9,7 @@ import pytest
 from bot.errors import ConfigError
 from bot.gallery import Gallery
 from bot.platform import Media, Post as Mention
+from bot.x.parsing import parse_tweets
 from bot.interpret import (
     Help,
     Ignore,
@@ -73,7 +74,14 @@ def test_the_link_x_adds_for_the_media_and_its_escapes_are_not_part_of_a_name() 
     asked = _decide(_mention(_photo("3_1"), text="@forgerbot style: the screem https://t.co/AbCdEf1234"))
     assert isinstance(asked, Refusal)
     assert asked.reply == 'I don\'t know a painting called "the screem". Did you mean "The Scream"?'
-    assert words(_mention(text="@forgerbot Rain &amp; Speed https://t.co/AbCdEf1234")).split() == ["Rain", "&", "Speed"]
+    # X escapes &, < and >: its parsing gives the core the text as written.
+    [post] = parse_tweets({"data": [{"id": "1", "text": "@forgerbot Rain &amp; Speed https://t.co/AbCdEf1234"}]})
+    assert words(post).split() == ["Rain", "&", "Speed"]
+
+
+def test_handles_of_any_platform_are_not_words() -> None:
+    text = "@forger.bsky.social @alice-b.example.com. paint this, @bob_1!"
+    assert words(_mention(text=text)).split() == [".", "paint", "this,", "!"]
 
 
 def test_one_photo_replying_to_a_photo_paints_the_parent() -> None:

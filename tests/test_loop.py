@@ -23,24 +23,30 @@ from bot.errors import RateLimited
 from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
 from bot.scheduler import build_scheduler
+from bot.x import dialect
 from bot.x.platform import XPlatform
-from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
-from storage import cursors, jobs, replies
+from bot.x.sandbox import CREDENTIALS_ENV, DIALECTS, SandboxX
+from storage import cursors, jobs, platform_settings, replies
 from storage.models import JobState
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def x() -> Iterator[SandboxX]:
-    with SandboxX(bot_username="forgerbot") as sandbox:
+def x(request: pytest.FixtureRequest) -> Iterator[SandboxX]:
+    """X speaking its current names (posts), or those before (tweets) where a test asks for them."""
+    with SandboxX(bot_username="forgerbot", dialect=getattr(request, "param", "posts")) as sandbox:
         yield sandbox
+
+
+def make_forger(x: SandboxX, tmp_path: Path) -> Forger:
+    config = make_config(tmp_path, x=on_sandbox(x))
+    return Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(size=96), upgrade=True)
 
 
 @pytest.fixture
 def forger(x: SandboxX, tmp_path: Path) -> Iterator[Forger]:
-    config = make_config(tmp_path, x=on_sandbox(x))
-    bot = Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(size=96), upgrade=True)
+    bot = make_forger(x, tmp_path)
     yield bot
     bot.close()
 
@@ -55,6 +61,7 @@ def _bot_replies(x: SandboxX, tweet_id: str) -> list:  # type: ignore[type-arg]
     return [t for t in x.replies_to(tweet_id) if t.author_id == x.bot_user_id]
 
 
+@pytest.mark.parametrize("x", DIALECTS, indirect=True)
 def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
     ask = x.post("alice", "@forgerbot paint me!", images=[photos["coffee"], photos["starry_night"]])
     lone = x.post("bob", "@forgerbot hi", images=[photos["chelsea"]])
@@ -88,6 +95,36 @@ def test_a_mention_with_two_photos_gets_a_painted_reply(x: SandboxX, forger: For
         assert job.content_image == photos["coffee"] and job.style_image == photos["starry_night"]
 
 
+@pytest.mark.parametrize("x", DIALECTS, indirect=True)
+def test_the_dialect_x_takes_is_found_once_and_kept_across_restarts(
+    x: SandboxX, tmp_path: Path, photos: dict[str, bytes]
+) -> None:
+    x.post("alice", "@forgerbot", images=[photos["coffee"], photos["starry_night"]])
+
+    def reads() -> int:
+        return sum(1 for method, path in x.requests_log if method == "GET" and path.endswith("/mentions"))
+
+    first = make_forger(x, tmp_path)
+    try:
+        first.poll()
+        first.work()
+    finally:
+        first.close()
+    asked_first = reads()
+    again = make_forger(x, tmp_path)  # a restart, or the bot's other process
+    try:
+        again.poll()
+    finally:
+        again.close()
+
+    # X's current names are tried first; an X on the old ones refuses them once, never again.
+    assert asked_first == (2 if x.dialect == "tweets" else 1) and reads() == asked_first + 1
+    with again.sessions() as s:
+        assert platform_settings.get(s, "x", dialect.SETTING) == (x.dialect if x.dialect == "tweets" else None)
+    assert len(_bot_replies(x, x.tweets_by("alice")[0].id)) == 1
+
+
+@pytest.mark.parametrize("x", DIALECTS, indirect=True)
 def test_a_tweet_seen_twice_is_queued_and_answered_once(x: SandboxX, forger: Forger, photos: dict[str, bytes]) -> None:
     ask = x.post("alice", "@forgerbot", images=[photos["coffee"], photos["starry_night"]])
     bare = x.post("carol", "@forgerbot ?")

@@ -242,7 +242,29 @@ def test_the_models_match_the_migrations(db_url: str) -> None:
     assert differences == []
 
 
-def test_0006_makes_room_for_bluesky_uris_and_handles_and_downgrades_only_without_them(empty: Engine) -> None:
+def test_0007_downgrades_keeping_web_jobs_without_their_tokens(empty: Engine) -> None:
+    schema.upgrade(empty)
+    with Session(empty) as s, s.begin():
+        s.add(Job(content_image=b"p", style_image=b"s", token_hash="ab" * 32))
+        s.add(Post(platform="x", post_ref="1", author_ref="7", author_username="ann", text="@bot", outcome=Outcome.QUEUED))
+        s.flush()
+        s.add(Job(platform="x", post_ref="1", author_username="ann", content_image=b"p", style_image=b"s"))
+        s.flush()
+        s.add(JobEvent(job_id=1, from_state=None, to_state=JobState.QUEUED, reason="queued"))
+    with empty.begin() as c:
+        _insert(c, "api_keys", name="app", key_hash="cd" * 32, per_day=5, priority=0, created_at=_at(0))
+
+    schema.downgrade(empty, "0006")
+    with empty.connect() as c:
+        assert _rows(c, "SELECT id, platform FROM jobs ORDER BY id") == [(1, None), (2, "x")]
+        assert _rows(c, "SELECT count(*) FROM job_events") == [(1,)]
+    schema.upgrade(empty)
+    with empty.connect() as c:
+        assert _rows(c, "SELECT token_hash FROM jobs ORDER BY id") == [(None,), (None,)]
+        assert _rows(c, "SELECT count(*) FROM api_keys") == [(0,)]
+
+
+def test_0008_makes_room_for_bluesky_uris_and_handles_and_downgrades_only_without_them(empty: Engine) -> None:
     uri = "at://did:plc:ewvi7nxzyoun6zhxrhs64oiz/app.bsky.feed.post/3l6oveex3ii2l" + "x" * 300
     handle = "a-rather-long-handle-for-someone." + "sub." * 40 + "bsky.social"
     schema.upgrade(empty)
@@ -253,10 +275,10 @@ def test_0006_makes_room_for_bluesky_uris_and_handles_and_downgrades_only_withou
         assert _rows(c, "SELECT post_ref, author_username FROM posts") == [(uri, handle)]
 
     with pytest.raises(RuntimeError, match="posts.post_ref holds values of"):
-        schema.downgrade(empty, "0005")
+        schema.downgrade(empty, "0007")
     with Session(empty) as s, s.begin():
         s.execute(text("DELETE FROM posts"))
-    schema.downgrade(empty, "0005")
-    assert schema.current(empty) == "0005"
+    schema.downgrade(empty, "0007")
+    assert schema.current(empty) == "0007"
     schema.upgrade(empty)
     assert schema.current(empty) == schema.head()

@@ -424,6 +424,22 @@ def test_replies_owed_until_sent_or_given_up(sessions: Sessions) -> None:
         assert replies.unsent(s, platform="elsewhere", max_attempts=3) == []
 
 
+def test_a_reply_with_a_delivery_deadline_is_due_past_its_attempts_until_then(sessions: Sessions) -> None:
+    until = T0 + timedelta(hours=6)
+    with sessions.begin() as s:
+        a = replies.owe(s, platform=P, in_reply_to_ref="1", kind="result", text="your picture").id
+        for _ in range(5):
+            replies.mark_attempt_failed(s, a, "503", deliver_until=until)
+    with sessions() as s:
+        assert [r.id for r in replies.unsent(s, max_attempts=3, now=T0)] == [a]
+        assert [r.id for r in replies.unsent(s, max_attempts=3, now=until)] == [a]  # its last attempt
+        assert replies.unsent(s, max_attempts=3, now=until + timedelta(seconds=1)) == []
+    with sessions.begin() as s:
+        replies.give_up(s, a, "gone", max_attempts=3)
+    with sessions() as s:
+        assert replies.unsent(s, max_attempts=3, now=T0) == []
+
+
 def test_a_reply_is_claimed_by_one_deliverer_at_a_time_and_waits_out_its_backoff(sessions: Sessions) -> None:
     with sessions.begin() as s:
         a = replies.owe(s, platform=P, in_reply_to_ref="1", kind="refusal", text="how to").id

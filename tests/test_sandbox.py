@@ -27,7 +27,8 @@ def encoded_image(width: int = 32, height: int = 24, image_format: str = "JPEG",
 
 @pytest.fixture
 def sandbox() -> Iterator[SandboxX]:
-    with SandboxX(bot_username="forgerbot") as x:
+    """X before the Post rename: what tweepy's typed methods (and these tests) speak."""
+    with SandboxX(bot_username="forgerbot", dialect="tweets") as x:
         yield x
 
 
@@ -128,6 +129,53 @@ def test_expansions_fill_includes_and_media_urls_serve_the_photos(sandbox: Sandb
         assert served.headers["Content-Type"] == content_type
         assert served.content == photo
         assert Image.open(io.BytesIO(served.content)).size == (item["width"], item["height"])
+
+
+def test_x_s_current_names_fill_posts_and_the_old_ones_are_refused(api: requests.Session) -> None:
+    with SandboxX(bot_username="forgerbot") as x:  # dialect "posts": X's OpenAPI spec v2.167
+        original = x.post("alice", "my photo", images=[encoded_image(40, 30, seed=1)])
+        mention = x.post("bob", "@forgerbot paint this", in_reply_to=original)
+
+        body = mentions(
+            x, api, expansions="attachments.media_keys,author_id,referenced_posts",
+            **{"post.fields": "created_at,attachments,conversation_id", "media.fields": "url"},
+        ).json()
+        old_param = mentions(x, api, **{"tweet.fields": "created_at"})
+        old_field = mentions(x, api, **{"post.fields": "author_id"})
+        old_expansion = mentions(x, api, expansions="referenced_tweets.id")
+        upload = api.post(
+            f"{x.base_url}/2/media/upload", files={"media": ("p.jpg", encoded_image(seed=2), "image/jpeg")},
+            data={"media_category": "tweet_image", "media_type": "image/jpeg"},
+        )
+        posted = api.post(f"{x.base_url}/2/tweets", json={"text": "hello", "reply": {"in_reply_to_tweet_id": mention}})
+
+    (post,) = body["data"]
+    assert post["id"] == mention and post["author_id"] == x.add_user("bob")  # implied by the expansion
+    assert post["referenced_posts"] == [{"type": "replied_to", "id": original}]
+    assert post["edit_history_post_ids"] == [mention] and "referenced_tweets" not in post
+    assert [p["id"] for p in body["includes"]["posts"]] == [original] and "tweets" not in body["includes"]
+    assert posted.status_code == 201 and posted.json()["data"]["edit_history_post_ids"] == [posted.json()["data"]["id"]]
+    refused = {
+        "tweet.fields": (old_param, "The query parameter [tweet.fields] is not one of [end_time,expansions,"
+                         "max_results,media.fields,pagination_token,post.fields,since_id,start_time,until_id,"
+                         "user.fields]"),
+        "post.fields": (old_field, "The `post.fields` query parameter value [author_id] is not one of "
+                        "[attachments,conversation_id,created_at,entities,id,text]"),
+        "expansions": (old_expansion, "The `expansions` query parameter value [referenced_tweets.id] is not one "
+                       "of [attachments.media_keys,author_id,referenced_posts]"),
+        "media_type": (upload, "The `media_type` field is not one of [additional_owners,media,media_category]"),
+    }
+    for name, (answer, message) in refused.items():
+        assert answer.status_code == 400, name
+        problem = answer.json()
+        assert problem["type"] == "https://api.twitter.com/2/problems/invalid-request"
+        [error] = problem["errors"]
+        assert list(error["parameters"]) == [name] and error["message"] == message
+
+
+def test_the_dialect_is_checked() -> None:
+    with pytest.raises(ValueError, match="dialect must be one of posts, tweets, got: 'x'"):
+        SandboxX(dialect="x")
 
 
 def test_no_mentions_answers_meta_only(sandbox: SandboxX, api: requests.Session) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.x.settings import XCredentials
 from bot.x.errors import (
@@ -27,9 +28,11 @@ from bot.x.errors import (
 )
 from bot import retry
 from bot.retry import BASE_S, RetryDecision
-from bot.x.client import CAP_RECHECK_S, MENTIONS, XClient, period_end
+from bot.x.client import CAP_RECHECK_S, MENTIONS, XClient, _blamed, period_end
 from bot.x.platform import translate
-from bot.x.sandbox import ManualClock, SandboxX
+from bot.x.dialect import POSTS, SETTING, TWEETS, Dialect, DialectMemory
+from bot.x.sandbox import DIALECTS, ManualClock, SandboxX
+from storage import platform_settings
 from tests.test_sandbox import encoded_image
 
 
@@ -85,9 +88,9 @@ def test_only_the_newest_mentions_are_reachable_and_the_gap_is_flagged(x: Sandbo
     assert [m.id for m in batch.mentions] == posted[3:] and batch.maybe_gap
 
 
-@pytest.mark.parametrize("post_naming", [False, True], ids=["2024 names", "2026 names"])
-def test_both_field_names_are_read(clock: ManualClock, post_naming: bool) -> None:
-    with SandboxX(clock=clock, post_naming=post_naming) as x:
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_both_dialects_are_read(clock: ManualClock, dialect: str) -> None:
+    with SandboxX(clock=clock, dialect=dialect) as x:
         parent = x.post("bob", "my photo", images=[encoded_image(80, 80, seed=1)])
         x.post("alice", "@forgerbot paint it", images=[encoded_image(80, 80, seed=2)], in_reply_to=parent)
         gateway = gateway_for(x, clock)
@@ -98,8 +101,75 @@ def test_both_field_names_are_read(clock: ManualClock, post_naming: bool) -> Non
     assert mention.in_reply_to_id == parent and mention.parent_media_keys  # from includes.tweets or .posts
     assert again == [mention]
     asked = [path for _, path in x.requests_log if path.endswith("/mentions")]
-    # With the 2026 names the first ask (tweet.fields) is refused once, then post.fields is used.
-    assert len(asked) == (3 if post_naming else 2)
+    # X's current names first; an X on the old names refuses them once, then the old ones are spoken.
+    assert len(asked) == (3 if dialect == "tweets" else 2)
+
+
+def test_a_bot_kept_on_the_old_names_switches_when_x_refuses_them_and_keeps_the_switch(
+    clock: ManualClock, sessions: sessionmaker[Session]
+) -> None:
+    memory = DialectMemory(sessions)
+    memory.save(TWEETS)  # what an earlier run found, before X's Post rename
+    with SandboxX(clock=clock) as x:  # X as it is now: v2.167's names only
+        parent = x.post("bob", "my photo", images=[encoded_image(80, 80, seed=1)])
+        x.post("alice", "@forgerbot paint it", images=[encoded_image(80, 80, seed=2)], in_reply_to=parent)
+        gateway = gateway_for(x, clock, dialects=memory)
+
+        [mention] = gateway.mentions(x.bot_user_id, since_id=None).mentions
+        found = gateway.tweet(parent)
+        later = gateway_for(x, clock, dialects=memory).mentions(x.bot_user_id, since_id=None).mentions
+
+    assert mention.in_reply_to_id == parent and mention.author_username == "alice" and mention.parent_media_keys
+    assert found is not None and found.author_username == "bob" and len(found.photos) == 1
+    assert later == [mention]
+    assert gateway.dialect is POSTS and memory.load() is POSTS
+    # Refused once (X's 400 blames the expansion referenced_tweets.id), never again, by either client.
+    assert calls(x, f"/2/users/{x.bot_user_id}/mentions") == 3 and calls(x, f"/2/tweets/{parent}") == 1
+
+
+def test_an_error_that_blames_no_name_of_a_dialect_switches_nothing(gateway: XClient, x: SandboxX) -> None:
+    with pytest.raises(XError) as refused:
+        gateway.mentions(x.bot_user_id, since_id=None, page_size=3)  # X takes 5 to 100
+
+    assert refused.value.status == 400 and refused.value.parameters == ("max_results",)
+    assert gateway.dialect is POSTS and calls(x, f"/2/users/{x.bot_user_id}/mentions") == 1
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("spoken", [POSTS, TWEETS], ids=["speaks posts", "speaks tweets"])
+def test_the_one_shot_upload_is_taken_in_either_dialect(clock: ManualClock, dialect: str, spoken: Dialect) -> None:
+    with SandboxX(clock=clock, dialect=dialect) as x:
+        gateway = gateway_for(x, clock, dialect=spoken)
+        data = encoded_image(60, 40, "PNG", seed=4)
+
+        media_id = gateway.upload_image(data, content_type="image/png")
+
+    assert x.media(f"3_{media_id}").data == data
+    # Only X on the new names refuses one: media_type, which the old upload sent.
+    refused = dialect == "posts" and spoken is TWEETS
+    assert calls(x, "/2/media/upload") == (2 if refused else 1)
+    assert gateway.dialect is (POSTS if refused else spoken)
+
+
+def test_a_400_blames_names_in_either_of_x_s_problem_shapes() -> None:
+    listed = {"errors": [{"parameters": {"expansions": ["referenced_tweets.id"]}, "message": "not one of [...]"}]}
+    spec = {"type": "https://api.x.com/2/problems/invalid-request", "title": "Invalid Request",
+            "detail": "bad", "parameter": "tweet.fields", "value": "author_id"}  # InvalidRequestProblem, v2.167
+
+    assert _blamed(listed) == (("expansions",), ("referenced_tweets.id",))
+    assert _blamed(spec) == (("tweet.fields",), ("author_id",))
+    assert TWEETS.refused(*_blamed(listed)) and TWEETS.refused(*_blamed(spec)) and not POSTS.refused(*_blamed(spec))
+
+
+def test_the_kept_dialect_is_per_platform_and_an_unknown_one_is_ignored(sessions: sessionmaker[Session]) -> None:
+    memory = DialectMemory(sessions)
+    assert memory.load() is None
+    memory.save(TWEETS)
+    memory.save(TWEETS)
+    assert memory.load() is TWEETS and DialectMemory(sessions, platform="elsewhere").load() is None
+    with sessions.begin() as s:
+        platform_settings.put(s, "x", SETTING, "futures")
+    assert memory.load() is None
 
 
 def test_a_tweet_is_looked_up_with_its_photos_or_is_gone(x: SandboxX, gateway: XClient) -> None:
@@ -268,6 +338,19 @@ def test_server_errors_are_transient_and_backed_off_with_jitter(
     assert all(BASE_S <= w <= 2 * BASE_S for w in waits if w is not None) and len(set(waits)) == 20
     assert not decide(caught.value, 3, max_attempts=3, now=0).retry
     assert gateway.mentions(x.bot_user_id, since_id=None).mentions == []  # no pause after a 5xx
+
+
+def test_with_a_deadline_transient_errors_are_retried_until_it_however_many_attempts() -> None:
+    failed = XError("503", status=503)
+
+    later = decide(failed, 50, max_attempts=3, now=0, until=3600, rng=random.Random(1))
+    last = decide(failed, 51, max_attempts=3, now=3500, until=3600)
+    given_up = decide(failed, 52, max_attempts=3, now=3600, until=3600)
+
+    assert later.retry and retry.MAX_S / 2 <= later.at <= retry.MAX_S  # the backoff, capped
+    assert last.retry and last.at == 3600  # the last try is at the deadline itself
+    assert not given_up.retry and given_up.tell_user and "deadline" in given_up.reason
+    assert not decide(XTweetGone("gone", tweet_id="1"), 1, max_attempts=3, now=0, until=3600).retry
 
 
 def test_a_slow_x_is_a_transient_timeout(x: SandboxX, clock: ManualClock) -> None:

@@ -24,7 +24,7 @@ from bot.poller import PollPolicy, PollReport
 from bot.refusals import HOWTO, RefusalKind
 from bot.x.client import XClient
 from bot.x.platform import XPlatform
-from bot.x.sandbox import ManualClock, SandboxX
+from bot.x.sandbox import DIALECTS, ManualClock, SandboxX
 from storage import cursors, jobs, replies, users
 from storage.admission import Limits
 from storage.models import Outcome, Post, Reply
@@ -174,11 +174,11 @@ def test_two_photos_are_picture_then_painting(bot: Bot, x: SandboxX, photos: dic
     assert bot.job_images(ask) == (photos["coffee"], photos["chelsea"])
 
 
-@pytest.mark.parametrize("post_naming", [False, True], ids=["2024 names", "2026 names"])
+@pytest.mark.parametrize("dialect", DIALECTS)
 def test_a_photo_replying_to_a_photo_paints_the_parent(
-    sessions: sessionmaker[Session], clock: ManualClock, policy: PollPolicy, photos: dict[str, bytes], post_naming: bool
+    sessions: sessionmaker[Session], clock: ManualClock, policy: PollPolicy, photos: dict[str, bytes], dialect: str
 ) -> None:
-    with SandboxX(clock=clock, post_naming=post_naming) as x:
+    with SandboxX(clock=clock, dialect=dialect) as x:
         parent = x.post("bob", "my trip", images=[photos["chelsea"]])
         ask = x.post("alice", "@forgerbot this, like that", images=[photos["the_scream"]], in_reply_to=parent)
         bot = Bot(x, sessions, clock, replace(policy, downloader=Downloader(min_side=16)))

@@ -19,7 +19,8 @@ from bot import admin, poller, retry, worker
 from bot import replies as bot_replies
 from bot import results as bot_results
 from bot.app import Forger
-from bot.compose import MAX_PHOTO_BYTES, acknowledgement, alt_text, fit_jpeg, result_text
+from bot.compose import acknowledgement, alt_text, fit_jpeg, result_text
+from bot.x.platform import LIMITS
 from tests.factories import make_config, on_sandbox
 from bot.errors import ConfigError, RateLimited
 from bot.gallery import Gallery
@@ -27,10 +28,10 @@ from bot.refusals import HOWTO
 from bot.rendering import QuickRenderer
 from bot.results import UNDELIVERABLE
 from bot.worker import BROKEN
-from bot.x.sandbox import CREDENTIALS_ENV, DUPLICATE, SandboxX
+from bot.x.sandbox import CREDENTIALS_ENV, DIALECTS, DUPLICATE, SandboxX
 from model.settings import Progress
 from storage import jobs, replies
-from storage.models import JobState, utcnow
+from storage.models import Job, JobState, Reply, utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
 GALLERY = Gallery.load()
@@ -93,11 +94,11 @@ def test_a_picture_too_large_for_x_is_stepped_down_until_it_fits(coffee: bytes) 
     fitted = fit_jpeg(coffee, max_bytes=50_000)
     smaller = fit_jpeg(coffee, max_bytes=20_000)
 
-    assert fit_jpeg(coffee) is coffee  # a JPEG under 5 MB goes as it is
+    assert fit_jpeg(coffee, LIMITS.image_bytes) is coffee  # a JPEG under X's 5 MB goes as it is
     assert len(fitted) <= 50_000 and len(smaller) <= 20_000
     sizes = [Image.open(io.BytesIO(data)).size for data in (coffee, fitted, smaller)]
     assert sizes[1] == sizes[0] and sizes[2][0] < sizes[0][0]  # quality first, then size
-    assert MAX_PHOTO_BYTES == 5 * 1024 * 1024
+    assert LIMITS.image_bytes == 5 * 1024 * 1024
 
 
 def _paint(forger: Forger) -> None:
@@ -110,7 +111,7 @@ def _posted_by_a_deliverer_that_died(forger: Forger, ask: str) -> str:
     with forger.sessions.begin() as s:
         [result] = replies.for_post(s, "x", ask)
         assert replies.claim(s, result.id, by="dead", now=utcnow() - replies.CLAIM * 2)
-        picture = bot_results.picture(result, bot_results.painted(s, result))
+        picture = bot_results.picture(result, bot_results.painted(s, result), forger.platform.limits)
     return forger.platform.reply(ask, result.text, image=picture)
 
 
@@ -266,26 +267,153 @@ def test_a_few_seconds_of_x_errors_do_not_use_up_a_replys_attempts(x: SandboxX, 
         assert owed.attempts == 2 and owed.reply_ref is None and owed.not_before is not None
 
 
-def test_a_result_x_keeps_failing_fails_its_job_and_tells_its_author(
+def _result(forger: Forger, ask: str) -> tuple[Reply, Job]:
+    with forger.sessions() as s:
+        [result] = [r for r in replies.for_post(s, "x", ask) if r.kind == "result"]
+        job = jobs.by_post(s, "x", ask)
+        assert job is not None
+        return result, job
+
+
+def _deliver(forger: Forger, now: float, deliver_for_s: float = 6 * 3600) -> bot_replies.DeliveryReport:
+    return bot_replies.deliver(forger.sessions, forger.platform, by="w", max_attempts=3, deliver_for_s=deliver_for_s,
+                               clock=lambda: now)
+
+
+def test_a_painted_picture_waits_out_an_outage_of_hours_with_growing_backoff(
     x: SandboxX, forger: Forger, coffee: bytes
 ) -> None:
     ask = x.post("alice", "@forgerbot", images=[coffee, coffee])
     forger.poll()
     _paint(forger)
-    x.fail("POST /2/tweets", 503, times=3)
-    start = time.time()
+    x.outage("write")  # X takes no post for two hours
+    start = now = time.time()
 
-    for n in range(3):  # each round after the backoff of the one before
-        report = bot_replies.deliver(forger.sessions, forger.platform, by="w", max_attempts=3,
-                                     clock=lambda n=n: start + n * retry.MAX_S)  # type: ignore[misc]
-        assert report.failed == 1
-    forger.deliver()  # X is well again: the notice goes out, the result is not tried again
+    waits = []
+    while now < start + 2 * 3600:
+        assert _deliver(forger, now).failed == 1
+        result, job = _result(forger, ask)
+        assert job.state is JobState.UPLOADING and result.reply_ref is None and result.not_before is not None
+        waits.append(result.not_before.timestamp() - now)
+        now = result.not_before.timestamp()  # the next round, when the backoff is over
+    x.recover("write")
+    final = _deliver(forger, now)
 
+    assert final.sent == 1 and len(waits) > 3 * forger.config.bot.max_attempts  # hours, not attempts
+    assert waits[0] <= retry.BASE_S < retry.MAX_S / 2 <= max(waits) <= retry.MAX_S  # growing, capped
+    [painted] = x.replies_to(ask)  # the picture, and no apology
+    assert painted.media_keys and not painted.text.endswith(UNDELIVERABLE)
+    result, job = _result(forger, ask)
+    assert job.state is JobState.REPLIED and result.reply_ref == job.reply_ref == painted.id
+
+
+def test_a_result_x_keeps_failing_past_its_delivery_time_fails_its_job_and_tells_its_author(
+    x: SandboxX, forger: Forger, coffee: bytes
+) -> None:
+    ask = x.post("alice", "@forgerbot", images=[coffee, coffee])
+    forger.poll()
+    _paint(forger)
+    x.outage("write")
+    start = now = time.time()
+
+    while _result(forger, ask)[1].state is JobState.UPLOADING:
+        assert _deliver(forger, now, deliver_for_s=3600).failed == 1
+        result, _ = _result(forger, ask)
+        now = result.not_before.timestamp() if result.not_before else now
+    x.recover("write")
+    forger.deliver()  # X is well again: the notice goes out (the picture was looked for), the result is not tried again
+
+    assert start + 3599 < now < start + 3600 + retry.MAX_S  # its last attempt was at the deadline (to the µs)
     assert [t.text for t in x.replies_to(ask)] == [f"@alice {UNDELIVERABLE}"]
+    result, job = _result(forger, ask)
+    assert job.state is JobState.FAILED and job.error is not None and "until the deadline" in job.error
+    assert result.reply_ref is None and forger.deliver()["x"].sent == 0
+
+
+def test_a_last_post_x_took_after_the_bot_stopped_waiting_gets_no_apology(
+    x: SandboxX, tmp_path: Path, coffee: bytes
+) -> None:
+    forger = make_forger(x, tmp_path, timeout_s=0.3)
+    try:
+        ask = x.post("alice", "@forgerbot", images=[coffee, coffee])
+        forger.poll()
+        _paint(forger)
+        x.fail("POST /2/tweets", 503)
+        now = time.time()
+        assert _deliver(forger, now, deliver_for_s=60).failed == 1
+        x.slow("POST /2/tweets", 0.6)  # the last attempt, at the deadline: X takes it, the bot gives up waiting
+        assert _deliver(forger, now + 61, deliver_for_s=60).failed == 1
+        assert _result(forger, ask)[1].state is JobState.FAILED  # given up: an apology is owed
+        x.slow("POST /2/tweets", 0)
+        deadline = time.monotonic() + 10
+        while not x.replies_to(ask) and time.monotonic() < deadline:  # X finishes the post it took
+            time.sleep(0.05)
+
+        forger.deliver()
+        forger.deliver()
+    finally:
+        forger.close()
+
+    [painted] = x.replies_to(ask)  # the picture, and no apology
+    assert painted.media_keys and UNDELIVERABLE not in painted.text
+    result, job = _result(forger, ask)
+    assert job.state is JobState.REPLIED and result.reply_ref == job.reply_ref == painted.id
     with forger.sessions() as s:
-        job = jobs.by_post(s, "x", ask)
-        assert job is not None and job.state is JobState.FAILED
-        assert job.error is not None and "kept failing (3 attempts)" in job.error
+        [apology] = [r for r in replies.for_post(s, "x", ask) if r.kind != "result"]
+        assert apology.reply_ref is None and "posted after all" in (apology.error or "")
+
+
+def test_an_apology_owed_for_a_picture_that_is_on_x_after_all_is_not_sent(
+    x: SandboxX, forger: Forger, coffee: bytes
+) -> None:
+    ask = x.post("alice", "@forgerbot", images=[coffee, coffee])
+    forger.poll()
+    _paint(forger)
+    picture = _posted_by_a_deliverer_that_died(forger, ask)  # X took it; the bot never heard
+    with forger.sessions.begin() as s:  # and gave up on it, owing an apology (as a "failure", before 0006)
+        result, job = _result(forger, ask)
+        replies.give_up(s, result.id, "timed out", max_attempts=3)
+        jobs.mark_failed(s, job.id, worker=None, error="gave up after 3 attempts; last: timed out")
+        replies.owe(s, platform="x", in_reply_to_ref=ask, kind="failure", text=f"@alice {UNDELIVERABLE}")
+
+    forger.deliver()
+
+    assert [t.id for t in x.replies_to(ask)] == [picture]
+    result, job = _result(forger, ask)
+    assert job.state is JobState.REPLIED and result.reply_ref == job.reply_ref == picture
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_result_for_a_post_deleted_or_hidden_from_the_bot_is_gone_without_retry_or_apology(
+    tmp_path: Path, coffee: bytes, dialect: str
+) -> None:
+    with SandboxX(dialect=dialect) as x:
+        forger = make_forger(x, tmp_path)
+        try:
+            hidden = x.post("bob", "@forgerbot", images=[coffee, coffee])  # its result is posted first
+            deleted = x.post("alice", "@forgerbot", images=[coffee, coffee])
+            forger.poll()
+            _paint(forger)
+            _paint(forger)
+            x.delete(deleted)
+            # bob's post is still there, but X will not let the bot see it (a block, a protected account).
+            x.fail("POST /2/tweets", 403, detail="You attempted to reply to a Tweet that is deleted or not visible to you.")
+            x.outage("write")  # an outage first: the results wait it out
+            now = time.time()
+            _deliver(forger, now)
+            x.recover("write")
+            report = _deliver(forger, now + retry.MAX_S)
+            later = _deliver(forger, now + 7 * 3600)
+        finally:
+            forger.close()
+
+        assert (report.sent, report.failed, later.sent, later.failed) == (0, 2, 0, 0)
+        assert x.replies_to(deleted) == [] and x.replies_to(hidden) == []
+        for ask in (deleted, hidden):
+            result, job = _result(forger, ask)
+            assert job.state is JobState.FAILED and job.error is not None and "is gone" in job.error
+            with forger.sessions() as s:
+                assert [r.kind for r in replies.for_post(s, "x", ask)] == ["result"]  # no apology owed
 
 
 def test_replies_owed_go_out_while_reading_mentions_fails(x: SandboxX, forger: Forger) -> None:

@@ -40,7 +40,7 @@ from bot.bluesky.identity import Resolver
 from bot.bluesky.ledger import Ledger
 from bot.errors import AuthError, Forbidden, Gone, MediaError, PlatformError, RateLimited, Transient
 from bot.media import Downloader, Photo
-from bot.platform import Account, CallKind, Image, Media, MentionBatch, Post, PostLimits
+from bot.platform import Account, CallKind, Image, Limits, Media, MentionBatch, Post
 from storage.ledger import Need
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ REASONS = ("mention", "reply")
 MAX_PAGES = 10  # a walk reads at most this many pages of notifications back to the cursor
 FIND_PAGES = 5  # ... and find_reply this many pages (of 100) of the bot's own posts
 MAX_BLOB_BYTES = 1_000_000  # app.bsky.embed.images' limit for one image
+# 300 graphemes (at least 300 characters: ``richtext.clip`` cuts by graphemes); the apps' 2000 for alt text.
+LIMITS = Limits(text=richtext.MAX_GRAPHEMES, alt_text=2000, image_bytes=MAX_BLOB_BYTES)
 
 
 def translate(exc: BlueskyError) -> PlatformError:
@@ -79,7 +81,7 @@ class BlueskyPlatform:
     """The bot's account on Bluesky, behind the core's ``Platform`` protocol."""
 
     name = "bluesky"
-    limits = PostLimits(photo_bytes=MAX_BLOB_BYTES)
+    limits = LIMITS
 
     def __init__(self, client: BlueskyClient, resolver: Resolver, *, handle: str,
                  ledger: Ledger | None = None) -> None:

@@ -46,5 +46,9 @@ def create_app(
     context = WebContext(config=config, sessions=sessions, reads=reads or sessions, clock=clock)
     app = FastAPI(title="Forger", docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json" if public else None)
     app.state.context = context
+    if public:
+        from bot.web.public import install
+
+        install(app, context)
     app.add_middleware(SecurityHeaders)
     return app

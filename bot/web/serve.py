@@ -18,9 +18,14 @@ def listen(host: str, port: int) -> socket.socket:
         raise ConfigError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
 
 
-def serve(app: FastAPI, listening: socket.socket, *, proxy_headers: bool = False) -> None:
-    """Run ``app`` on ``listening`` until interrupted. ``proxy_headers``: trust X-Forwarded-*
-    (only behind a proxy that sets them, as Heroku's router does)."""
+def server(app: FastAPI, *, proxy_headers: bool = False) -> uvicorn.Server:
+    """A uvicorn server for ``app`` (``.run(sockets=[…])`` serves; ``should_exit`` stops it).
+    ``proxy_headers``: trust X-Forwarded-* (only behind a proxy that sets them, as Heroku's router does)."""
     config = uvicorn.Config(app, proxy_headers=proxy_headers, forwarded_allow_ips="*" if proxy_headers else None,
                             log_level="warning", access_log=False, timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[listening])
+    return uvicorn.Server(config)
+
+
+def serve(app: FastAPI, listening: socket.socket, *, proxy_headers: bool = False) -> None:
+    """Run ``app`` on ``listening`` until interrupted."""
+    server(app, proxy_headers=proxy_headers).run(sockets=[listening])

@@ -3,6 +3,7 @@
 - ``client``: ``XClient``, every call to the X API v2 (tweepy's OAuth 1.0a, rate-limit headers,
   X's problem objects read into ``bot.x.errors``);
 - ``parsing``: X's JSON into the core's ``Post`` and ``Media``;
+- ``dialect``: X's old and new names (tweets, posts), and which one X takes, kept in the database;
 - ``snowflake``: X's ids as moments, what the mentions cursor reads on from;
 - ``settings``: the ``x:`` section of config.yaml and the X keys from the environment;
 - ``ledger``: X's prices and the budget, kept in ``storage.ledger`` for all of the bot's processes;
@@ -39,6 +40,7 @@ def create(config: Config, sessions: sessionmaker[Session], env: Mapping[str, st
     kept in the ledger of ``sessions``' database. (Imported here: reading the settings needs none
     of the client's dependencies.)"""
     from bot.x.client import XClient
+    from bot.x.dialect import DialectMemory
     from bot.x.ledger import Ledger
     from bot.x.platform import XPlatform
     from bot.x.settings import XCredentials, XSettings
@@ -48,5 +50,6 @@ def create(config: Config, sessions: sessionmaker[Session], env: Mapping[str, st
         XCredentials.from_env(env), base_url=settings.api_base_url, timeout_s=settings.timeout_s,
         upload_chunk_bytes=settings.upload_chunk_bytes, made_with_ai=settings.made_with_ai,
         ledger=Ledger(sessions, settings.budget, platform=XPlatform.name, alert=_admin_alert),
+        dialects=DialectMemory(sessions, platform=XPlatform.name),
     )
     return XPlatform(client, media_hosts=settings.media_hosts, handle=settings.handle)

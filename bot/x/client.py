@@ -22,8 +22,9 @@ JSON calls go through tweepy's ``Client`` (its ``request``, since its typed meth
 the seam that points the bot at the sandbox X. tweepy has no v2 media upload, so multipart calls
 are sent on a plain session with the same OAuth 1.0a signature. ``wait_on_rate_limit`` stays off.
 When a ``ledger`` is given, each call is asked of it first (budget, windows shared by all the
-bot's processes) and recorded after. Field names drift (``tweet.fields``/``post.fields``, ``includes.tweets``/
-``includes.posts``): both are read, and a 400 that blames one field parameter switches to the other.
+bot's processes) and recorded after. X renamed tweets to posts in its API (``bot.x.dialect``): the
+client speaks the current names first and switches to the others on a 400 that blames a name of the
+ones it spoke, for reads and the one-shot upload; the choice is kept in the database.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import tweepy
 
 from bot.x.settings import XCredentials
 from bot.platform import MentionBatch, Post
+from bot.x.dialect import CURRENT, Dialect, DialectMemory, other
 from bot.x.errors import (
     XAuthError,
     XDuplicate,
@@ -73,18 +75,15 @@ UPLOAD_FINALIZE = "POST /2/media/upload/:id/finalize"
 UPLOAD_STATUS = "GET /2/media/upload"
 MEDIA_METADATA = "POST /2/media/metadata"
 
-EXPANSIONS = ("attachments.media_keys", "author_id", "referenced_tweets.id")
-TWEET_FIELDS = ("created_at", "author_id", "attachments", "conversation_id", "referenced_tweets")
 MEDIA_FIELDS = ("media_key", "type", "url", "preview_image_url", "width", "height")
 USER_FIELDS = ("username", "name")
-FIELD_PARAMS = ("tweet.fields", "post.fields")  # the 2024 name, the 2026 name
 
 MENTION_REACH = 800  # X serves only the newest 800 mentions: older ones cannot be paged to
 MISSING_RESET_WAIT_S = 60.0  # a 429 without x-rate-limit-reset: come back after this, never at once
 CAP_RECHECK_S = 3600.0  # a spent usage cap: X is asked again after this, in case the admin raised it
 CHUNK_RESENDS = 2  # a failed chunk is sent again at once this many times (X: chunks retry alone)
 ONE_SHOT_MAX_BYTES = 1024 * 1024  # larger uploads go chunked
-_USAGE_CAPPED = "https://api.twitter.com/2/problems/usage-capped"
+_USAGE_CAPPED = "/2/problems/usage-capped"  # under api.twitter.com or api.x.com
 _GONE = re.compile(r"deleted or not visible|not found|does not exist", re.IGNORECASE)
 _DUPLICATE = re.compile(r"duplicate", re.IGNORECASE)
 # 403s about the app's setup: the X problem types, and the words of their details.
@@ -158,8 +157,14 @@ class XClient:
         alert: Callable[[str], None] = _log_alert,
         mention_reach: int = MENTION_REACH,
         ledger: Ledger | None = None,
+        dialects: DialectMemory | None = None,
+        dialect: Dialect | None = None,
     ) -> None:
-        """``alert`` is how the admin is told of usage caps; ``made_with_ai`` asks X to label posts."""
+        """``alert`` is how the admin is told of usage caps; ``made_with_ai`` asks X to label posts.
+
+        ``dialect`` is the names to speak first (by default those ``dialects`` kept, else X's
+        current ones); ``dialects`` keeps a switch for the bot's other processes and restarts.
+        """
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.upload_chunk_bytes = upload_chunk_bytes
@@ -182,13 +187,47 @@ class XClient:
         )
         self._client.session = _HostSession(self.base_url, timeout_s)
         self.ledger = ledger
-        self._fields_param = FIELD_PARAMS[0]
+        self._dialects = dialects
+        self._dialect = dialect
         self.rate_limits: dict[str, RateLimit] = {}  # by endpoint, as X last reported it
         self.paused: dict[str, XUsageCapped] = {}  # by kind of call, while a usage cap lasts
         self._capped_periods: set[tuple[str, float]] = set()  # (kind, period end) the admin was told of
         self._uploaded: dict[str, tuple[str, float]] = {}  # sha256 -> (media id, usable until)
         self._processing: dict[str, str] = {}  # sha256 -> media id X is still processing
         self._me: tuple[str, str] | None = None
+
+    # -- dialect -------------------------------------------------------------------------------
+
+    @property
+    def dialect(self) -> Dialect:
+        """The names X takes, as far as the bot knows: kept ones, else X's current ones."""
+        if self._dialect is None:
+            self._dialect = (self._dialects.load() if self._dialects is not None else None) or CURRENT
+        return self._dialect
+
+    def _in_either_dialect(self, route: str, call: Callable[[Dialect], dict[str, Any]]) -> dict[str, Any]:
+        """``call`` in the bot's dialect; if X refuses one of its names (a 400 blaming it), in the other,
+        which is then kept."""
+        spoken = self.dialect
+        try:
+            return call(spoken)
+        except XError as exc:
+            if exc.status != 400 or not spoken.refused(exc.parameters, exc.values):
+                raise
+            switched = other(spoken)
+            log.warning("%s: X refused the %s names (%s); speaking its %s names from now on",
+                        route, spoken.name, exc, switched.name)
+        try:
+            body = call(switched)
+        except XError as exc:
+            if exc.status == 400 and switched.refused(exc.parameters, exc.values):
+                raise XError(f"{route}: X refused both the {spoken.name} and the {switched.name} names ({exc})",
+                             status=400) from exc
+            raise
+        self._dialect = switched
+        if self._dialects is not None:
+            self._dialects.save(switched)
+        return body
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -239,23 +278,19 @@ class XClient:
                 return sorted(found.values(), key=lambda t: int(t.id))
 
     def _read(self, route: str, path: str, params: dict[str, Any], *, need: Need = Need.OWED) -> dict[str, Any]:
-        """A GET of tweets with the bot's fields; a 400 blaming the field parameter's name swaps it."""
-        common = {
-            "expansions": ",".join(EXPANSIONS),
-            "media.fields": ",".join(MEDIA_FIELDS),
-            "user.fields": ",".join(USER_FIELDS),
-        }
-        for _ in FIELD_PARAMS:
-            try:
-                fields = {**params, **common, self._fields_param: ",".join(TWEET_FIELDS)}
-                return self._call(route, path, need=need, params=fields)
-            except XError as exc:
-                if exc.parameters != (self._fields_param,):
-                    raise
-                other = FIELD_PARAMS[1 - FIELD_PARAMS.index(self._fields_param)]
-                log.warning("X refused %s; asking with %s from now on", self._fields_param, other)
-                self._fields_param = other
-        raise XError(f"{route}: X refused both {' and '.join(FIELD_PARAMS)}", status=400)
+        """A GET of tweets with the bot's fields and expansions, in the dialect X takes."""
+
+        def read(dialect: Dialect) -> dict[str, Any]:
+            fields = {
+                **params,
+                "expansions": ",".join(dialect.expansions),
+                "media.fields": ",".join(MEDIA_FIELDS),
+                "user.fields": ",".join(USER_FIELDS),
+                dialect.fields_param: ",".join(dialect.post_fields),
+            }
+            return self._call(route, path, need=need, params=fields)
+
+        return self._in_either_dialect(route, read)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -276,12 +311,15 @@ class XClient:
             params = {"command": "STATUS", "media_id": self._processing[digest]}
             info = self._call(UPLOAD_STATUS, "/2/media/upload", params=params)["data"]
         elif len(data) <= self.upload_chunk_bytes:
-            info = self._call(
-                UPLOAD,
-                "/2/media/upload",
-                files={"media": (f"forger.{content_type.split('/')[-1]}", data, content_type)},
-                data={"media_category": "tweet_image", "media_type": content_type},
-            )["data"]
+
+            def upload(dialect: Dialect) -> dict[str, Any]:
+                form = {"media_category": "tweet_image"}
+                if dialect.upload_sends_media_type:
+                    form["media_type"] = content_type
+                media = {"media": (f"forger.{content_type.split('/')[-1]}", data, content_type)}
+                return self._call(UPLOAD, "/2/media/upload", files=media, data=form)
+
+            info = self._in_either_dialect(UPLOAD, upload)["data"]
         else:
             info = self._upload_chunked(data, content_type)
         return self._settle(digest, info)
@@ -452,7 +490,7 @@ class XClient:
         problem = _problem(response)
         reason = _reason(problem, response)
         now = self._clock()
-        if status == 429 and (problem.get("type") == _USAGE_CAPPED or problem.get("title") == "UsageCapExceeded"):
+        if status == 429 and (str(problem.get("type", "")).endswith(_USAGE_CAPPED) or problem.get("title") == "UsageCapExceeded"):
             kind, period = call_kind(route), str(problem.get("period") or "Monthly")
             ends_at = period_end(period, now)
             # Asked again before the period ends: the admin may raise the cap in the meantime.
@@ -491,8 +529,8 @@ class XClient:
                 "Read and Write permission (regenerate the access token after changing it)",
                 status=status,
             )
-        blamed = tuple(p for e in problem.get("errors", []) if isinstance(e, dict) for p in e.get("parameters", {}))
-        return XError(f"{route}: {status} {reason}", status=status, parameters=blamed)
+        blamed, values = _blamed(problem)
+        return XError(f"{route}: {status} {reason}", status=status, parameters=blamed, values=values)
 
 
 def _about_configuration(problem: dict[str, Any], reason: str) -> bool:
@@ -502,6 +540,24 @@ def _about_configuration(problem: dict[str, Any], reason: str) -> bool:
     """
     kind = str(problem.get("type", "")).rsplit("/", 1)[-1]
     return kind in _CONFIGURATION_PROBLEMS or bool(_CONFIGURATION.search(reason)) or reason.strip() == "Forbidden"
+
+
+def _blamed(problem: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The parameters an invalid-request answer blames, and their values: from each error's
+    ``parameters`` (``{name: [values]}``), or the problem's own ``parameter`` and ``value``."""
+    names: list[str] = []
+    values: list[str] = []
+    errors = problem.get("errors")
+    for error in errors if isinstance(errors, list) else []:
+        blamed = error.get("parameters") if isinstance(error, dict) else None
+        for name, given in blamed.items() if isinstance(blamed, dict) else ():
+            names.append(str(name))
+            values += [str(v) for v in given] if isinstance(given, list) else [str(given)]
+    if problem.get("parameter"):
+        names.append(str(problem["parameter"]))
+        if problem.get("value") is not None:
+            values.append(str(problem["value"]))
+    return tuple(dict.fromkeys(names)), tuple(dict.fromkeys(values))
 
 
 def _problem(response: requests.Response) -> dict[str, Any]:

@@ -51,8 +51,9 @@ def run_demo(
     iterations: tuple[int, ...] | None,
     quick: bool,
     console: Console,
+    x_dialect: str = "posts",
 ) -> Path:
-    """Run the demo; returns the output folder."""
+    """Run the demo; returns the output folder. ``x_dialect`` is the names the sandbox X takes."""
     paths = demo_images(images)
     out = out or Path("demo-output") / datetime.now().strftime("run-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -68,7 +69,7 @@ def run_demo(
         else NeuralRenderer(settings, config.render.weights_path, config.render.weights_sha256)
     )
     handle = config.section("x").handle
-    with SandboxX(bot_username=handle) as x:
+    with SandboxX(bot_username=handle, dialect=x_dialect) as x:
         # X is the sandbox, which serves the photos too.
         config = config.with_section("x", api_base_url=x.base_url, media_hosts=(x.media_host,)).replace(
             database=replace(config.database, url=f"sqlite:///{database}"),
@@ -111,4 +112,6 @@ def run_demo(
                     saved.append(str(path))
                 print(f"  @{handle}: {reply.text}" + (f"  [image: {', '.join(saved)}]" if saved else ""))
     print(f"\noutput in {out}")
+    print("the web page and API: `forger web --demo` serves them on http://127.0.0.1:8000/ "
+          "(upload a photo, pick a painting, watch it painted)")
     return out

@@ -11,13 +11,17 @@ from bot.errors import ForgerError
 class XError(ForgerError):
     """X answered with an error, or could not be reached.
 
-    ``parameters`` names the request parameters X's invalid-request problem blamed, if any.
+    ``parameters`` names the request parameters X's invalid-request problem blamed, if any, and
+    ``values`` the values of them it blamed.
     """
 
-    def __init__(self, message: str, *, status: int | None = None, parameters: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, parameters: tuple[str, ...] = (), values: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.parameters = parameters
+        self.values = values
 
     @property
     def transient(self) -> bool:

@@ -1,9 +1,12 @@
 """X's JSON, read into the core's types: a page of tweets (with its ``includes``) as ``Post``s.
 
-Referenced tweets are read from ``includes.tweets`` or, with the 2026 names, ``includes.posts``.
+Both of X's dialects (``bot.x.dialect``) are read: links to other posts under ``referenced_tweets``
+or ``referenced_posts``, the posts they link to in ``includes.tweets`` or ``includes.posts``.
 """
 
 from __future__ import annotations
+
+import html
 
 from datetime import datetime
 from typing import Any
@@ -12,10 +15,7 @@ from bot.platform import Media, Post
 
 
 def parse_tweets(body: dict[str, Any]) -> list[Post]:
-    """The tweets of one answer (``data`` a list, an object, or absent when empty), as Posts.
-
-    Referenced tweets are read from ``includes.tweets`` or, with the 2026 names, ``includes.posts``.
-    """
+    """The tweets of one answer (``data`` a list, an object, or absent when empty), as Posts."""
     includes = body.get("includes", {})
     media_by_key = {
         m["media_key"]: Media(
@@ -33,14 +33,15 @@ def parse_tweets(body: dict[str, Any]) -> list[Post]:
     tweets = []
     for tweet in [data] if isinstance(data, dict) else data:
         keys = tweet.get("attachments", {}).get("media_keys", [])
-        links = {r.get("type"): str(r.get("id")) for r in tweet.get("referenced_tweets", [])}
+        references = [*tweet.get("referenced_tweets", []), *tweet.get("referenced_posts", [])]
+        links = {r.get("type"): str(r.get("id")) for r in references if isinstance(r, dict)}
         parent = links.get("replied_to")
         created = tweet.get("created_at")
         author_id = str(tweet.get("author_id", ""))
         tweets.append(
             Post(
                 id=str(tweet["id"]),
-                text=tweet.get("text", ""),
+                text=html.unescape(tweet.get("text", "")),  # X escapes &, < and > in texts
                 author_id=author_id,
                 author_username=users.get(author_id, author_id),
                 created_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,

@@ -7,14 +7,13 @@ this boundary, by one table (``translate``).
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 
 from bot.errors import AuthError, Duplicate, Forbidden, Gone, PlatformError, RateLimited, Transient
 from bot.media import Downloader, Photo
-from bot.platform import Account, CallKind, Image, Media, MentionBatch, Post, PostLimits
+from bot.platform import Account, CallKind, Image, Limits, Media, MentionBatch, Post
 from bot.x.client import XClient
 from bot.x.errors import (
     XAuthError,
@@ -64,13 +63,15 @@ def _translated() -> Iterator[None]:
 
 
 MEDIA_HOSTS = ("pbs.twimg.com",)  # where X serves photos (video.twimg.com serves videos)
+# A post's 280 characters, an image description's 1000, a photo's 5 MB.
+LIMITS = Limits(text=280, alt_text=1000, image_bytes=5 * 1024 * 1024)
 
 
 class XPlatform:
     """The bot's account on X, behind the core's ``Platform`` protocol."""
 
     name = "x"
-    limits = PostLimits()
+    limits = LIMITS
 
     def __init__(self, client: XClient, *, handle: str, media_hosts: Collection[str] = MEDIA_HOSTS) -> None:
         """``handle``: the account the configuration names; ``media_hosts``: where photos may be
@@ -124,13 +125,13 @@ class XPlatform:
             return self.client.reply(in_reply_to, text, media_ids=(media_id,), made_with_ai=True, need=need)
 
     def find_reply(self, in_reply_to: str, *, text: str | None = None, with_image: bool = False) -> str | None:
-        """X may prefix a reply's text with the handles it answers, and escapes ``&``, ``<`` and ``>``."""
+        """X may prefix a reply's text with the handles it answers."""
         with _translated():
             mine = self.client.replies_by_me(in_reply_to)
         for earlier in mine:
             if with_image and earlier.media:
                 return earlier.id
-            if text is not None and not earlier.media and html.unescape(earlier.text).endswith(text):
+            if text is not None and not earlier.media and earlier.text.endswith(text):
                 return earlier.id
         return None
 

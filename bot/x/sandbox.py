@@ -18,8 +18,12 @@ It speaks X's JSON shapes, as docs.x.com shows them:
 - X's 403 for a post whose text the bot posted already within ``DUPLICATE_WINDOW_S`` (X does
   not say how long it remembers; a day here).
 
-``post_naming=True`` gives the 2026 names: ``post.fields`` instead of ``tweet.fields`` (which is
-then refused) and ``includes.posts`` instead of ``includes.tweets``.
+It speaks either of X's dialects, chosen by ``dialect``: "posts", X's current names (OpenAPI spec
+v2.167, 2026-08: ``post.fields`` without ``author_id`` or ``referenced_tweets``, the expansion
+``referenced_posts``, Post objects with ``referenced_posts`` and ``edit_history_post_ids``,
+``includes.posts``, a one-shot upload taking only ``media``, ``media_category`` and
+``additional_owners``), or "tweets", the names before (``tweet.fields``, ``referenced_tweets.id``,
+``includes.tweets``, ``media_type``). The other dialect's names are refused with X's 400s.
 
 It rejects, in X's own ``invalid-request`` format, the fields, expansions and parameters it does
 not render, so a client that asks for more than the sandbox knows fails loudly, not silently.
@@ -27,7 +31,8 @@ not render, so a client that asks for more than the sandbox knows fails loudly, 
 The test and demo side drives it in-process: ``post`` tweets (photos, GIFs, videos, replies) as
 any user, ``retweet``, read what the bot posted with ``tweets_by`` and ``replies_to``, look at
 ``media`` bytes, ``delete`` tweets, and switch faults on: ``fail`` (5xx or 429 answers),
-``slow`` (late answers), ``cap`` (usage caps), ``replace_media`` (bytes that lie about their
+``slow`` (late answers), ``outage`` and ``recover`` (every read or write failing until told
+otherwise), ``cap`` (usage caps), ``replace_media`` (bytes that lie about their
 type), ``post(indexed=False)`` then ``index`` (a mention that shows up late). Time comes from
 ``clock`` (a ``ManualClock`` in tests), so windows, caps and processing never need a real wait.
 """
@@ -95,6 +100,20 @@ _RESOURCE_NOT_FOUND = _PROBLEMS + "resource-not-found"
 _USAGE_CAPPED = _PROBLEMS + "usage-capped"
 
 # What the sandbox renders; X accepts more, the sandbox refuses the rest (see the module doc).
+@dataclass(frozen=True)
+class _Dialect:
+    """X's names for one generation of its API (see the module doc)."""
+
+    fields_param: str
+    fields: frozenset[str]  # what the sandbox renders of the field list
+    expansions: frozenset[str]
+    referenced_expansion: str
+    referenced_key: str  # in a post object
+    edit_history_key: str
+    includes_key: str  # where referenced posts go
+    upload_fields: frozenset[str]  # the one-shot upload's form fields
+
+
 _EXPANSIONS = frozenset({"attachments.media_keys", "author_id", "referenced_tweets.id"})
 _TWEET_FIELDS = frozenset(
     {
@@ -110,6 +129,29 @@ _TWEET_FIELDS = frozenset(
         "text",
     }
 )
+_DIALECTS: Mapping[str, _Dialect] = MappingProxyType({
+    "posts": _Dialect(
+        fields_param="post.fields",
+        fields=frozenset({"attachments", "conversation_id", "created_at", "entities", "id", "text"}),
+        expansions=frozenset({"attachments.media_keys", "author_id", "referenced_posts"}),
+        referenced_expansion="referenced_posts",
+        referenced_key="referenced_posts",
+        edit_history_key="edit_history_post_ids",
+        includes_key="posts",
+        upload_fields=frozenset({"media", "media_category", "additional_owners"}),
+    ),
+    "tweets": _Dialect(
+        fields_param="tweet.fields",
+        fields=_TWEET_FIELDS,
+        expansions=_EXPANSIONS,
+        referenced_expansion="referenced_tweets.id",
+        referenced_key="referenced_tweets",
+        edit_history_key="edit_history_tweet_ids",
+        includes_key="tweets",
+        upload_fields=frozenset({"media", "media_category", "media_type", "shared", "additional_owners"}),
+    ),
+})
+DIALECTS = tuple(_DIALECTS)  # "posts" (X's current names) and "tweets" (the names before)
 _MEDIA_FIELDS = frozenset({"height", "media_key", "preview_image_url", "type", "url", "width"})
 _USER_FIELDS = frozenset({"created_at", "id", "name", "username"})
 _TIMELINE_SCALARS = ("max_results", "pagination_token", "since_id", "until_id", "start_time", "end_time")
@@ -315,7 +357,7 @@ class SandboxX:
         rate_limits: Mapping[str, int] | None = None,
         window_s: int = 900,
         clock: Callable[[], float] | None = None,
-        post_naming: bool = False,
+        dialect: str = "posts",
         mention_reach: int = MENTION_REACH,
         processing_s: float = 0.0,
         made_with_ai: bool = True,
@@ -323,8 +365,8 @@ class SandboxX:
         """Set up an empty X holding only the bot user; ``start()`` opens the port.
 
         ``rate_limits`` overrides per endpoint key (see ``DEFAULT_RATE_LIMITS``), counted per
-        window of ``window_s`` seconds of ``clock`` (default: the real time). ``post_naming``
-        switches to the 2026 field names. ``mention_reach`` is how many of the newest mentions
+        window of ``window_s`` seconds of ``clock`` (default: the real time). ``dialect``
+        is the names it takes: "posts" (X's current ones) or "tweets" (those before). ``mention_reach`` is how many of the newest mentions
         can be read. ``processing_s`` makes each chunked upload take that long to process.
         ``made_with_ai=False`` is an X that does not know the post field yet (it refuses it).
         """
@@ -340,12 +382,14 @@ class SandboxX:
             raise ValueError(f"mention_reach must be positive, got: {mention_reach}")
         if processing_s < 0:
             raise ValueError(f"processing_s must be 0 or more, got: {processing_s}")
+        if dialect not in _DIALECTS:
+            raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}, got: {dialect!r}")
         self._address = (host, port)
         self._limits = {**DEFAULT_RATE_LIMITS, **overrides}
         self._window_s = window_s
         self._clock = clock or time.time
-        self._fields_param = "post.fields" if post_naming else "tweet.fields"
-        self._includes_key = "posts" if post_naming else "tweets"
+        self.dialect = dialect
+        self._names = _DIALECTS[dialect]
         self._mention_reach = mention_reach
         self._processing_s = processing_s
         self._tweet_members = {"text", "reply", "media", *(("made_with_ai",) if made_with_ai else ())}
@@ -362,6 +406,7 @@ class SandboxX:
         self._faults: dict[str, list[_Fault]] = {}  # endpoint key -> answers to give next
         self._delays: dict[str, float] = {}  # endpoint key or "media" -> seconds to wait
         self._caps: dict[str, str] = {}  # "read"/"write" -> the period X names
+        self._outages: dict[str, int] = {}  # "read"/"write" -> the HTTP status every such call gets
         self._posted: dict[str, float] = {}  # text the bot posted -> when, for X's duplicate check
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -551,6 +596,20 @@ class SandboxX:
             else:
                 self._delays.pop(endpoint, None)
 
+    def outage(self, kind: str, status: int = 503) -> None:
+        """Answer every call of ``kind`` ("read" or "write") with HTTP ``status`` until ``recover``."""
+        if kind not in ("read", "write"):
+            raise ValueError(f"kind must be 'read' or 'write', got: {kind!r}")
+        if not 500 <= status <= 599:
+            raise ValueError(f"status must be an HTTP server error from 500 to 599, got: {status}")
+        with self._lock:
+            self._outages[kind] = status
+
+    def recover(self, kind: str) -> None:
+        """The outage of ``kind`` calls is over."""
+        with self._lock:
+            self._outages.pop(kind, None)
+
     def cap(self, kind: str, period: str = "Monthly") -> None:
         """Spend the usage cap of ``kind`` ("read" or "write"): such calls get X's usage-capped 429."""
         if kind not in ("read", "write"):
@@ -664,9 +723,12 @@ class SandboxX:
         self._wait(route.key)
         within_limit, rate_headers = self._count_request(route.key)
         with self._lock:
-            faults = self._faults.get(route.key)
+            outage = self._outages.get(call_kind(route.key))
+            faults = self._faults.get(route.key) if outage is None else None
             fault = faults.pop(0) if faults else None
             period = self._caps.get(call_kind(route.key))
+        if outage is not None:  # X is down: no rate-limit headers, no problem of its own
+            return _reply_problem(_http_problem(HTTPStatus(outage)))
         if fault is not None:
             problem = _http_problem(HTTPStatus(fault.status), fault.detail)
             return _reply_problem(problem, rate_headers if fault.rate_headers else {})
@@ -722,8 +784,8 @@ class SandboxX:
     def _tweet_lists(self) -> dict[str, frozenset[str]]:
         """The list parameters of the endpoints that return tweets, under this sandbox's names."""
         return {
-            "expansions": _EXPANSIONS,
-            self._fields_param: _TWEET_FIELDS,
+            "expansions": self._names.expansions,
+            self._names.fields_param: self._names.fields,
             "media.fields": _MEDIA_FIELDS,
             "user.fields": _USER_FIELDS,
         }
@@ -789,6 +851,10 @@ class SandboxX:
 
     def _upload_media(self, request: _Request) -> tuple[HTTPStatus, Json]:
         form = _form_fields(request.content_type, request.body)
+        allowed = self._names.upload_fields
+        for name in sorted(form.keys() - allowed):
+            value = form[name].decode("utf-8", "replace")
+            raise _invalid_request(name, value, f"The `{name}` field is not one of [{','.join(sorted(allowed))}]")
         data = form.get("media")
         if data is None:
             raise _invalid_request("media", "", "The `media` field is required")
@@ -936,14 +1002,15 @@ class SandboxX:
             tweet = self._new_tweet(self.bot_user_id, text, [by_id[m].media_key for m in media_ids], reply_to)
             tweet = dataclasses.replace(tweet, made_with_ai=made_with_ai)
             self._tweets[tweet.id] = tweet
-        return HTTPStatus.CREATED, {"data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}}
+        data = {"id": tweet.id, "text": tweet.text, self._names.edit_history_key: [tweet.id]}
+        return HTTPStatus.CREATED, {"data": data}
 
     # -- rendering (callers hold the lock) -----------------------------------------------------
 
     def _render_tweets(self, tweets: Sequence[SandboxTweet], query: Mapping[str, str]) -> Json:
         """``data`` and ``includes`` for ``tweets``, as the query's fields and expansions ask."""
         expansions = _listed(query, "expansions")
-        tweet_fields = _listed(query, self._fields_param)
+        tweet_fields = _listed(query, self._names.fields_param)
         body: Json = {}
         if tweets:
             body["data"] = [self._render_tweet(t, tweet_fields, expansions) for t in tweets]
@@ -955,9 +1022,9 @@ class SandboxX:
             user_fields = _listed(query, "user.fields")
             authors = dict.fromkeys(t.author_id for t in tweets)  # each once, in order
             includes["users"] = [_render_user(self._users[a], user_fields) for a in authors]
-        if "referenced_tweets.id" in expansions:
+        if self._names.referenced_expansion in expansions:
             referenced = dict.fromkeys(r for t in tweets for r in (t.in_reply_to_tweet_id, t.retweet_of) if r)
-            includes[self._includes_key] = [
+            includes[self._names.includes_key] = [
                 self._render_tweet(self._tweets[r], tweet_fields, frozenset()) for r in referenced if self._is_live(r)
             ]
         includes = {kind: objects for kind, objects in includes.items() if objects}
@@ -970,7 +1037,8 @@ class SandboxX:
 
         An expansion implies the field it expands (docs.x.com/x-api/fundamentals/expansions).
         """
-        data: Json = {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}
+        names = self._names
+        data: Json = {"id": tweet.id, "text": tweet.text, names.edit_history_key: [tweet.id]}
         if "author_id" in fields or "author_id" in expansions:
             data["author_id"] = tweet.author_id
         if "created_at" in fields:
@@ -979,10 +1047,10 @@ class SandboxX:
             data["conversation_id"] = tweet.conversation_id
         if tweet.in_reply_to_tweet_id is not None and "in_reply_to_user_id" in fields:
             data["in_reply_to_user_id"] = self._tweets[tweet.in_reply_to_tweet_id].author_id
-        if "referenced_tweets" in fields or "referenced_tweets.id" in expansions:
+        if names.referenced_key in fields or names.referenced_expansion in expansions:
             referenced = [("replied_to", tweet.in_reply_to_tweet_id), ("retweeted", tweet.retweet_of)]
             if found := [{"type": kind, "id": ref} for kind, ref in referenced if ref]:
-                data["referenced_tweets"] = found
+                data[names.referenced_key] = found
         if tweet.media_keys and ("attachments" in fields or "attachments.media_keys" in expansions):
             data["attachments"] = {"media_keys": list(tweet.media_keys)}
         if "entities" in fields and (mentions := self._mention_entities(tweet.text)):
