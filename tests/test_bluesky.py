@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,10 +78,21 @@ def bluesky_section(network: Network, bot: Person) -> dict[str, Any]:
     return {"handle": bot.handle, "service_url": network.pds, "plc_url": network.plc, "timeout_s": 10.0}
 
 
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database at the current schema, copied for each test (migrating each is slower)."""
+    path = tmp_path_factory.mktemp("template") / "forger.sqlite3"
+    engine = open_engine(f"sqlite:///{path}", create=True)
+    schema.upgrade(engine)
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
-def forger(tmp_path: Path, network: Network, bot: Person, password: str) -> Iterator[Forger]:
+def forger(tmp_path: Path, network: Network, bot: Person, password: str, migrated: Path) -> Iterator[Forger]:
+    shutil.copy(migrated, tmp_path / "forger.sqlite3")
     config = make_config(tmp_path, bot={"platforms": ["bluesky"]}, bluesky=bluesky_section(network, bot))
-    made = Forger.create(config, {"BLUESKY_APP_PASSWORD": password}, renderer=QuickRenderer(size=96), upgrade=True)
+    made = Forger.create(config, {"BLUESKY_APP_PASSWORD": password}, renderer=QuickRenderer(size=96))
     yield made
     made.close()
 
@@ -389,7 +401,7 @@ def _kill_when(victim: subprocess.Popen[bytes], moment: Callable[[], bool], what
 
 @pytest.mark.slow
 def test_a_poller_and_a_deliverer_killed_mid_way_lose_no_mention_and_double_no_reply(
-    tmp_path: Path, network: Network, bot: Person, password: str
+    tmp_path: Path, network: Network, bot: Person, password: str, migrated: Path
 ) -> None:
     people = [Person(network, f"p{n}") for n in range(3)]
     asks = [people[n % 3].post(f"@{bot.handle} #{n}", photos=[jpeg((40 * n, 90, 160)), jpeg((200, 30 * n, 40))],
@@ -399,8 +411,9 @@ def test_a_poller_and_a_deliverer_killed_mid_way_lose_no_mention_and_double_no_r
     config = write_config(tmp_path / "config.yaml", tmp_path, bot={"platforms": ["bluesky"]}, bluesky=section)
     env = {**os.environ, "BLUESKY_APP_PASSWORD": password}
     cli = [sys.executable, "-m", "bot.cli", "--config", str(config)]
+    shutil.copy(migrated, tmp_path / "forger.sqlite3")
     forger = Forger.create(make_config(tmp_path, bot={"platforms": ["bluesky"]}, bluesky=section),
-                           {"BLUESKY_APP_PASSWORD": password}, renderer=QuickRenderer(size=96), upgrade=True)
+                           {"BLUESKY_APP_PASSWORD": password}, renderer=QuickRenderer(size=96))
     watcher = create_engine(db)  # a plain WAL reader: it never waits on a frozen process's lock
 
     def count(query: Any) -> int:
@@ -461,7 +474,7 @@ def test_a_poller_and_a_deliverer_killed_mid_way_lose_no_mention_and_double_no_r
 
 
 def test_forger_run_answers_on_x_and_bluesky_from_one_queue(
-    tmp_path: Path, network: Network, bot: Person, password: str, photos: dict[str, bytes]
+    tmp_path: Path, network: Network, bot: Person, password: str, photos: dict[str, bytes], migrated: Path
 ) -> None:
     from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
     from tests.factories import on_sandbox
@@ -474,9 +487,7 @@ def test_forger_run_answers_on_x_and_bluesky_from_one_queue(
         on_bluesky = alice.post(f"@{bot.handle}", photos=[photos["coffee"], photos["starry"]], mentions=[bot])
         env = {**os.environ, **CREDENTIALS_ENV, "BLUESKY_APP_PASSWORD": password}
         cli = [sys.executable, "-m", "bot.cli", "--config", str(config)]
-        engine = open_engine(f"sqlite:///{tmp_path / 'forger.sqlite3'}", create=True)
-        schema.upgrade(engine)
-        engine.dispose()
+        shutil.copy(migrated, tmp_path / "forger.sqlite3")
         run = subprocess.Popen([*cli, "run", "--renderer", "quick"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -499,15 +510,16 @@ def test_forger_run_answers_on_x_and_bluesky_from_one_queue(
         assert "Traceback" not in err.decode(), err.decode()
 
 
-def test_the_bluesky_section_and_the_app_password_are_checked(tmp_path: Path) -> None:
+def test_the_bluesky_section_and_the_app_password_are_checked(tmp_path: Path, migrated: Path) -> None:
     from bot.bluesky.settings import BlueskyCredentials
     from bot.errors import ConfigError
 
     section = {"handle": "forger.bsky.social", "service_url": "https://bsky.social",
                "plc_url": "https://plc.directory", "timeout_s": 5}
     config = make_config(tmp_path, bot={"platforms": ["bluesky"]}, bluesky=section)
+    shutil.copy(migrated, tmp_path / "forger.sqlite3")
     with pytest.raises(ConfigError, match="BLUESKY_APP_PASSWORD"):
-        Forger.create(config, {}, renderer=QuickRenderer(), upgrade=True)
+        Forger.create(config, {}, renderer=QuickRenderer())
     with pytest.raises(ConfigError, match="bluesky.handle must be a Bluesky handle"):
         make_config(tmp_path, bluesky={**section, "handle": "@forger"})
     with pytest.raises(ConfigError, match="missing key bluesky"):
