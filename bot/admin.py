@@ -1,28 +1,31 @@
-"""What an admin can see and do: the one set of functions behind ``forger`` and the dashboard.
+"""What an admin can see and do: the one set of functions behind ``forger`` and the admin pages.
 
 Each function takes the caller's session (the CLI command or the web request owns the
 transaction) and returns plain frozen dataclasses, so the CLI can print them as a table or JSON
-and the dashboard can render them, without either knowing the tables.
+and the pages can render them, without either knowing the tables. The queries themselves live in
+``storage.reports``; what is decided here (filters checked, ETAs, stored data of any age made
+displayable) is the same for both.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from bot.errors import ForgerError
 from bot.options import RenderOptions
-from storage import jobs, ledger, posts, users
+from storage import jobs, ledger, posts, reports, users
 from storage.admission import DAY
 from storage.errors import IllegalTransition
-from storage.models import ApiCall, Job, JobState, RateWindow, User, utcnow
+from storage.models import Job, JobState, User, utcnow
+from storage.reports import ImageRole
 
-ImageRole = Literal["content", "style", "result"]
+T = TypeVar("T")
 
 
 class AdminError(ForgerError):
@@ -32,14 +35,30 @@ class AdminError(ForgerError):
 @dataclass(frozen=True)
 class QueueRow:
     id: int
-    user: str
+    user: str  # as they were called when asking
+    user_id: int | None  # who asked (None: a request from no one known)
     state: str
     age_s: float
     position: int | None
     progress: float | None  # 0..1 while rendering
+    eta_s: float | None  # seconds until likely done (``storage.jobs.eta``)
     attempts: int
     priority: int
     error: str | None
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a longer list: its rows, how many there are in all, which page of how many."""
+
+    rows: list[T]
+    total: int
+    number: int  # from 1
+    size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.size))
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,7 @@ class JobDetail:
     post_ref: str | None  # the post that asked
     text: str
     options: dict[str, object]  # what the user asked for besides the images (strength, colours, faces)
+    options_unknown: bool  # stored options this version cannot read: ``options`` shows them as stored
     reply_ref: str | None  # the post that carried the result
     lease_owner: str | None
     lease_expires_at: datetime | None
@@ -105,6 +125,8 @@ class Stats:
     spent_usd: float
     budget_usd: float
     windows: list[Window]
+    calls_by_platform: dict[str, int]  # this month
+    spent_by_platform: dict[str, float]  # this month, USD
 
 
 def to_json(value: Any) -> Any:
@@ -119,52 +141,63 @@ def to_json(value: Any) -> Any:
     return data
 
 
-def _row(job: Job, now: datetime, position: int | None) -> QueueRow:
-    progress = None
-    if job.state in jobs.ACTIVE and job.progress_total:
-        progress = job.progress_iteration / job.progress_total
+def _row(job: Job, now: datetime, position: int | None, median_render_s: float | None) -> QueueRow:
+    progress = jobs.progress(job)
     return QueueRow(
-        id=job.id, user=job.author_username or "", state=job.state.value, age_s=(now - job.created_at).total_seconds(),
-        position=position, progress=progress, attempts=job.attempts, priority=job.priority, error=job.error,
+        id=job.id, user=job.author_username or "", user_id=job.user_id, state=job.state.value,
+        age_s=(now - job.created_at).total_seconds(), position=position, progress=progress,
+        eta_s=jobs.eta(median_render_s, job.state, position, progress), attempts=job.attempts,
+        priority=job.priority, error=job.error,
     )
 
 
-# The most jobs one list shows (the CLI's --limit, the dashboard's pages); each says when there are more.
-QUEUE_PAGE = 200
+# The jobs or users one page of the admin pages shows; each page says how many there are in all.
+PAGE = 50
+
+
+def _filter(session: Session, states: tuple[str, ...], user: str | None) -> reports.JobFilter:
+    """The jobs asked for; AdminError naming an unknown state."""
+    known = [s.value for s in JobState]
+    unknown = [s for s in states if s not in known]
+    if unknown:
+        raise AdminError(f"unknown state {', '.join(map(repr, unknown))} (known: {', '.join(known)})")
+    if not user:
+        return reports.JobFilter(states=tuple(JobState(s) for s in states))
+    # The person, by id, so that a user who renamed is seen with all their jobs (each keeps
+    # the name it was asked under); a name nobody has now matches what jobs were asked as.
+    found = users.by_name(session, user)
+    return reports.JobFilter(
+        states=tuple(JobState(s) for s in states), user_id=found.id if found else None,
+        username=None if found else user.removeprefix("@"),
+    )
 
 
 def queue(
-    session: Session, *, states: tuple[str, ...] = (), user: str | None = None, limit: int = QUEUE_PAGE,
-    now: datetime | None = None,
+    session: Session, *, states: tuple[str, ...] = (), user: str | None = None, limit: int = 200,
+    offset: int = 0, now: datetime | None = None,
 ) -> list[QueueRow]:
     """Jobs, newest first, optionally only in some states or of one user; queued jobs alone are
     listed in the order workers take them, the next first."""
     now = now or utcnow()
-    order = (Job.priority.desc(), Job.id.asc()) if states == ("queued",) else (Job.id.desc(),)
-    query = _filtered(session, select(Job).order_by(*order).limit(limit), states, user)
+    found = reports.jobs_page(session, _filter(session, states, user), limit=limit, offset=offset)
     places = jobs.positions(session, now=now)
-    return [_row(job, now, places.get(job.id)) for job in session.scalars(query)]
+    per_job = jobs.median_render_s(session)
+    return [_row(job, now, places.get(job.id), per_job) for job in found]
 
 
 def queue_size(session: Session, *, states: tuple[str, ...] = (), user: str | None = None) -> int:
     """How many jobs ``queue`` would list without its limit."""
-    return session.scalar(_filtered(session, select(func.count()).select_from(Job), states, user)) or 0
+    return reports.jobs_count(session, _filter(session, states, user))
 
 
-def _filtered(session: Session, query: Select[Any], states: tuple[str, ...], user: str | None) -> Select[Any]:
-    if states:
-        known = [s.value for s in JobState]
-        unknown = [s for s in states if s not in known]
-        if unknown:
-            raise AdminError(f"unknown state {', '.join(map(repr, unknown))} (known: {', '.join(known)})")
-        query = query.where(Job.state.in_([JobState(s) for s in states]))
-    if user:
-        # The person, by id, so that a user who renamed is seen with all their jobs (each keeps
-        # the name it was asked under); a name nobody has now matches what jobs were asked as.
-        found = users.by_name(session, user)
-        name = func.lower(Job.author_username) == user.removeprefix("@").lower()
-        query = query.where(Job.user_id == found.id if found is not None else name)
-    return query
+def queue_page(
+    session: Session, *, states: tuple[str, ...] = (), user: str | None = None, number: int = 1, size: int = PAGE,
+    now: datetime | None = None,
+) -> Page[QueueRow]:
+    """Page ``number`` (from 1) of ``queue``, with the count of all: the same few queries for any page."""
+    rows = queue(session, states=states, user=user, limit=size, offset=(max(1, number) - 1) * size, now=now)
+    total = queue_size(session, states=states, user=user)
+    return Page(rows, total, max(1, number), size)
 
 
 # Ids beyond a 64-bit integer column are no job's (and would be the database's error, not ours).
@@ -178,24 +211,34 @@ def _job(session: Session, job_id: int) -> Job:
     return job
 
 
+def shown_options(stored: object) -> tuple[dict[str, object], bool]:
+    """A job's options to show, and whether they are as stored because this version cannot read them
+    (an older or newer version's, or damaged): stored data of any shape must still display."""
+    try:
+        return RenderOptions.from_json(stored).to_json(), False  # type: ignore[arg-type]
+    except (ValueError, TypeError, AttributeError):
+        if isinstance(stored, dict):
+            return {str(k): v for k, v in stored.items()}, True
+        return {"stored": stored}, True
+
+
 def job(session: Session, job_id: int, *, workers: int = 1, now: datetime | None = None) -> JobDetail:
     """Everything about one job: its request, its history, its timings, its images."""
     now = now or utcnow()
     found = _job(session, job_id)
     post = posts.get(session, found.platform, found.post_ref) if found.platform and found.post_ref else None
-    sizes = session.execute(
-        select(func.length(Job.content_image), func.length(Job.style_image), func.length(Job.result_image))
-        .where(Job.id == job_id)
-    ).one()
+    options, unknown = shown_options(found.options)
+    place = jobs.position(session, job_id, now=now)
+    per_job = jobs.median_render_s(session)
     return JobDetail(
-        row=_row(found, now, jobs.position(session, job_id, now=now)),
+        row=_row(found, now, place, per_job),
         platform=found.platform, post_ref=found.post_ref, text=post.text if post else "",
-        options=RenderOptions.from_json(found.options).to_json(),
+        options=options, options_unknown=unknown,
         reply_ref=found.reply_ref, lease_owner=found.lease_owner, lease_expires_at=found.lease_expires_at,
         held_until=jobs.held_until(found, now),
         created_at=found.created_at, started_at=found.started_at, finished_at=found.finished_at,
-        render_s=found.render_s, eta_s=jobs.eta_s(session, job_id, workers=workers),
-        images={"content": sizes[0] or 0, "style": sizes[1] or 0, "result": sizes[2] or 0},
+        render_s=found.render_s, eta_s=jobs.eta(per_job, found.state, place, jobs.progress(found), workers=workers),
+        images={str(role): size for role, size in reports.image_sizes(session, job_id).items()},
         history=[
             Event(e.at, e.from_state.value if e.from_state else None, e.to_state.value, e.reason, e.worker)
             for e in jobs.history(session, job_id)
@@ -205,9 +248,7 @@ def job(session: Session, job_id: int, *, workers: int = 1, now: datetime | None
 
 def image(session: Session, job_id: int, role: ImageRole) -> bytes | None:
     """One of the job's three images (encoded as received or rendered), None if not there yet."""
-    column = {"content": Job.content_image, "style": Job.style_image, "result": Job.result_image}[role]
-    _job(session, job_id)
-    return session.scalar(select(column).where(Job.id == job_id))
+    return reports.image(session, _job(session, job_id).id, role)
 
 
 def retry(session: Session, job_id: int, *, by: str) -> None:
@@ -226,30 +267,38 @@ def cancel(session: Session, job_id: int, *, by: str) -> None:
         raise AdminError(f"job {job_id} is {exc.current}: it can no longer be cancelled") from exc
 
 
-def _user(session: Session, name: str) -> User:
-    found = users.by_name(session, name)
+# Who an action is for: a user's id (the pages, where any name works) or their name (the CLI).
+Who = int | str
+
+
+def _user(session: Session, who: Who) -> User:
+    if isinstance(who, int):
+        found = users.get(session, who) if 0 < who <= MAX_ID else None
+        if found is None:
+            raise AdminError(f"no user {who}")
+        return found
+    found = users.by_name(session, who)
     if found is None:
-        raise AdminError(f"no user @{name.removeprefix('@')} has written to the bot")
+        raise AdminError(f"no user @{who.removeprefix('@')} has written to the bot")
     return found
 
 
-def user(session: Session, name: str, *, now: datetime | None = None) -> UserInfo:
-    found = _user(session, name)
-    total = session.scalar(select(func.count()).select_from(Job).where(Job.user_id == found.id)) or 0
-    return _info(found, total, jobs.submitted_since(session, found.id, (now or utcnow()) - DAY))
-
-
-def everyone(session: Session, *, now: datetime | None = None) -> list[UserInfo]:
-    """Every user with their counts: three queries, however many users."""
+def user(session: Session, who: Who, *, now: datetime | None = None) -> UserInfo:
+    found = _user(session, who)
     since = (now or utcnow()) - DAY
-    totals = _jobs_by_author(session)
-    recent = _jobs_by_author(session, Job.created_at >= since)
-    return [_info(found, totals.get(found.id, 0), recent.get(found.id, 0)) for found in users.everyone(session)]
+    total = reports.jobs_by_user(session, [found.id]).get(found.id, 0)
+    return _info(found, total, reports.jobs_by_user(session, [found.id], since=since).get(found.id, 0))
 
 
-def _jobs_by_author(session: Session, *where: ColumnElement[bool]) -> dict[int | None, int]:
-    query = select(Job.user_id, func.count()).where(*where).group_by(Job.user_id)
-    return {author: count for author, count in session.execute(query)}
+def users_page(session: Session, *, number: int = 1, size: int = PAGE, now: datetime | None = None) -> Page[UserInfo]:
+    """Page ``number`` (from 1) of everyone, by name, with their counts: four queries, for any page."""
+    since = (now or utcnow()) - DAY
+    number = max(1, number)
+    found = reports.users_page(session, limit=size, offset=(number - 1) * size)
+    ids = [u.id for u in found]
+    totals, recent = reports.jobs_by_user(session, ids), reports.jobs_by_user(session, ids, since=since)
+    rows = [_info(u, totals.get(u.id, 0), recent.get(u.id, 0)) for u in found]
+    return Page(rows, reports.users_count(session), number, size)
 
 
 def _info(found: User, jobs_total: int, renders_last_day: int) -> UserInfo:
@@ -260,20 +309,20 @@ def _info(found: User, jobs_total: int, renders_last_day: int) -> UserInfo:
     )
 
 
-def ban(session: Session, name: str, *, reason: str) -> list[int]:
+def ban(session: Session, who: Who, *, reason: str) -> list[int]:
     """Ban the user: no replies, no renders; their jobs not yet posted are cancelled (their ids)."""
-    found = _user(session, name)
+    found = _user(session, who)
     users.ban(session, found, reason)
     return jobs.cancel_by(session, found.id, reason=f"@{found.username} banned: {reason}")
 
 
-def unban(session: Session, name: str) -> None:
-    users.unban(session, _user(session, name))
+def unban(session: Session, who: Who) -> None:
+    users.unban(session, _user(session, who))
 
 
-def set_priority(session: Session, name: str, priority: int) -> None:
+def set_priority(session: Session, who: Who, priority: int) -> None:
     """The user's requests go before those of users with a lower priority, the queued ones too."""
-    found = _user(session, name)
+    found = _user(session, who)
     users.set_priority(session, found, priority)
     jobs.reprioritise(session, found.id, priority)
 
@@ -281,28 +330,21 @@ def set_priority(session: Session, name: str, priority: int) -> None:
 def stats(session: Session, *, budget_usd: float, now: datetime | None = None) -> Stats:
     """The queue, the renders and the API spend at a glance."""
     now = now or utcnow()
-
-    def finished_since(since: datetime) -> int:
-        query = select(func.count()).select_from(Job).where(Job.state == JobState.REPLIED, Job.finished_at >= since)
-        return session.scalar(query) or 0
-
-    recent = list(session.execute(
-        select(Job.created_at, Job.started_at).where(Job.started_at.is_not(None)).order_by(Job.id.desc()).limit(200)
-    ))
-    waits = [(started - created).total_seconds() for created, started in recent if started is not None]
-    month = ledger.month_start(now)
-    calls = session.scalar(select(func.count()).select_from(ApiCall).where(ApiCall.at >= month)) or 0
+    waits = reports.recent_waits_s(session)
+    calls = reports.calls_since(session, ledger.month_start(now))
     return Stats(
         jobs_by_state={state.value: count for state, count in jobs.counts(session).items()},
-        renders_last_hour=finished_since(now - timedelta(hours=1)),
-        renders_last_day=finished_since(now - DAY),
+        renders_last_hour=reports.replied_since(session, now - timedelta(hours=1)),
+        renders_last_day=reports.replied_since(session, now - DAY),
         median_render_s=jobs.median_render_s(session),
         median_wait_s=statistics.median(waits) if waits else None,
-        api_calls_this_month=calls,
+        api_calls_this_month=sum(calls.values()),
         spent_usd=ledger.spent(session, now=now),
         budget_usd=budget_usd,
         windows=[
             Window(w.platform, w.endpoint, w.limit, w.remaining, w.reset_at, w.capped_until)
-            for w in session.scalars(select(RateWindow).order_by(RateWindow.platform, RateWindow.endpoint))
+            for w in ledger.windows(session)
         ],
+        calls_by_platform=calls,
+        spent_by_platform=ledger.spent_by_platform(session, now=now),
     )

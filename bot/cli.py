@@ -7,7 +7,7 @@ import logging
 import os
 import re
 import signal
-import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -363,6 +363,19 @@ def _emit(data: object, as_json: bool, table: Callable[[], None]) -> None:
         table()
 
 
+def _plain(text: object) -> str:
+    """Stored text for a terminal: control characters (and right-to-left overrides) escaped as
+    ``\\u202e``, so that none can move the cursor, recolour or reverse what follows."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in ("" if text is None else str(text)))
+
+
+def _cell(text: object) -> str:
+    """``_plain``, and safe from rich's [markup] in a table cell."""
+    from rich.markup import escape
+
+    return escape(_plain(text))
+
+
 def _age(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -394,8 +407,8 @@ def queue_command(ctx: click.Context, states: tuple[str, ...], user: str | None,
         out = Table("id", "user", "state", "age", "position", "progress", "attempts", "error")
         for r in rows:
             progress = f"{r.progress:.0%}" if r.progress is not None else "-"
-            out.add_row(str(r.id), "@" + r.user, r.state, _age(r.age_s), str(r.position or "-"), progress,
-                        str(r.attempts), (r.error or "")[:60])
+            out.add_row(str(r.id), "@" + _cell(r.user), r.state, _age(r.age_s), str(r.position or "-"), progress,
+                        str(r.attempts), _cell((r.error or "")[:60]))
         Console().print(out)
 
     _emit(rows, as_json, table)
@@ -414,14 +427,15 @@ def job_command(ctx: click.Context, job_id: int, as_json: bool) -> None:
 
     def table() -> None:
         r = detail.row
-        click.echo(f"job {r.id}: @{r.user}, {r.state}, attempt {r.attempts}, priority {r.priority}")
+        click.echo(f"job {r.id}: @{_plain(r.user)}, {r.state}, attempt {r.attempts}, priority {r.priority}")
         if detail.post_ref:
-            click.echo(f"  {detail.platform} post {detail.post_ref}: {detail.text}")
-        click.echo("  options: " + ", ".join(f"{k}={v}" for k, v in detail.options.items()))
+            click.echo(f"  {detail.platform} post {_plain(detail.post_ref)}: {_plain(detail.text)}")
+        stored = " (as stored: not options this version knows)" if detail.options_unknown else ""
+        click.echo(f"  options{stored}: " + ", ".join(f"{_plain(k)}={_plain(v)}" for k, v in detail.options.items()))
         if detail.reply_ref:
-            click.echo(f"  replied with post {detail.reply_ref}")
+            click.echo(f"  replied with post {_plain(detail.reply_ref)}")
         if r.error:
-            click.echo(f"  error: {r.error}")
+            click.echo(f"  error: {_plain(r.error)}")
         if detail.held_until:
             click.echo(f"  held until {detail.held_until:%Y-%m-%d %H:%M:%S} UTC")
         click.echo(f"  render {_age(detail.render_s)}, eta {_age(detail.eta_s)}, lease {detail.lease_owner or '-'}")
@@ -429,7 +443,7 @@ def job_command(ctx: click.Context, job_id: int, as_json: bool) -> None:
             click.echo(f"  {role} image: {f'{size} bytes, `forger job-image {r.id} {role} -o FILE`' if size else 'none'}")
         click.echo("  history:")
         for e in detail.history:
-            click.echo(f"    {e.at:%Y-%m-%d %H:%M:%S} {e.from_state or '-':>9} -> {e.to_state:<9} {e.reason}")
+            click.echo(f"    {e.at:%Y-%m-%d %H:%M:%S} {e.from_state or '-':>9} -> {e.to_state:<9} {_plain(e.reason)}")
 
     _emit(detail, as_json, table)
 
@@ -504,8 +518,8 @@ def user_command(
         info = admin.user(session, name)
 
     def table() -> None:
-        ban = f"banned ({info.ban_reason})" if info.banned else "not banned"
-        click.echo(f"@{info.username} ({info.platform} id {info.user_ref}): {ban}, priority {info.priority}, "
+        ban = f"banned ({_plain(info.ban_reason)})" if info.banned else "not banned"
+        click.echo(f"@{_plain(info.username)} ({info.platform} id {_plain(info.user_ref)}): {ban}, priority {info.priority}, "
                    f"{info.renders_last_day} renders in 24 h, {info.jobs_total} jobs in all")
         if cancelled:
             click.echo(f"cancelled their jobs {', '.join(map(str, cancelled))}")
@@ -540,93 +554,154 @@ def stats_command(ctx: click.Context, as_json: bool) -> None:
     _emit(found, as_json, table)
 
 
-@main.command("admin")
-@click.option("--host", default=None,
-              help="Address to listen on (0.0.0.0: every interface). Default: 127.0.0.1, or 0.0.0.0 where "
-                   "the platform gives the port in $PORT (Heroku's web process).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, envvar="PORT",
-              help="Port to listen on ($PORT where the platform sets it).")
-@click.pass_context
-def admin_command(ctx: click.Context, host: str | None, port: int) -> None:
-    """Serve the admin dashboard (the Procfile's `web`); the password comes from FORGER_ADMIN_PASSWORD."""
-    from waitress import create_server
+# -- the web app: the public side, and the admin side where a password is set ----------------------------
 
-    from bot.dashboard import create_app
-    from bot.platforms import budgets_usd
-    from storage import schema
+HOST_OPTION = click.option(
+    "--host", default=None,
+    help="Address to listen on (0.0.0.0: every interface). Default: 127.0.0.1, or 0.0.0.0 where "
+         "the platform gives the port in $PORT (Heroku's web process).")
+PORT_OPTION = click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, envvar="PORT",
+                           help="Port to listen on ($PORT where the platform sets it).")
+DEMO_OPTION = click.option("--demo", is_flag=True,
+                           help="Use the database of the last `make demo` run instead of the configured one.")
+
+
+def _web_config(ctx: click.Context, demo: bool) -> Config:
+    config = _config(ctx)
+    if not demo:
+        return config
+    from dataclasses import replace
+
+    from bot.x.demo import last_database
+
+    with _user_errors():
+        database = last_database()
+    return config.replace(database=replace(config.database, url=f"sqlite:///{database}"))
+
+
+def _stored_hash(config: Config) -> str | None:
+    from bot.web.admin import AdminSettings
+    from storage import admins, schema
     from storage.db import open_engine, session_factory
 
-    password = os.environ.get("FORGER_ADMIN_PASSWORD", "")
-    if not password:
-        raise click.ClickException(
-            "FORGER_ADMIN_PASSWORD is not set: the dashboard needs an admin password in the environment"
-        )
-    # A fixed key keeps admins logged in across restarts; without one, each start logs them out.
-    key = os.environ.get("FORGER_SECRET_KEY", "").encode()
-    if key and len(key) < 16:
-        raise click.ClickException("FORGER_SECRET_KEY must be at least 16 characters (or unset, for a random one)")
     with _user_errors():
-        config = _config(ctx)
         engine = open_engine(config.database.url, create=False)
-    try:
-        with _user_errors():
-            schema.check(engine)
-        app = create_app(
-            session_factory(engine), reads=session_factory(engine, read_only=True), password=password, secret_key=key or os.urandom(32),
-            budget_usd=sum(budgets_usd(config).values()), quota_per_day=config.queue.per_user_per_day,
-        )
-        host = host or ("0.0.0.0" if os.environ.get("PORT") else "127.0.0.1")
-        try:  # bound here, so that a port taken is one line (waitress would leave its own parts open)
-            listening = socket.create_server((host, port))
-        except OSError as exc:  # the port is taken, or the address is not this machine's
-            raise click.ClickException(f"cannot serve the dashboard on {host}:{port}: {exc.strerror or exc}") from exc
-        server = create_server(app, sockets=[listening], threads=4)
-        click.echo(f"forger admin: serving the dashboard on http://{host}:{port}/ ; Ctrl-C stops")
         try:
-            server.run()
+            schema.check(engine)
+            with session_factory(engine, read_only=True).begin() as s:
+                return admins.password_hash(s, AdminSettings().account)
         finally:
-            server.close()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        engine.dispose()
+            engine.dispose()
 
 
+def _set_password(config: Config, password: str) -> int:
+    """Check ``password`` against the policy and store its hash; the sessions it ended."""
+    from bot.web.admin import AdminSettings
+    from bot.web.admin.passwords import check_policy, hash_password
+    from storage import admins, schema
+    from storage.db import open_engine, session_factory
+    from storage.models import utcnow
 
-@main.command("web")
-@click.option("--host", default=None,
-              help="Address to listen on (0.0.0.0: every interface). Default: 127.0.0.1, or 0.0.0.0 where "
-                   "the platform gives the port in $PORT (Heroku's web process).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, envvar="PORT",
-              help="Port to listen on ($PORT where the platform sets it).")
-@click.option("--demo", is_flag=True,
-              help="Try it on this machine: a fresh SQLite database under demo-output/ and a worker with the "
-                   "quick renderer in this process, on loopback.")
-@click.pass_context
-def web_command(ctx: click.Context, host: str | None, port: int, demo: bool) -> None:
-    """Serve the web app: the public page and API (the Procfile's `web`)."""
+    with _user_errors():
+        check_policy(password)
+        engine = open_engine(config.database.url, create=False)
+        try:
+            schema.check(engine)
+            with session_factory(engine).begin() as s:
+                return admins.set_password_hash(s, AdminSettings().account, hash_password(password), now=utcnow())
+        finally:
+            engine.dispose()
+
+
+def _ask_password() -> str:
+    return str(click.prompt("New admin password (12 characters or more)", hide_input=True,
+                            confirmation_prompt="Again, to be sure"))
+
+
+def _serve_web(config: Config, host: str | None, port: int, *, public: bool, admin: bool | None, name: str) -> None:
+    """Serve the web app; ``admin``: the admin side on (True), off (False), or on if a password is
+    stored (None)."""
     from bot.web import create_app
+    from bot.web.admin import AdminSettings
     from bot.web.serve import listen, serve
     from storage import schema
     from storage.db import open_engine, session_factory
 
     with _user_errors():
-        config = _config(ctx)
-        if demo:
-            config, host = _web_demo(config), "127.0.0.1"
         engine = open_engine(config.database.url, create=False)
     try:
         with _user_errors():
             schema.check(engine)
-            app = create_app(config, session_factory(engine), reads=session_factory(engine, read_only=True))
+            if admin is not False:
+                stored = _stored_hash(config) is not None
+                if admin and not stored:
+                    raise ForgerError("no admin password is set: `.venv/bin/forger admin set-password` sets one")
+                admin = stored
+            settings = AdminSettings.from_config(config) if admin else None
+            app = create_app(config, session_factory(engine), reads=session_factory(engine, read_only=True),
+                             public=public, admin=settings)
             host = host or ("0.0.0.0" if os.environ.get("PORT") else "127.0.0.1")
             listening = listen(host, port)
-        click.echo(f"forger web: serving on http://{host}:{port}/ ; Ctrl-C stops")
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"forger {name}: serving on http://{shown}:{port}/" + (f" (admin pages: http://{shown}:{port}/admin/)"
+                                                                          if settings else " (admin pages off: no password set)")
+                   + " ; Ctrl-C stops")
+        if settings and host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo(f"forger {name}: listening on {host}, reachable from other machines; the admin pages answer "
+                       f"only to the hosts {', '.join(settings.allowed_hosts)} (config admin.allowed_hosts)", err=True)
         serve(app, listening, proxy_headers=config.web.trust_proxy)
     except KeyboardInterrupt:
         pass
     finally:
         engine.dispose()
+
+
+@main.group("admin", invoke_without_command=True)
+@HOST_OPTION
+@PORT_OPTION
+@DEMO_OPTION
+@click.pass_context
+def admin_command(ctx: click.Context, host: str | None, port: int, demo: bool) -> None:
+    """Serve the web app with its admin pages under /admin (as `forger web` does once a password is
+    set); `forger admin set-password` sets the password."""
+    if ctx.invoked_subcommand is not None:
+        return
+    config = _web_config(ctx, demo)
+    if demo and _stored_hash(config) is None:
+        if not sys.stdin.isatty():
+            raise click.ClickException("the demo's database has no admin password yet: "
+                                       "`.venv/bin/forger admin set-password --demo` sets one")
+        click.echo("The demo's database has no admin password yet: choose one.")
+        _set_password(config, _ask_password())
+    _serve_web(config, host, port, public=True, admin=True, name="admin")
+
+
+@admin_command.command("set-password")
+@DEMO_OPTION
+@click.pass_context
+def set_password_command(ctx: click.Context, demo: bool) -> None:
+    """Set the admin password (asked for twice; at least 12 characters, not a common one). Only its
+    hash is stored, in the database; every admin logged in is logged out."""
+    config = _web_config(ctx, demo)
+    ended = _set_password(config, _ask_password())
+    click.echo("admin password set" + (f"; {ended} session(s) ended" if ended else ""))
+
+
+@main.command("web")
+@HOST_OPTION
+@PORT_OPTION
+@click.option("--demo", is_flag=True,
+              help="Try it on this machine: a fresh SQLite database under demo-output/ and a worker with the "
+                   "quick renderer in this process, on loopback.")
+@click.pass_context
+def web_command(ctx: click.Context, host: str | None, port: int, demo: bool) -> None:
+    """Serve the web app: the public page and API, and the admin pages under /admin once an admin
+    password is set (the Procfile's `web`)."""
+    with _user_errors():
+        config = _config(ctx)
+        if demo:
+            config, host = _web_demo(config), "127.0.0.1"
+    _serve_web(config, host, port, public=True, admin=None, name="web")
 
 
 def _web_demo(config: Config) -> Config:

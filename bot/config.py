@@ -162,6 +162,20 @@ class PathSettings:
     data_dir: Path
 
 
+def _admin_hosts(v: tuple[str, ...]) -> str | None:
+    ok = v and all(re.fullmatch(r"\.?[A-Za-z0-9.-]+|[0-9A-Fa-f:]+", h) for h in v)
+    return None if ok else "a list of host names or addresses such as [127.0.0.1, localhost, ::1]"
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """The admin pages (``bot.web.admin``): the host names they answer to, how long a login lasts.
+    (Whether a proxy stands in front is ``web.trust_proxy``, for the whole app.)"""
+
+    allowed_hosts: tuple[str, ...] = checked(_admin_hosts)
+    session_lifetime_s: int = checked(between(60, 30 * 86400))
+
+
 @dataclass(frozen=True)
 class Config:
     bot: BotSettings
@@ -172,6 +186,7 @@ class Config:
     render: RenderConfig
     web: WebSettings
     paths: PathSettings
+    admin: AdminConfig
     # Each platform's own section (``x:``…), by the platform's name, parsed by the settings class
     # the registry (``bot.platforms``) names; only that platform reads it.
     platform_sections: Mapping[str, Any] = field(default_factory=dict)

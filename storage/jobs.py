@@ -437,23 +437,37 @@ def median_render_s(session: Session, *, last: int = 50) -> float | None:
     return times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) / 2
 
 
-def eta_s(session: Session, job_id: int, *, workers: int = 1) -> float | None:
-    """Seconds until the job is likely done, from measured render times; None if unknown.
+def progress(job: Job) -> float | None:
+    """How far a job being painted has got, 0..1; None for one that is not being painted."""
+    if job.state not in ACTIVE or not job.progress_total:
+        return None
+    return job.progress_iteration / job.progress_total
 
-    A queued job waits for those ahead of it, then renders; one being painted has the rest of
-    its own render to go.
+
+def eta(per_job_s: float | None, state: JobState, place: int | None, done: float | None, *,
+        workers: int = 1) -> float | None:
+    """Seconds until a job is likely done, from the median render time; None if unknown.
+
+    A queued job at ``place`` waits for those ahead of it, then renders; one being painted has the
+    rest of its own render to go (``done`` of it painted). The one formula for every page and reply.
     """
+    if per_job_s is None:
+        return None
+    if state is JobState.RENDERING:
+        return per_job_s * (1 - (done or 0.0))
+    if place is None:
+        return None
+    return per_job_s * (1 + (place - 1) / max(1, workers))
+
+
+def eta_s(session: Session, job_id: int, *, workers: int = 1) -> float | None:
+    """``eta`` for one job, from the database."""
     per_job = median_render_s(session)
     if per_job is None:
         return None
     job = session.get_one(Job, job_id)
-    if job.state is JobState.RENDERING:
-        done = job.progress_iteration / job.progress_total if job.progress_total else 0.0
-        return per_job * (1 - done)
-    place = position(session, job_id)
-    if place is None:
-        return None
-    return per_job * (1 + (place - 1) / max(1, workers))
+    place = position(session, job_id) if job.state is JobState.QUEUED else None
+    return eta(per_job, job.state, place, progress(job) or 0.0, workers=workers)
 
 
 def submitted_since(session: Session, user_id: int, since: datetime) -> int:

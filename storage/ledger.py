@@ -71,6 +71,13 @@ def spent(session: Session, *, platform: str | None = None, now: datetime | None
     return float(session.scalar(query) or 0.0)
 
 
+def spent_by_platform(session: Session, *, now: datetime | None = None) -> dict[str, float]:
+    """Estimated spend this calendar month on each platform called, in USD."""
+    since = month_start(now or utcnow())
+    query = select(ApiCall.platform, func.sum(ApiCall.cost_usd)).where(ApiCall.at >= since).group_by(ApiCall.platform)
+    return {platform: float(cost or 0.0) for platform, cost in session.execute(query)}
+
+
 def decide(
     session: Session, platform: str, endpoint: str, need: Need, budget: Budget, *, now: datetime | None = None
 ) -> Decision:

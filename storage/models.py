@@ -303,3 +303,47 @@ class RateWindow(Base):
     # Set when the platform said a usage cap (not a window) was hit: no such call until then.
     capped_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AdminAccount(Base):
+    """Who may log in to the admin pages: a name and the scrypt hash of its password, never the password."""
+
+    __tablename__ = "admin_accounts"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AdminSession(Base):
+    """A login, kept on the server: the cookie holds a random token, the row only its SHA-256.
+
+    Deleting the row (logout) ends it; so does a new password, whose stamp it no longer carries.
+    """
+
+    __tablename__ = "admin_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    password_stamp: Mapped[str] = mapped_column(String(64))  # of the password hash it was made under
+    csrf: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))  # where the login came from
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AdminLogin(Base):
+    """One login attempt, right or wrong: what slows guessing down and what the admin is shown."""
+
+    __tablename__ = "admin_logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_admin_logins_address_at", "address", "at"),
+        Index("ix_admin_logins_account_at", "account", "at"),
+    )

@@ -67,6 +67,3 @@ def set_priority(session: Session, user: User, priority: int) -> None:
     """Jobs of users with a higher number are claimed first; 0 is the default."""
     user.priority = priority
 
-
-def everyone(session: Session) -> list[User]:
-    return list(session.scalars(select(User).order_by(User.username)))

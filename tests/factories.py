@@ -60,6 +60,7 @@ _BASE: dict[str, Any] = {
         "retention_days": 7,
         "trust_proxy": False,
     },
+    "admin": {"allowed_hosts": ["127.0.0.1", "localhost", "::1"], "session_lifetime_s": 28800},
     "paths": {"data_dir": "data"},
 }
 

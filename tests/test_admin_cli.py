@@ -7,7 +7,9 @@ Each test copies config.yaml with ``database.url`` pointing into its tmp folder,
 from __future__ import annotations
 
 import json
+import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,12 @@ import yaml
 from click.testing import CliRunner, Result
 
 from bot.cli import main
+from bot.web.admin.passwords import verify
+from storage import admins, jobs, posts, schema, users
 from storage.db import open_engine, session_factory
+from storage.models import Outcome
 from tests.factories import write_config
-from tests.test_dashboard import PAINTING, PHOTO, RESULT, Seeded, seed
+from tests.test_admin_web import PAINTING, PASSWORD, PHOTO, RESULT, Seeded, seed
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 
@@ -30,12 +35,13 @@ class Forger:
         self.config = config
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, env: dict[str, str | None] | None = None) -> Result:
+    def __call__(self, *args: str, env: dict[str, str | None] | None = None, input: str | None = None) -> Result:
         # A wide terminal, so that rich lays the queue table out on one line per job.
-        return self.runner.invoke(main, ["--config", str(self.config), *args], env={"COLUMNS": "200", **(env or {})})
+        return self.runner.invoke(main, ["--config", str(self.config), *args], env={"COLUMNS": "200", **(env or {})},
+                                  input=input)
 
-    def ok(self, *args: str) -> str:
-        result = self(*args)
+    def ok(self, *args: str, input: str | None = None) -> str:
+        result = self(*args, input=input)
         assert result.exit_code == 0, result.output
         return result.stdout
 
@@ -183,14 +189,16 @@ def test_stats_as_json(forger: Forger, ids: Seeded) -> None:
     assert "X API: 2 calls this month, $0.07 of $50.00" in forger.ok("stats")
 
 
-def test_a_dashboard_port_already_taken_is_one_clear_line(forger: Forger) -> None:
+def test_a_web_port_already_taken_is_one_clear_line(forger: Forger) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        said = forger.fails("admin", "--port", str(port), env={"FORGER_ADMIN_PASSWORD": "pw", "PORT": None})
+        forger.runner.invoke(main, ["--config", str(forger.config), "admin", "set-password"],
+                             input=f"{PASSWORD}\n{PASSWORD}\n")
+        said = forger.fails("admin", "--port", str(port), env={"PORT": None})
 
-    assert f"cannot serve the dashboard on 127.0.0.1:{port}" in said and "serving" not in said
+    assert f"cannot serve on 127.0.0.1:{port}" in said and "serving" not in said
 
 
 def test_admin_commands_refuse_a_database_that_is_missing_or_behind(tmp_path: Path) -> None:
@@ -206,13 +214,71 @@ def test_admin_commands_refuse_a_database_that_is_missing_or_behind(tmp_path: Pa
     assert "run `forger db upgrade`" in forger.fails("queue")
 
 
-def test_the_dashboard_refuses_to_start_without_a_password(forger: Forger) -> None:
-    said = forger.fails("admin", env={"FORGER_ADMIN_PASSWORD": None})
-    assert "FORGER_ADMIN_PASSWORD is not set" in said
-    said = forger.fails("admin", env={"FORGER_ADMIN_PASSWORD": "", "FORGER_SECRET_KEY": None})
-    assert "FORGER_ADMIN_PASSWORD is not set" in said
-    short = forger.fails("admin", env={"FORGER_ADMIN_PASSWORD": "pw", "FORGER_SECRET_KEY": "short"})
-    assert "FORGER_SECRET_KEY must be at least 16 characters" in short
+def test_the_admin_pages_need_a_password_set_and_a_strong_one(forger: Forger, tmp_path: Path) -> None:
+    said = forger.fails("admin")
+    assert "no admin password is set: `.venv/bin/forger admin set-password` sets one" in said
+    for weak in ("short", "password1234", "qwertyuiopasdf"):
+        result = forger("admin", "set-password", input=f"{weak}\n{weak}\n")
+        assert result.exit_code == 1 and "the admin password" in result.output and "Traceback" not in result.output
+    result = forger("admin", "set-password", input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0 and "admin password set" in result.output, result.output
+    engine = open_engine(f"sqlite:///{tmp_path / 'forger.sqlite3'}")
+    try:
+        with session_factory(engine).begin() as s:
+            stored = admins.password_hash(s, "admin")
+    finally:
+        engine.dispose()
+    assert stored is not None and stored.startswith("scrypt$") and PASSWORD not in stored
+    assert verify(stored, PASSWORD)
+
+
+def test_admin_demo_opens_the_last_demos_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    forger = Forger(_config(tmp_path))
+    assert "no demo has run here yet (none in demo-output/): `make demo` runs one" in forger.fails("admin", "--demo")
+    for name in ("run-20261201-100000", "run-20261202-100000"):  # the later one is the last
+        run = tmp_path / "demo-output" / name
+        run.mkdir(parents=True)
+        engine = open_engine(f"sqlite:///{run / 'forger.sqlite3'}")
+        schema.upgrade(engine)
+        engine.dispose()
+        time.sleep(0.01)
+    # Not at a terminal, it says how to set the password instead of asking for one.
+    said = forger.fails("admin", "--demo")
+    assert "the demo's database has no admin password yet: `.venv/bin/forger admin set-password --demo`" in said
+    result = forger("admin", "set-password", "--demo", input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "forger.sqlite3").exists()  # the configured database was not touched
+    engine = open_engine(f"sqlite:///{run / 'forger.sqlite3'}")
+    try:
+        with session_factory(engine).begin() as s:
+            assert admins.password_hash(s, "admin") is not None
+    finally:
+        engine.dispose()
+
+
+def test_stored_data_of_any_shape_prints_with_control_characters_escaped(forger: Forger, tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'forger.sqlite3'}")
+    try:
+        with session_factory(engine).begin() as s:
+            user = users.seen(s, "x", "id-m", "mal\u202eory\x1b[31m[bold]")
+            posts.record(s, platform="x", post_ref="8001", author_ref="id-m", author_username=user.username,
+                         text="paint\x1b[2J this", outcome=Outcome.QUEUED)
+            s.flush()
+            job = jobs.enqueue(s, platform="x", post_ref="8001", user_id=user.id, author_username=user.username,
+                               content_image=PHOTO, style_image=PAINTING)
+            job.options = {"strength": "extreme<script>"}
+            job_id = job.id
+    finally:
+        engine.dispose()
+    out = forger.ok("job", str(job_id))
+    assert "options (as stored: not options this version knows): strength=extreme<script>" in out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "@mal\\u202eory\\x1b[31m[bold]" in out and "paint\\x1b[2J this" in out
+    table = forger.ok("queue")
+    assert "\x1b" not in table and "\u202e" not in table and "mal\\u202eory" in table and "[bold]" in table
+    assert forger.json("job", str(job_id))["options"] == {"strength": "extreme<script>"}
+    assert "\u202e" not in forger.ok("user", "mal\u202eory\x1b[31m[bold]")
 
 
 def test_a_bad_or_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
@@ -236,3 +302,41 @@ def test_a_bad_or_unreachable_database_is_one_clear_line(tmp_path: Path) -> None
         result = CliRunner().invoke(main, ["--config", str(config), "stats"])
         assert result.exit_code == 1 and message in result.output, result.output
         assert "Traceback" not in result.output
+
+
+def _serve_and_ask(config: Path, *args: str) -> tuple[int, str, str]:
+    """Run ``forger web`` ARGS as its own process; the status of /admin/login, then what it said."""
+    import subprocess
+    import sys
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "PORT"}
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "--config", str(config), "web", "--port", str(port),
+                                *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status = requests.get(f"http://127.0.0.1:{port}/admin/login", timeout=5).status_code
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        out, err = process.communicate(timeout=30)
+    return status, out, err
+
+
+def test_forger_web_serves_the_admin_pages_once_a_password_is_set(forger: Forger) -> None:
+    status, out, _ = _serve_and_ask(forger.config)
+    assert status == 404 and "admin pages off: no password set" in out
+    forger.ok("admin", "set-password", input=f"{PASSWORD}\n{PASSWORD}\n")
+    status, out, err = _serve_and_ask(forger.config, "--host", "0.0.0.0")
+    assert status == 200 and "/admin/" in out
+    # Listening beyond loopback is said, with the hosts the admin pages answer to.
+    assert "reachable from other machines; the admin pages answer only to the hosts 127.0.0.1, localhost, ::1" in err

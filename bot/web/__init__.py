@@ -12,12 +12,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
 from bot.web.security import SecurityHeaders
+
+if TYPE_CHECKING:
+    from bot.web.admin import AdminSettings
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ def create_app(
     *,
     reads: sessionmaker[Session] | None = None,
     public: bool = True,
-    admin: object | None = None,
+    admin: AdminSettings | None = None,
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """The web app over ``sessions``: the public side if ``public``, the admin side under
@@ -51,4 +55,8 @@ def create_app(
 
         install(app, context)
     app.add_middleware(SecurityHeaders)
+    if admin is not None:
+        from bot.web.admin import include
+
+        include(app, admin)
     return app

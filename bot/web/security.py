@@ -28,7 +28,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                for name, value in security_headers(nonce).items():
+                for name, value in security_headers(nonce, https=scope.get("scheme") == "https").items():
                     if name.encode().lower() not in present:
                         headers.append((name.encode(), value.encode()))
                 message["headers"] = headers
@@ -37,9 +37,11 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def security_headers(nonce: str) -> dict[str, str]:
-    """The headers a response gets unless it set its own."""
-    return {
+def security_headers(nonce: str, *, https: bool = False) -> dict[str, str]:
+    """The headers a response gets unless it set its own. ``https``: the request came over HTTPS
+    (which the app sees only behind a proxy it trusts), so browsers are told to keep to it (HSTS)."""
+    hsts = {"Strict-Transport-Security": "max-age=31536000"} if https else {}
+    return hsts | {
         "Content-Security-Policy": (
             "default-src 'none'; img-src 'self' blob: data:; style-src 'self'; connect-src 'self'; "
             f"script-src 'self' 'nonce-{nonce}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"

@@ -42,6 +42,18 @@ def demo_images(images: Path | None) -> dict[str, Path]:
     return paths
 
 
+DEMO_ROOT = Path("demo-output")
+
+
+def last_database() -> Path:
+    """The database of the latest demo run in ``demo-output/`` (``forger admin --demo`` opens it);
+    ForgerError if there is none."""
+    runs = sorted(DEMO_ROOT.glob("run-*/forger.sqlite3"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise ForgerError(f"no demo has run here yet (none in {DEMO_ROOT}/): `make demo` runs one")
+    return runs[-1]
+
+
 def run_demo(
     config: Config,
     *,
@@ -55,7 +67,7 @@ def run_demo(
 ) -> Path:
     """Run the demo; returns the output folder. ``x_dialect`` is the names the sandbox X takes."""
     paths = demo_images(images)
-    out = out or Path("demo-output") / datetime.now().strftime("run-%Y%m%d-%H%M%S")
+    out = out or DEMO_ROOT / datetime.now().strftime("run-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     database = out / "forger.sqlite3"
     database.unlink(missing_ok=True)
@@ -114,4 +126,6 @@ def run_demo(
     print(f"\noutput in {out}")
     print("the web page and API: `forger web --demo` serves them on http://127.0.0.1:8000/ "
           "(upload a photo, pick a painting, watch it painted)")
+    print("the admin pages on this run's database: .venv/bin/forger admin --demo "
+          "(it asks for a password the first time), then http://127.0.0.1:8000/admin/")
     return out

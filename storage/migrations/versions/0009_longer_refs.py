@@ -1,7 +1,7 @@
 """longer refs: room for Bluesky's at:// URIs (about 70 characters) and handles (up to 253)
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 01:30:00.000000
 
 Every ``*_ref`` column (a post's or a user's id on its platform) grows from 64 to 512 characters,
@@ -20,8 +20,8 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
@@ -45,7 +45,7 @@ def downgrade() -> None:
             longest = bind.scalar(sa.text(f"SELECT max(length({column})) FROM {table}"))
             if longest is not None and longest > OLD:
                 raise RuntimeError(f"{table}.{column} holds values of {longest} characters, more than the "
-                                   f"{OLD} migration 0007 allows: delete those rows (Bluesky's) first")
+                                   f"{OLD} migration 0008 allows: delete those rows (Bluesky's) first")
     _retype({table: tuple((column, new, OLD) for column, new in columns) for table, columns in COLUMNS.items()})
 
 
@@ -57,7 +57,7 @@ def _retype(changes: dict[str, tuple[tuple[str, int, int], ...]]) -> None:
                 op.alter_column(table, column, type_=sa.String(new), existing_type=sa.String(old))
         return
     if bind.dialect.name != "sqlite":
-        raise NotImplementedError(f"migration 0008 runs on PostgreSQL or SQLite, not {bind.dialect.name}")
+        raise NotImplementedError(f"migration 0009 runs on PostgreSQL or SQLite, not {bind.dialect.name}")
     bind.exec_driver_sql("PRAGMA writable_schema=ON")
     for table, columns in changes.items():
         sql = bind.scalar(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"), {"t": table})

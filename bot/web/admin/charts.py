@@ -1,6 +1,6 @@
 """The budget page's chart, drawn on the server as inline SVG: no script, no chart library.
 
-Bars are the X API calls of each day (left axis), the line is that day's estimated spend (right
+Bars are the API calls of each day (all platforms) (left axis), the line is that day's estimated spend (right
 axis). Every text in it is escaped; its looks come from the dashboard's stylesheet.
 """
 
@@ -45,7 +45,7 @@ def calls_and_spend(rows: list[tuple[str, int, float]], *, first: date, count: i
 
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="X API calls and spend per day, last {count} days">',
+        f'aria-label="API calls and spend per day, last {count} days">',
     ]
     for fraction in (0.0, 0.5, 1.0):  # grid lines with both axes' labels
         at = y(fraction, 1.0)
