@@ -103,6 +103,9 @@ class MemoryPlatform:
     def cursor_after(self, read: Sequence[Post], held: Sequence[Post]) -> str:
         return str(min([max(int(p.id) for p in read), *(int(p.id) - 1 for p in held)]))
 
+    def mark_seen(self, cursor: str) -> None:
+        pass  # nothing is unread here
+
     def post(self, post_id: str) -> Post | None:
         return self._posts.get(post_id)
 

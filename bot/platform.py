@@ -115,6 +115,11 @@ class Platform(Protocol):
         must be read again next time."""
         ...
 
+    def mark_seen(self, cursor: str) -> None:
+        """The mentions up to ``cursor`` are recorded: a platform that keeps a read marker moves
+        it (nothing depends on it, so it never raises)."""
+        ...
+
     def post(self, post_id: str) -> Post | None:
         """The post ``post_id`` with its media, or None if it is deleted or not visible."""
         ...

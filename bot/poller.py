@@ -223,6 +223,7 @@ def poll(
         if gap:
             _report_gap(session, platform.name, found, now)
         cursors.put(session, platform.name, cursors.MENTIONS, cursor_to, now=datetime.fromtimestamp(now, UTC))
+    platform.mark_seen(cursor_to)  # recorded: the platform's read marker may move (Bluesky's updateSeen)
     log.info("poll: %d new mentions, %d queued, %d refused, %d ignored, %d held",
              report.seen, report.queued, report.refused, report.ignored, report.held)
     return report

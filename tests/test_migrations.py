@@ -262,3 +262,23 @@ def test_0007_downgrades_keeping_web_jobs_without_their_tokens(empty: Engine) ->
     with empty.connect() as c:
         assert _rows(c, "SELECT token_hash FROM jobs ORDER BY id") == [(None,), (None,)]
         assert _rows(c, "SELECT count(*) FROM api_keys") == [(0,)]
+
+
+def test_0009_makes_room_for_bluesky_uris_and_handles_and_downgrades_only_without_them(empty: Engine) -> None:
+    uri = "at://did:plc:ewvi7nxzyoun6zhxrhs64oiz/app.bsky.feed.post/3l6oveex3ii2l" + "x" * 300
+    handle = "a-rather-long-handle-for-someone." + "sub." * 40 + "bsky.social"
+    schema.upgrade(empty)
+    with Session(empty) as s, s.begin():
+        s.add(Post(platform="bluesky", post_ref=uri, author_ref="did:plc:" + "y" * 200, author_username=handle,
+                   text="@forger", outcome=Outcome.QUEUED))
+    with empty.connect() as c:
+        assert _rows(c, "SELECT post_ref, author_username FROM posts") == [(uri, handle)]
+
+    with pytest.raises(RuntimeError, match="posts.post_ref holds values of"):
+        schema.downgrade(empty, "0008")
+    with Session(empty) as s, s.begin():
+        s.execute(text("DELETE FROM posts"))
+    schema.downgrade(empty, "0008")
+    assert schema.current(empty) == "0008"
+    schema.upgrade(empty)
+    assert schema.current(empty) == schema.head()

@@ -109,6 +109,9 @@ class XPlatform:
     def cursor_after(self, read: Sequence[Post], held: Sequence[Post]) -> str:
         return str(min([max(int(p.id) for p in read), *(int(p.id) - 1 for p in held)]))
 
+    def mark_seen(self, cursor: str) -> None:
+        pass  # X keeps no read marker for the API
+
     def post(self, post_id: str) -> Post | None:
         with _translated():
             return self.client.tweet(post_id)
