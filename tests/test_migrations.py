@@ -264,7 +264,7 @@ def test_0007_downgrades_keeping_web_jobs_without_their_tokens(empty: Engine) ->
         assert _rows(c, "SELECT count(*) FROM api_keys") == [(0,)]
 
 
-def test_0009_makes_room_for_bluesky_uris_and_handles_and_downgrades_only_without_them(empty: Engine) -> None:
+def test_0010_makes_room_for_bluesky_uris_and_handles_and_downgrades_only_without_them(empty: Engine) -> None:
     uri = "at://did:plc:ewvi7nxzyoun6zhxrhs64oiz/app.bsky.feed.post/3l6oveex3ii2l" + "x" * 300
     handle = "a-rather-long-handle-for-someone." + "sub." * 40 + "bsky.social"
     schema.upgrade(empty)
@@ -275,10 +275,10 @@ def test_0009_makes_room_for_bluesky_uris_and_handles_and_downgrades_only_withou
         assert _rows(c, "SELECT post_ref, author_username FROM posts") == [(uri, handle)]
 
     with pytest.raises(RuntimeError, match="posts.post_ref holds values of"):
-        schema.downgrade(empty, "0008")
+        schema.downgrade(empty, "0009")
     with Session(empty) as s, s.begin():
         s.execute(text("DELETE FROM posts"))
-    schema.downgrade(empty, "0008")
-    assert schema.current(empty) == "0008"
+    schema.downgrade(empty, "0009")
+    assert schema.current(empty) == "0009"
     schema.upgrade(empty)
     assert schema.current(empty) == schema.head()

@@ -1,7 +1,7 @@
 """longer refs: room for Bluesky's at:// URIs (about 70 characters) and handles (up to 253)
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-02 01:30:00.000000
 
 Every ``*_ref`` column (a post's or a user's id on its platform) grows from 64 to 512 characters,
@@ -20,8 +20,8 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0009'
-down_revision = '0008'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
