@@ -31,6 +31,7 @@ COLUMNS = {  # table -> (column, new length)
     'posts': (('post_ref', REF), ('author_ref', REF), ('author_username', NAME)),
     'jobs': (('post_ref', REF), ('reply_ref', REF), ('author_username', NAME)),
     'replies': (('in_reply_to_ref', REF), ('reply_ref', REF)),
+    'billed_reads': (('resource_ref', REF), ('author_ref', REF)),
 }
 
 
@@ -45,7 +46,7 @@ def downgrade() -> None:
             longest = bind.scalar(sa.text(f"SELECT max(length({column})) FROM {table}"))
             if longest is not None and longest > OLD:
                 raise RuntimeError(f"{table}.{column} holds values of {longest} characters, more than the "
-                                   f"{OLD} migration 0008 allows: delete those rows (Bluesky's) first")
+                                   f"{OLD} migration 0009 allows: delete those rows (Bluesky's) first")
     _retype({table: tuple((column, new, OLD) for column, new in columns) for table, columns in COLUMNS.items()})
 
 
@@ -57,7 +58,7 @@ def _retype(changes: dict[str, tuple[tuple[str, int, int], ...]]) -> None:
                 op.alter_column(table, column, type_=sa.String(new), existing_type=sa.String(old))
         return
     if bind.dialect.name != "sqlite":
-        raise NotImplementedError(f"migration 0009 runs on PostgreSQL or SQLite, not {bind.dialect.name}")
+        raise NotImplementedError(f"migration 0010 runs on PostgreSQL or SQLite, not {bind.dialect.name}")
     bind.exec_driver_sql("PRAGMA writable_schema=ON")
     for table, columns in changes.items():
         sql = bind.scalar(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"), {"t": table})
