@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.errors import ForgerError
 from bot.options import RenderOptions
-from storage import jobs, ledger, posts, reports, users
+from storage import alerts, jobs, ledger, posts, reports, users
 from storage.admission import DAY
 from storage.errors import IllegalTransition, ImagesDeleted
 from storage.models import Job, JobState, User, utcnow
@@ -127,6 +127,8 @@ class Stats:
     windows: list[Window]
     calls_by_platform: dict[str, int]  # this month
     spent_by_platform: dict[str, float]  # this month, USD
+    alerts_last_day: int = 0  # storage.alerts: e.g. mentions lost beyond a platform's reach
+    latest_alert: str | None = None
 
 
 def to_json(value: Any) -> Any:
@@ -334,6 +336,7 @@ def stats(session: Session, *, budget_usd: float, now: datetime | None = None) -
     now = now or utcnow()
     waits = reports.recent_waits_s(session)
     calls = reports.calls_since(session, ledger.month_start(now))
+    recent_alerts = alerts.since(session, now - DAY)
     return Stats(
         jobs_by_state={state.value: count for state, count in jobs.counts(session).items()},
         renders_last_hour=reports.replied_since(session, now - timedelta(hours=1)),
@@ -349,4 +352,6 @@ def stats(session: Session, *, budget_usd: float, now: datetime | None = None) -
         ],
         calls_by_platform=calls,
         spent_by_platform=ledger.spent_by_platform(session, now=now),
+        alerts_last_day=len(recent_alerts),
+        latest_alert=recent_alerts[0].message if recent_alerts else None,
     )

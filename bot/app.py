@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,8 @@ class Forger:
     # ``gallery.extra_dirs``' (results are credited to them).
     policy: poller.PollPolicy
     progress: ProgressFn | None = field(default=None)
+    # When each platform is polled next: sooner while mentions come in full pages.
+    paces: dict[str, poller.Pace] = field(default_factory=dict)
     # Set when the process is stopping: no new job is taken, and the render in hand is given up.
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -103,11 +106,13 @@ class Forger:
         first error is raised once all have had their turn."""
         reports, failure = {}, None
         for name, platform in self.platforms.items():
+            pace = self.pace(name)
             try:
                 reports[name] = poller.poll(
                     self.sessions, platform, page_size=self.config.bot.page_size, limits=self.limits,
-                    policy=self.policy,
+                    policy=self.policy, busy=pace.busy(time.time()),
                 )
+                pace.after(reports[name], time.time())
             except Exception as exc:  # noqa: BLE001 - raised below, after the other platforms
                 failure = failure or exc
             finally:  # replies owed go out even while reading mentions fails (a read cap, the platform down)
@@ -118,6 +123,17 @@ class Forger:
         if failure is not None:
             raise failure
         return reports
+
+    def pace(self, name: str) -> poller.Pace:
+        """Platform ``name``'s pace of polling."""
+        if name not in self.paces:
+            bot = self.config.bot
+            self.paces[name] = poller.Pace(bot.poll_interval_s, bot.busy_poll_interval_s, settle_s=bot.poll_overlap_s)
+        return self.paces[name]
+
+    def next_poll_s(self) -> float:
+        """Seconds until the next poll: the soonest any platform wants."""
+        return min((self.pace(name).next_s for name in self.platforms), default=self.config.bot.poll_interval_s)
 
     def work(self) -> int:
         """Paint queued jobs until the queue is empty (or the process stops); returns how many were

@@ -579,6 +579,8 @@ def stats_command(ctx: click.Context, as_json: bool) -> None:
         for w in found.windows:
             click.echo(f"  {w.endpoint}: {w.remaining}/{w.limit} left, resets {w.reset_at:%H:%M:%S} UTC"
                        + (f", capped until {w.capped_until:%Y-%m-%d %H:%M}" if w.capped_until else ""))
+        if found.alerts_last_day:
+            click.echo(f"alerts: {found.alerts_last_day} in 24 h; latest: {found.latest_alert}")
 
     _emit(found, as_json, table)
 

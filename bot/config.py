@@ -63,6 +63,7 @@ def _platform_names(v: tuple[str, ...]) -> str | None:
 class BotSettings:
     platforms: tuple[str, ...] = checked(_platform_names)
     poll_interval_s: float = checked(positive)
+    busy_poll_interval_s: float = checked(positive)
     page_size: int = checked(between(5, 100))
     max_attempts: int = checked(between(1, 100))
     deliver_for_s: float = checked(between(0, 30 * 86400))

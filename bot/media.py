@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import threading
 import time
 import warnings
 from collections.abc import Callable, Collection
@@ -119,7 +120,11 @@ def too_thin(width: int, height: int, max_ratio: float) -> bool:
 
 
 class Downloader:
-    """Fetches photos from a platform's media hosts under the limits it was made with."""
+    """Fetches photos from a platform's media hosts under the limits it was made with.
+
+    Safe to use from several threads at once (a poll fetches its photos together): each thread
+    has its own HTTP session, since a ``requests.Session`` is not documented as thread-safe.
+    """
 
     def __init__(
         self,
@@ -138,7 +143,14 @@ class Downloader:
         self.min_side = min_side
         self.max_ratio = max_ratio
         self._clock = clock
-        self._session = requests.Session()
+        self._local = threading.local()
+
+    @property
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
 
     def fetch(self, url: str, *, hosts: Collection[str], name: str = "the photo") -> Photo:
         """The checked photo at ``url``, which must be on one of ``hosts`` (the platform's media

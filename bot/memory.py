@@ -19,6 +19,7 @@ from bot.config import Config
 from bot.errors import Gone, MediaError, PhotoProblem
 from bot.media import Downloader, Photo
 from bot.platform import Account, CallKind, Image, Limits, Media, MentionBatch, Post
+from storage.jobs import PostWindow
 from storage.ledger import Need
 
 
@@ -102,6 +103,9 @@ class MemoryPlatform:
     def cursor_after(self, read: Sequence[Post], held: Sequence[Post]) -> str:
         return str(min([max(int(p.id) for p in read), *(int(p.id) - 1 for p in held)]))
 
+    def mark_seen(self, cursor: str) -> None:
+        pass  # nothing is unread here
+
     def post(self, post_id: str) -> Post | None:
         return self._posts.get(post_id)
 
@@ -136,6 +140,9 @@ class MemoryPlatform:
     def blocked_until(self, kind: CallKind) -> float | None:
         until = self._blocked.get(kind)
         return until if until is not None and until > self._clock() else None
+
+    def post_window(self) -> PostWindow | None:
+        return None  # it takes every post
 
     def _next_id(self) -> str:
         self._last_id += 1

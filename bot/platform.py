@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from storage.jobs import PostWindow
 from storage.ledger import Need
 
 if TYPE_CHECKING:
@@ -114,6 +115,11 @@ class Platform(Protocol):
         must be read again next time."""
         ...
 
+    def mark_seen(self, cursor: str) -> None:
+        """The mentions up to ``cursor`` are recorded: a platform that keeps a read marker moves
+        it (nothing depends on it, so it never raises)."""
+        ...
+
     def post(self, post_id: str) -> Post | None:
         """The post ``post_id`` with its media, or None if it is deleted or not visible."""
         ...
@@ -136,4 +142,9 @@ class Platform(Protocol):
 
     def blocked_until(self, kind: CallKind) -> float | None:
         """Until when (epoch seconds) calls of ``kind`` are refused: a usage cap, a spent window."""
+        ...
+
+    def post_window(self) -> PostWindow | None:
+        """How many posts the platform still takes, and when it takes more (what an ETA waits
+        for); None where it sets no such limit."""
         ...

@@ -32,6 +32,7 @@ class Entry:
 
 PLATFORMS: dict[str, Entry] = {
     "x": Entry("bot.x", "bot.x.settings:XSettings"),
+    "bluesky": Entry("bot.bluesky", "bot.bluesky.settings:BlueskySettings"),
     "memory": Entry("bot.memory"),
 }
 

@@ -7,20 +7,28 @@ recognised by its id and not queued twice. That makes overlap safe, and some pla
 says (``Platform.read_from``), up to ``overlap_s`` before the previous poll.
 
 A platform may serve only so many mentions (X the newest 800); a walk that reaches that many may
-have lost older ones, and says so in the log. On the very first poll, mentions older than
+have lost older ones: it is logged and kept as an alert for the admin (``storage.alerts``). While
+mentions come in full pages the poll is busy: the next one comes sooner (``Pace``) and reads
+again only ``busy_overlap_s`` back, so that a flood neither outruns the platform's reach nor
+spends the read window on the overlap. On the very first poll, mentions older than
 ``first_start_max_age_s`` are ignored: a new bot does not answer last year's posts.
 
-Photos are downloaded before the transaction (no database lock is held while a platform is
-slow). A download that fails for a passing reason (a timeout, a 5xx) loses nothing: the mention
-is not recorded and the cursor stays below it, so the next poll tries it again, until the
-mention is ``hold_max_s`` old.
+The refusals that need no photo (a ban, a spent quota, a full queue) are decided first, so a
+flood costs no downloads beyond the requests that can get in. Photos are downloaded before the
+transaction (no database lock is held while a platform is slow), all of a poll's at once, under
+one deadline (``download_deadline_s``): a slow host holds the poll that long at most, not that
+long per photo. A download that fails for a passing reason (a timeout, a 5xx, the deadline)
+loses nothing: the mention is not recorded and the cursor stays below it, so the next poll tries
+it again, until the mention is ``hold_max_s`` old.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -28,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import compose, refusals
 from bot.config import Config
-from bot.errors import MediaError, PhotoBadShape, PhotoTooSmall
+from bot.errors import MediaError, PhotoBadShape, PhotoProblem, PhotoTooSmall
 from bot.gallery import Gallery
 from bot.interpret import (
     Decision,
@@ -41,11 +49,12 @@ from bot.interpret import (
     shape_refusal,
     small_refusal,
 )
-from bot.media import Downloader
+from bot.media import Downloader, Photo
 from bot.platform import Media, Platform, Post
 from bot.refusals import RefusalKind
-from storage import cursors, jobs, posts, replies
-from storage.admission import Limits, Refused, admit
+from storage import alerts, cursors, jobs, posts, replies, users
+from storage.jobs import PostWindow
+from storage.admission import Limits, Refused, admit, foresee
 from storage.models import Outcome
 from storage.refusals import last_told
 
@@ -63,6 +72,12 @@ class PollPolicy:
     first_start_max_age_s: float = 3600.0
     refusal_period_s: float = 86_400.0
     acknowledge: bool = False
+    # After a busy poll (a full page of new mentions), the overlap read again is this short: a
+    # flood's mentions are not read again and again, and the read window lasts.
+    busy_overlap_s: float = 10.0
+    # All of a poll's photos are fetched at once (``download_workers`` at a time) within this.
+    download_deadline_s: float = 20.0
+    download_workers: int = 8
     gallery: Gallery = field(kw_only=True)
     downloader: Downloader = field(kw_only=True)
 
@@ -76,6 +91,7 @@ def policy_for(config: Config) -> PollPolicy:
         first_start_max_age_s=bot.first_start_max_age_s,
         refusal_period_s=bot.refusal_period_s,
         acknowledge=bot.acknowledge,
+        download_deadline_s=media.time_limit_s,
         gallery=Gallery.load(config.gallery.extra_dirs),
         downloader=Downloader(
             max_bytes=media.max_bytes,
@@ -94,6 +110,46 @@ class PollReport:
     refused: int = 0
     ignored: int = 0
     held: int = 0  # left for the next poll after a passing download failure
+    read: int = 0  # mentions the platform served, new or not
+    busy: bool = False  # a full page of new mentions came: poll again sooner
+    gap: bool = False  # the platform's reach was met: older mentions may be lost
+
+
+@dataclass
+class Pace:
+    """When to poll a platform next: ``interval_s``, or ``busy_interval_s`` while polls are busy.
+
+    Mentions beyond a platform's reach (X's 800) are lost if more arrive between two polls, so
+    while pages come back full the bot polls sooner. ``busy_interval_s`` keeps within the read
+    window: on X, 300 mention reads per 15 minutes are one every 3 s, and a busy poll reads a few
+    pages. A read refused for a spent window is refused without a request until its reset.
+
+    For ``settle_s`` after a busy poll (the overlap's length), polls read back only the short
+    overlap: a flood's mentions are not served again at every poll, which would spend the read
+    window (X bills them once a day, but counts every request). The price: a mention X lists
+    more than ``busy_overlap_s`` late, in a flood, can be missed.
+    """
+
+    interval_s: float
+    busy_interval_s: float
+    settle_s: float = 120.0
+    full: bool = False  # the last poll was busy
+    busy_at: float | None = None  # when the last busy poll was (epoch seconds)
+
+    def after(self, report: PollReport, now: float) -> float:
+        """Note a poll's report, made at ``now``; the seconds until the next poll."""
+        self.full = report.busy
+        if report.busy:
+            self.busy_at = now
+        return self.next_s
+
+    def busy(self, now: float) -> bool:
+        """Whether a poll at ``now`` reads back only the short overlap."""
+        return self.busy_at is not None and now - self.busy_at < self.settle_s
+
+    @property
+    def next_s(self) -> float:
+        return min(self.busy_interval_s, self.interval_s) if self.full else self.interval_s
 
 
 @dataclass(frozen=True)
@@ -111,8 +167,12 @@ def poll(
     page_size: int = 100,
     policy: PollPolicy,
     clock: Callable[[], float] = time.time,
+    busy: bool = False,
 ) -> PollReport:
-    """One poll: fetch mentions since the cursor, record what to do with each, move the cursor."""
+    """One poll: fetch mentions since the cursor, record what to do with each, move the cursor.
+
+    ``busy``: a poll was busy a short while ago (``Pace.busy``), so only ``busy_overlap_s`` is read again.
+    """
     now = clock()
     account = platform.me()
     with sessions() as session:
@@ -121,49 +181,114 @@ def poll(
     if cursor is None or last_read is None:
         batch = platform.mentions(since=None, start_time=now - policy.first_start_max_age_s, page_size=page_size)
     else:
-        since = platform.read_from(cursor, last_read=last_read.timestamp(), overlap_s=policy.overlap_s)
+        overlap = min(policy.overlap_s, policy.busy_overlap_s) if busy else policy.overlap_s
+        since = platform.read_from(cursor, last_read=last_read.timestamp(), overlap_s=overlap)
         batch = platform.mentions(since=since, page_size=page_size)
     found = batch.mentions
-    if batch.maybe_gap:
-        log.warning(
-            "%s served %d mentions, the most it serves: mentions older than post %s may have been missed",
-            platform.name, len(found), found[0].id if found else "?",
-        )
     if not found:
         return PollReport()
     with sessions() as session:
         known = posts.seen(session, platform.name, [m.id for m in found])
-    fresh = [m for m in found if m.id not in known]
+        fresh = [m for m in found if m.id not in known]
+        banned = users.banned(session, platform.name, sorted({m.author_id for m in fresh}))
 
     decisions: list[Decision] = []
-    images: dict[str, _Images] = {}
-    held: list[Post] = []
     for mention in fresh:
         if cursor is None and _older(mention, now - policy.first_start_max_age_s):
             decisions.append(Ignore(mention, "older than the first start's limit"))
-            continue
-        decision = _decide(mention, account.id, account.handle, platform, policy)
+        elif mention.author_id in banned:  # not even a parent is looked up for them
+            decisions.append(Ignore(mention, f"{Refused.BANNED.value}: {banned[mention.author_id]}"))
+        else:
+            decisions.append(_decide(mention, account.id, account.handle, platform, policy))
+    with sessions() as session:
+        decisions = _foresee(session, platform.name, decisions, limits)
+
+    fetched = _download_all([d for d in decisions if isinstance(d, RenderRequest)], platform, policy)
+    images: dict[str, _Images] = {}
+    held: list[Post] = []
+    recorded: list[Decision] = []
+    for decision in decisions:
         if isinstance(decision, RenderRequest):
-            try:
-                images[mention.id] = _download(decision, platform, policy)
-            except _PhotoFailed as failed:
-                if failed.error.transient and not _older(mention, now - policy.hold_max_s):
-                    log.warning("mention %s: %s not fetched (%s); trying again next poll", mention.id, failed.which, failed.error)
+            mention = decision.mention
+            got = fetched[mention.id]
+            if isinstance(got, _PhotoFailed):
+                if got.error.transient and not _older(mention, now - policy.hold_max_s):
+                    log.warning("mention %s: %s not fetched (%s); trying again next poll", mention.id, got.which, got.error)
                     held.append(mention)
                     continue
-                decision = _media_refusal(decision, failed.which, failed.error)
-        decisions.append(decision)
+                decision = _media_refusal(decision, got.which, got.error)
+            else:
+                images[mention.id] = got
+        recorded.append(decision)
 
     # Stay below a held mention so that the next poll reads it again, however long the overlap.
     cursor_to = platform.cursor_after(found, held)
+    # A walk cut off by the reach lost nothing if it reached back to a mention read before.
+    gap = batch.maybe_gap and found[0].id not in known
+    # Read before the transaction: the platform may keep it in the database too.
+    window = platform.post_window() if policy.acknowledge and images else None
     with sessions.begin() as session:
         report = replace(
-            _record(session, platform.name, decisions, images, limits=limits, policy=policy, now=now), held=len(held)
+            _record(session, platform.name, recorded, images, limits=limits, policy=policy, now=now, window=window),
+            held=len(held), read=len(found), busy=len(fresh) >= page_size, gap=gap,
         )
+        if gap:
+            _report_gap(session, platform.name, found, now)
         cursors.put(session, platform.name, cursors.MENTIONS, cursor_to, now=datetime.fromtimestamp(now, UTC))
+    platform.mark_seen(cursor_to)  # recorded: the platform's read marker may move (Bluesky's updateSeen)
     log.info("poll: %d new mentions, %d queued, %d refused, %d ignored, %d held",
              report.seen, report.queued, report.refused, report.ignored, report.held)
     return report
+
+
+def _report_gap(session: Session, platform: str, found: list[Post], now: float) -> None:
+    """The platform's reach was met: mentions older than the oldest served may be lost. Logged,
+    and kept as an alert for the admin pages."""
+    oldest = found[0]
+    when = f" (made {oldest.created_at:%Y-%m-%d %H:%M:%S} UTC)" if oldest.created_at else ""
+    message = (f"{platform} served {len(found)} mentions, the most it serves: mentions older than post "
+               f"{oldest.id}{when} may have been missed")
+    log.warning("%s", message)
+    alerts.raise_alert(session, kind=alerts.MENTION_GAP, platform=platform, message=message,
+                       now=datetime.fromtimestamp(now, UTC))
+
+
+def _foresee(session: Session, platform: str, decisions: list[Decision], limits: Limits) -> list[Decision]:
+    """Requests that cannot get in (a ban, a spent quota, a full queue) refused before any photo
+    of theirs is fetched; the poll's own earlier requests count towards the quota and the queue."""
+    mine: Counter[str] = Counter()
+    admitted = 0
+    # Within one poll a refusal stands: a spent quota or a full queue only fills further.
+    refused_users: dict[str, Refused] = {}
+    full = False
+    out: list[Decision] = []
+    for decision in decisions:
+        if isinstance(decision, RenderRequest):
+            author = decision.mention.author_id
+            refused = refused_users.get(author) or (Refused.QUEUE_FULL if full else None)
+            if refused is None:
+                refused = foresee(session, platform=platform, user_ref=author, limits=limits,
+                                  earlier_by_user=mine[author], earlier=admitted)
+                if refused is Refused.QUEUE_FULL:
+                    full = True
+                elif refused is not None:
+                    refused_users[author] = refused
+            if refused is None:
+                mine[author] += 1
+                admitted += 1
+            else:
+                decision = _refused(decision.mention, refused, "decided before fetching the photos", limits)
+        out.append(decision)
+    return out
+
+
+def _refused(mention: Post, refused: Refused, detail: str, limits: Limits) -> Decision:
+    """What a request refused by admission becomes: nothing for a ban, else a reply saying why."""
+    if refused is Refused.BANNED:
+        return Ignore(mention, f"{Refused.BANNED.value}: {detail}")
+    if refused is Refused.OVER_QUOTA:
+        return Refusal(mention, RefusalKind.OVER_QUOTA, f"over_quota: {detail}", refusals.over_quota(limits.per_user_per_day))
+    return Refusal(mention, RefusalKind.QUEUE_FULL, f"queue_full: {detail}", refusals.queue_full())
 
 
 def _decide(mention: Post, bot_id: str, bot_username: str, platform: Platform, policy: PollPolicy) -> Decision:
@@ -188,22 +313,60 @@ class _PhotoFailed(Exception):
         self.error = error
 
 
-def _download(request: RenderRequest, platform: Platform, policy: PollPolicy) -> _Images:
-    """The request's two images: the picture from the platform, the style from it or the gallery."""
-    images = []
-    for which, source in ((_content_role(request), request.content), ("painting", request.style)):
-        if isinstance(source, Media):
-            try:
-                images.append(platform.download(source, policy.downloader, name=f"the {which}").data)
-            except MediaError as exc:
-                raise _PhotoFailed(which, exc) from exc
+def _download_all(
+    requests: list[RenderRequest], platform: Platform, policy: PollPolicy
+) -> dict[str, _Images | _PhotoFailed]:
+    """Each request's two images (the picture, then the style: from the platform or the gallery),
+    or why not, by mention id. Every photo is fetched at once, within one deadline for them all;
+    one not fetched by then is a passing failure (the mention is read again next poll)."""
+    tasks: dict[tuple[str, str], Future[Photo]] = {}
+    done: set[Future[Photo]] = set()
+    if any(isinstance(s, Media) for r in requests for s in (r.content, r.style)):
+        pool = ThreadPoolExecutor(max_workers=policy.download_workers, thread_name_prefix="download")
+        try:
+            for request in requests:
+                for which, source in (("photo", request.content), ("painting", request.style)):
+                    if isinstance(source, Media):
+                        tasks[(request.mention.id, which)] = pool.submit(
+                            platform.download, source, policy.downloader, name=_named(_role(request, which)))
+            done = wait(tasks.values(), timeout=policy.download_deadline_s).done
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # a late one ends within its own time limit
+    found: dict[str, _Images | _PhotoFailed] = {}
+    for request in requests:
+        found[request.mention.id] = _images(request, tasks, done, policy.download_deadline_s)
+    return found
+
+
+def _images(
+    request: RenderRequest, tasks: dict[tuple[str, str], Future[Photo]], done: set[Future[Photo]], deadline_s: float
+) -> _Images | _PhotoFailed:
+    images: list[bytes] = []
+    for which, source in (("photo", request.content), ("painting", request.style)):
+        if not isinstance(source, Media):
+            continue  # a gallery painting: the job names it, no copy is stored
+        role = _role(request, which)
+        task = tasks[(request.mention.id, which)]
+        if task not in done:
+            return _PhotoFailed(role, MediaError(f"{_named(role)} was not fetched within the poll's {deadline_s:g} s",
+                                                 transient=True, problem=PhotoProblem.UNREACHABLE))
+        try:
+            images.append(task.result().data)
+        except MediaError as exc:
+            return _PhotoFailed(role, exc)
     painting = request.painting
     return _Images(images[0], images[1] if painting is None else None, painting.key if painting else None)
 
 
-def _content_role(request: RenderRequest) -> str:
-    """What the reply calls the picture: "photo", or "the photo you replied to" (rule 8)."""
-    return "photo" if request.content in request.mention.photos else "the photo you replied to"
+def _role(request: RenderRequest, which: str) -> str:
+    """What the reply calls an image: "painting", "photo", or "the photo you replied to" (rule 8)."""
+    if which == "photo" and request.content not in request.mention.photos:
+        return "the photo you replied to"
+    return which
+
+
+def _named(role: str) -> str:
+    return role if role.startswith("the ") else f"the {role}"
 
 
 def _media_refusal(request: RenderRequest, which: str, error: MediaError) -> Refusal:
@@ -230,11 +393,15 @@ def _record(
     limits: Limits,
     policy: PollPolicy,
     now: float,
+    window: PostWindow | None = None,
 ) -> PollReport:
-    """Write every decision in the caller's transaction: posts, jobs and the replies owed."""
+    """Write every decision in the caller's transaction: posts, jobs and the replies owed.
+
+    ``window``: the platform's post window, which the acknowledgements' ETAs wait for."""
     moment = datetime.fromtimestamp(now, UTC)
     period = timedelta(seconds=policy.refusal_period_s)
     queued = refused = ignored = 0
+    decided: set[tuple[str, str]] = set()  # (author, kind of reply) answered or not in this poll
     for decision in decisions:
         m = decision.mention
         common = dict(platform=platform, post_ref=m.id, author_ref=m.author_id, author_username=m.author_username,
@@ -244,14 +411,8 @@ def _record(
             admission = admit(session, platform=platform, user_ref=m.author_id, username=m.author_username,
                               limits=limits)
             priority, user_id = admission.priority, admission.user_id
-            if admission.refused is Refused.BANNED:
-                decision = Ignore(m, f"{Refused.BANNED.value}: {admission.detail}")
-            elif admission.refused is Refused.OVER_QUOTA:
-                reply = refusals.over_quota(limits.per_user_per_day)
-                decision = Refusal(m, RefusalKind.OVER_QUOTA, f"over_quota: {admission.detail}", reply)
-            elif admission.refused is Refused.QUEUE_FULL:
-                reply = refusals.queue_full()
-                decision = Refusal(m, RefusalKind.QUEUE_FULL, f"queue_full: {admission.detail}", reply)
+            if admission.refused is not None:
+                decision = _refused(m, admission.refused, admission.detail, limits)
         if isinstance(decision, RenderRequest):
             posts.record(session, **common, outcome=Outcome.QUEUED)
             session.flush()  # the job's foreign key needs the post's row first
@@ -268,14 +429,17 @@ def _record(
                 options=decision.options.to_json(),
             )
             if policy.acknowledge:
-                text = compose.acknowledgement(jobs.position(session, job.id), jobs.eta_s(session, job.id))
+                eta = jobs.eta_s(session, job.id, posts=window, now=moment)
+                text = compose.acknowledgement(jobs.position(session, job.id, now=moment), eta)
                 _owe(session, platform, m, "ack", text, moment, optional=True)
             queued += 1
         elif isinstance(decision, (Refusal, Help)):
             kind = decision.kind.reply_kind if isinstance(decision, Refusal) else refusals.HELP_KIND
             reason = decision.reason if isinstance(decision, Refusal) else "asked for help"
-            told = last_told(session, platform=platform, author_ref=m.author_id, kind=kind)
-            answer = refusals.may_reply(told, moment, period)
+            # Once per kind and author in a poll: a flood's thousand refusals ask the database once.
+            answer = (m.author_id, kind) not in decided and refusals.may_reply(
+                last_told(session, platform=platform, author_ref=m.author_id, kind=kind), moment, period)
+            decided.add((m.author_id, kind))
             if not answer:
                 reason += " (not answered: told within the period)"
             posts.record(session, **common, outcome=Outcome.REFUSED, reason=reason)

@@ -6,9 +6,9 @@ post happen once: a reply an earlier attempt may have posted (a timeout, a 5xx, 
 died, a job painted before) is first looked for among the bot's replies to that post. So is the
 picture before an apology for not posting it: X may have taken a last post the bot stopped waiting for.
 
-A painted picture waits out an outage: its result is tried with growing backoff for
-``deliver_for_s`` from its first failure, however many attempts that takes; texts get
-``max_attempts``.
+A reply owed (a painted picture, an answer) waits out an outage: it is tried with growing
+backoff for ``deliver_for_s`` from its first failure, however many attempts that takes; optional
+ones (acknowledgements) get ``max_attempts``.
 """
 
 from __future__ import annotations
@@ -110,9 +110,10 @@ def deliver(
 
 
 def _deadline(reply: Reply, now: float, deliver_for_s: float) -> float | None:
-    """Until when a result is tried (``deliver_for_s`` from its first failure); None for a text,
-    which has ``max_attempts``."""
-    if reply.job_id is None:
+    """Until when a reply owed is tried (``deliver_for_s`` from its first failure): a picture or
+    an answer someone waits for; None for an optional one (an acknowledgement), which has
+    ``max_attempts``."""
+    if reply.optional:
         return None
     return reply.deliver_until.timestamp() if reply.deliver_until is not None else now + deliver_for_s
 

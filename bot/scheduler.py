@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 
 from bot.app import Forger
 from bot.errors import AuthError, PlatformError, RateLimited
@@ -31,8 +32,13 @@ class _SkipBusyWorker(logging.Filter):
 _SKIP_BUSY_WORKER = _SkipBusyWorker()
 
 
-def poll_job(forger: Forger) -> None:
-    """The scheduled poll; the platform's errors are logged and the next poll tries again."""
+def poll_job(forger: Forger, scheduler: BaseScheduler | None = None) -> None:
+    """The scheduled poll; the platform's errors are logged and the next poll tries again.
+
+    The next poll comes when ``forger`` says: sooner while mentions come in full pages. (A read
+    refused for a spent window is refused by the platform without a request until its reset,
+    and the poll still sends the replies owed.)
+    """
     try:
         forger.poll()
     except RateLimited as exc:
@@ -41,6 +47,10 @@ def poll_job(forger: Forger) -> None:
         raise  # a configuration error: let the scheduler log it loudly
     except PlatformError as exc:
         log.warning("poll failed, will retry: %s", exc)
+    finally:
+        if scheduler is not None and scheduler.get_job("poll") is not None:
+            next_run = datetime.now(timezone.utc) + timedelta(seconds=forger.next_poll_s())
+            scheduler.modify_job("poll", next_run_time=next_run)
 
 
 def work_job(forger: Forger) -> None:
@@ -78,7 +88,7 @@ def build_scheduler(
     now = datetime.now(timezone.utc)
     if poll:
         scheduler.add_job(
-            poll_job, "interval", args=[forger], id="poll",
+            poll_job, "interval", args=[forger, scheduler], id="poll",
             seconds=forger.config.bot.poll_interval_s, next_run_time=now,
         )
         scheduler.add_job(

@@ -62,14 +62,37 @@ def admit(
         # One admission per user at a time: two requests at once (the web's) must not both take
         # the last slot of a quota. (SQLite's transactions take the write lock up front.)
         session.execute(select(User.id).where(User.id == user.id).with_for_update())
-    if user.banned:
-        return Admission(Refused.BANNED, user.id, detail=user.ban_reason or "banned")
-    if user.priority > 0:
-        return Admission(None, user.id, priority=max(user.priority, priority))
-    used = jobs.submitted_since(session, user.id, now - DAY)
+    return _decide(session, user, limits, now=now, priority=priority)
+
+
+def foresee(
+    session: Session, *, platform: str, user_ref: str, limits: Limits, earlier_by_user: int = 0, earlier: int = 0,
+    now: datetime | None = None,
+) -> Refused | None:
+    """The refusal ``admit`` will give a request of ``user_ref``, read before anything is fetched
+    for it and without writing: a photo is not downloaded for a request that cannot get in.
+
+    ``earlier_by_user`` and ``earlier``: requests of this user, and of everyone, that the same
+    poll admits before this one (not in the database yet).
+    """
+    now = now or utcnow()
+    user = users.find(session, platform, user_ref)
+    return _decide(session, user, limits, now=now, earlier_by_user=earlier_by_user, earlier=earlier).refused
+
+
+def _decide(
+    session: Session, user: User | None, limits: Limits, *, now: datetime, earlier_by_user: int = 0, earlier: int = 0,
+    priority: int = 0,
+) -> Admission:
+    user_id = user.id if user is not None else 0
+    if user is not None and user.banned:
+        return Admission(Refused.BANNED, user_id, detail=user.ban_reason or "banned")
+    if user is not None and user.priority > 0:
+        return Admission(None, user_id, priority=max(user.priority, priority))
+    used = (jobs.submitted_since(session, user.id, now - DAY) if user is not None else 0) + earlier_by_user
     if used >= limits.per_user_per_day:
-        return Admission(Refused.OVER_QUOTA, user.id, detail=f"{used} of {limits.per_user_per_day} renders in 24 h")
-    waiting = jobs.waiting(session)
+        return Admission(Refused.OVER_QUOTA, user_id, detail=f"{used} of {limits.per_user_per_day} renders in 24 h")
+    waiting = jobs.waiting(session) + earlier
     if waiting >= limits.queue_limit:
-        return Admission(Refused.QUEUE_FULL, user.id, detail=f"{waiting} jobs waiting, limit {limits.queue_limit}")
-    return Admission(None, user.id, priority=priority)
+        return Admission(Refused.QUEUE_FULL, user_id, detail=f"{waiting} jobs waiting, limit {limits.queue_limit}")
+    return Admission(None, user_id, priority=priority)

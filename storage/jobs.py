@@ -13,6 +13,7 @@ which takes the database's single write lock before reading.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from storage.db import add_to_sums, is_postgres
 from storage.errors import IllegalTransition, ImagesDeleted, LeaseLost
-from storage.models import Job, JobEvent, JobEventDay, JobState, utcnow
+from storage.models import Job, JobEvent, JobEventDay, JobState, Reply, utcnow
 
 # Where a job may go from each state; anything else is a bug worth raising on.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
@@ -470,14 +471,87 @@ def eta(per_job_s: float | None, state: JobState, place: int | None, done: float
     return per_job_s * (1 + (place - 1) / max(1, workers))
 
 
-def eta_s(session: Session, job_id: int, *, workers: int = 1) -> float | None:
-    """``eta`` for one job, from the database."""
+@dataclass(frozen=True)
+class PostWindow:
+    """How many posts a platform still takes: ``remaining`` until ``reset_at``, then ``limit`` in
+    each ``window_s`` (X: 100 posts per 15 minutes)."""
+
+    limit: int
+    remaining: int
+    reset_at: datetime
+    window_s: float
+
+
+# A worker is alive while it holds a lease, or did something to a job this recently: an idle
+# worker looks at the queue every few seconds, but leaves no trace until it claims a job.
+WORKER_SEEN_S = 600.0
+
+
+def workers_alive(session: Session, *, now: datetime | None = None, within_s: float = WORKER_SEEN_S) -> int:
+    """How many workers are alive now: holding an unexpired lease, or seen at a job within ``within_s``."""
+    now = now or utcnow()
+    holding = select(Job.lease_owner).where(Job.state.in_(ACTIVE), Job.lease_expires_at > now, Job.lease_owner.is_not(None))
+    recent = select(JobEvent.worker).where(JobEvent.at >= now - timedelta(seconds=within_s), JobEvent.worker.is_not(None))
+    names = set(session.scalars(holding)) | set(session.scalars(recent))
+    return len(names)
+
+
+def eta_s(
+    session: Session, job_id: int, *, posts: PostWindow | None = None, workers: int | None = None,
+    now: datetime | None = None,
+) -> float | None:
+    """Seconds until the job's result is likely posted; None if no honest guess can be made (no
+    render timed yet, no worker alive, the job not waiting).
+
+    The one ETA of the bot (``eta`` its formula). A queued job waits for the jobs ahead of it,
+    shared among the workers alive now (``workers_alive``, unless ``workers`` says how many),
+    then renders; one being painted has the rest of its render to go. Its result
+    then waits for the platform's post window (``posts``): every reply owed before it (the
+    results ahead, and the texts and acknowledgements already owed) goes out first, and a
+    window spent waits for its reset.
+    """
+    now = now or utcnow()
     per_job = median_render_s(session)
     if per_job is None:
         return None
     job = session.get_one(Job, job_id)
-    place = position(session, job_id) if job.state is JobState.QUEUED else None
-    return eta(per_job, job.state, place, progress(job) or 0.0, workers=workers)
+    if job.state is JobState.RENDERING:
+        painted, place = eta(per_job, job.state, None, progress(job) or 0.0) or 0.0, 1
+    else:
+        found = position(session, job_id, now=now)
+        alive = workers_alive(session, now=now) if workers is None else workers
+        if found is None or alive <= 0:
+            return None  # nobody is painting: no time can be promised
+        place = found
+        painted = eta(per_job, job.state, place, None, workers=alive) or 0.0
+    if posts is None:
+        return painted
+    ahead = _unsent_replies(session, job.platform, now) + place  # its own result is the last of them
+    return max(painted, post_wait_s(ahead, posts, now=now))
+
+
+def post_wait_s(count: int, window: PostWindow, *, now: datetime) -> float:
+    """Seconds until ``count`` posts have gone out through ``window`` (posting as fast as it allows)."""
+    if window.reset_at <= now:  # the window has reset since it was read: a whole one is free
+        remaining, reset_in = window.limit, window.window_s
+    else:
+        remaining, reset_in = window.remaining, (window.reset_at - now).total_seconds()
+    if count <= remaining:
+        return 0.0
+    if window.limit <= 0:
+        return math.inf
+    later_windows = math.ceil((count - remaining) / window.limit)
+    return reset_in + (later_windows - 1) * window.window_s
+
+
+def _unsent_replies(session: Session, platform: str | None, now: datetime) -> int:
+    """Replies owed on ``platform`` and not posted yet, owed within the last day (older ones were
+    given up on, or wait on something an ETA cannot see)."""
+    query = select(func.count()).select_from(Reply).where(
+        Reply.reply_ref.is_(None), Reply.created_at >= now - timedelta(days=1))
+    if platform is not None:
+        query = query.where(Reply.platform == platform)
+    return session.scalar(query) or 0
 
 
 def roll_up_events(session: Session, *, before: datetime, batch: int = 10_000) -> int:

@@ -3,11 +3,17 @@ window, usage caps.
 
 Before each call the bot asks ``decide``; after it, it records what the platform said. Spend is
 estimated from the platform's prices and kept per platform and calendar month (UTC).
+
+A platform that bills a resource once a day however often it serves it (X) records what it
+served with ``bill_reads``, which says how many were new that day: only those cost. Each billed
+resource names its author, and the new-work stop counts no author's spend beyond their share of
+the month's budget: one user's flood of mentions cannot stop the bot taking work from everyone.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -17,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from storage.db import add_to_sums
-from storage.models import ApiCall, ApiCallDay, RateWindow, utcnow
+from storage.models import ApiCall, ApiCallDay, BilledRead, RateWindow, utcnow
 
 
 class Need(int, enum.Enum):
@@ -33,6 +39,10 @@ class Budget:
     monthly_usd: float
     optional_until: float  # fraction of the month's budget after which optional calls stop
     new_work_until: float  # ... after which no new work is taken; owed calls stop at 1.0
+    # The most of the month's budget one author's posts may count for, towards the stops of
+    # optional calls and new work (what the platform served of theirs beyond it is still spent,
+    # and counts towards the hard stop at 1.0).
+    author_share: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -93,9 +103,15 @@ def decide(
             return Wait(window.capped_until, f"{endpoint}: the platform's usage cap reached", capped=True)
         if window.remaining <= 0 and window.reset_at > now:
             return Wait(window.reset_at, f"{endpoint}: rate-limit window used up ({window.limit} calls)")
-    used = spent(session, platform=platform, now=now) / budget.monthly_usd if budget.monthly_usd > 0 else float("inf")
-    if used >= 1.0:
+    if budget.monthly_usd <= 0:
         return Stop(f"the month's API budget of ${budget.monthly_usd:.2f} is spent")
+    total = spent(session, platform=platform, now=now)
+    if total >= budget.monthly_usd:
+        return Stop(f"the month's API budget of ${budget.monthly_usd:.2f} is spent")
+    used = total / budget.monthly_usd
+    if used >= min(budget.optional_until, budget.new_work_until):  # only then do shares matter (a query)
+        excess = authors_excess(session, platform, cap_usd=budget.author_share * budget.monthly_usd, now=now)
+        used = (total - excess) / budget.monthly_usd
     if need is Need.NEW_WORK and used >= budget.new_work_until:
         return Stop(f"{used:.0%} of the month's API budget spent: taking no new work")
     if need is Need.OPTIONAL and used >= budget.optional_until:
@@ -107,6 +123,50 @@ def record_call(
     session: Session, platform: str, endpoint: str, *, status: int | None, cost_usd: float, now: datetime | None = None
 ) -> None:
     session.add(ApiCall(platform=platform, endpoint=endpoint, status=status, cost_usd=cost_usd, at=now or utcnow()))
+
+
+def bill_reads(
+    session: Session, platform: str, served: Sequence[tuple[str, str | None]], *, unit_usd: float,
+    now: datetime | None = None,
+) -> int:
+    """Bill each of ``served`` (resource ref, author ref) once per UTC day at ``unit_usd``; returns
+    how many were billed now (the others were billed earlier that day)."""
+    now = now or utcnow()
+    day = now.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    authors = dict(served)
+    if not authors:
+        return 0
+    known = set(session.scalars(select(BilledRead.resource_ref).where(
+        BilledRead.platform == platform, BilledRead.day == day, BilledRead.resource_ref.in_(list(authors)),
+    )))
+    billed = 0
+    for ref, author in authors.items():
+        if ref in known:
+            continue
+        values = dict(platform=platform, resource_ref=ref, day=day, author_ref=author, cost_usd=unit_usd, at=now)
+        # Another process may bill the same post at the same moment: the first one's row wins.
+        statement = _insert(session, BilledRead).values(**values).on_conflict_do_nothing()
+        billed += len(session.execute(statement.returning(BilledRead.resource_ref)).all())
+    return billed
+
+
+def authors_excess(session: Session, platform: str | None, *, cap_usd: float, now: datetime | None = None) -> float:
+    """This month's spend on authors' resources beyond ``cap_usd`` each, all authors together."""
+    since = month_start(now or utcnow())
+    total = func.sum(BilledRead.cost_usd)
+    query = select(total).where(BilledRead.at >= since, BilledRead.author_ref.is_not(None))
+    if platform is not None:
+        query = query.where(BilledRead.platform == platform)
+    per_author = query.group_by(BilledRead.platform, BilledRead.author_ref).having(total > cap_usd)
+    return float(sum(amount - cap_usd for amount in session.scalars(per_author)))
+
+
+def author_spent(session: Session, platform: str, author_ref: str, *, now: datetime | None = None) -> float:
+    """This month's spend on resources of ``author_ref``."""
+    since = month_start(now or utcnow())
+    query = select(func.coalesce(func.sum(BilledRead.cost_usd), 0.0)).where(
+        BilledRead.platform == platform, BilledRead.author_ref == author_ref, BilledRead.at >= since)
+    return float(session.scalar(query) or 0.0)
 
 
 def record_window(
@@ -135,13 +195,7 @@ def _upsert_window(
     two of them insert it, and PostgreSQL refused the second (a duplicate key, and a failed job).
     ``INSERT ... ON CONFLICT DO UPDATE`` (PostgreSQL and SQLite alike) cannot race.
     """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement: postgresql.Insert | sqlite.Insert = postgresql.insert(RateWindow)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(RateWindow)
-    else:
-        raise NotImplementedError(f"rate windows are kept on PostgreSQL or SQLite, not {dialect}")
+    statement = _insert(session, RateWindow)
     now = utcnow()
     statement = statement.values(platform=platform, endpoint=endpoint, updated_at=now, **insert)
     session.execute(
@@ -153,6 +207,21 @@ def _upsert_window(
     cached = session.identity_map.get(identity_key(RateWindow, (platform, endpoint)))
     if cached is not None:
         session.expire(cached)
+
+
+def _insert(session: Session, table: type[RateWindow] | type[BilledRead]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say ``ON CONFLICT`` (PostgreSQL and SQLite alike)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"the ledger is kept on PostgreSQL or SQLite, not {dialect}")
+
+
+def window(session: Session, platform: str, endpoint: str) -> RateWindow | None:
+    """``endpoint``'s window as the platform last reported it."""
+    return session.get(RateWindow, (platform, endpoint))
 
 
 def windows(session: Session) -> list[RateWindow]:

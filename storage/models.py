@@ -89,7 +89,8 @@ class JobState(str, enum.Enum):
 
 
 PLATFORM = String(32)  # a platform's name in the registry, e.g. "memory"
-REF = String(64)  # an id given by a platform (a post's, a user's), kept as the platform wrote it
+REF = String(512)  # an id given by a platform (a post's, a user's), kept as the platform wrote it (up to a Bluesky at:// URI)
+NAME = String(253)  # a user's name on a platform: an X username, or a Bluesky handle (a domain name)
 
 
 class User(Base):
@@ -100,7 +101,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     platform: Mapped[str] = mapped_column(PLATFORM)
     user_ref: Mapped[str] = mapped_column(REF)  # the user's id on the platform
-    username: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str] = mapped_column(NAME)
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
     ban_reason: Mapped[str | None] = mapped_column(Text)
     # Jobs of users with a higher priority are claimed first; 0 is everyone else.
@@ -118,7 +119,7 @@ class Post(Base):
     platform: Mapped[str] = mapped_column(PLATFORM, primary_key=True)
     post_ref: Mapped[str] = mapped_column(REF, primary_key=True)
     author_ref: Mapped[str] = mapped_column(REF)
-    author_username: Mapped[str] = mapped_column(String(64))
+    author_username: Mapped[str] = mapped_column(NAME)
     text: Mapped[str] = mapped_column(Text)
     outcome: Mapped[Outcome] = mapped_column(_enum(Outcome))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -144,7 +145,7 @@ class Job(Base):
     platform: Mapped[str | None] = mapped_column(PLATFORM)
     post_ref: Mapped[str | None] = mapped_column(REF)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", name="fk_jobs_user_id"))
-    author_username: Mapped[str | None] = mapped_column(String(64))  # as the user was called when asking
+    author_username: Mapped[str | None] = mapped_column(NAME)  # as the user was called when asking
     state: Mapped[JobState] = mapped_column(_enum(JobState), default=JobState.QUEUED)
     priority: Mapped[int] = mapped_column(default=0)
     # What the user asked for besides the images (strength, colours, faces): the bot's JSON.
@@ -314,6 +315,33 @@ class ApiCallDay(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     calls: Mapped[int] = mapped_column(default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class BilledRead(Base):
+    """A resource a platform served and billed on ``day`` (UTC): a platform that bills each
+    resource once a day (X does) is not billed again for it that day. ``author_ref`` is whose
+    post it was, so that each author's share of the spend can be kept in bounds."""
+
+    __tablename__ = "billed_reads"
+
+    platform: Mapped[str] = mapped_column(PLATFORM, primary_key=True)
+    resource_ref: Mapped[str] = mapped_column(REF, primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # "2026-12-02", UTC
+    author_ref: Mapped[str | None] = mapped_column(REF, index=True)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Alert(Base):
+    """Something the admin must know (mentions lost beyond a platform's reach, a budget stop)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str | None] = mapped_column(PLATFORM)
+    kind: Mapped[str] = mapped_column(String(32))  # e.g. "mention_gap"
+    message: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class RateWindow(Base):

@@ -26,6 +26,20 @@ def seen(session: Session, platform: str, user_ref: str, username: str) -> User:
     return user
 
 
+def find(session: Session, platform: str, user_ref: str) -> User | None:
+    """The user ``user_ref`` of ``platform``, if the bot has seen them."""
+    return session.scalar(select(User).where(User.platform == platform, User.user_ref == user_ref))
+
+
+def banned(session: Session, platform: str, user_refs: list[str]) -> dict[str, str]:
+    """Which of ``user_refs`` of ``platform`` are banned, with why."""
+    if not user_refs:
+        return {}
+    query = select(User.user_ref, User.ban_reason).where(
+        User.platform == platform, User.user_ref.in_(user_refs), User.banned)
+    return {ref: reason or "banned" for ref, reason in session.execute(query)}
+
+
 def get(session: Session, user_id: int) -> User | None:
     return session.get(User, user_id)
 

@@ -23,6 +23,7 @@ _BASE: dict[str, Any] = {
     "bot": {
         "platforms": ["x"],
         "poll_interval_s": 1.0,
+        "busy_poll_interval_s": 1.0,
         "page_size": 100,
         "max_attempts": 3,
         "deliver_for_s": 21600,
@@ -44,6 +45,7 @@ _BASE: dict[str, Any] = {
             "monthly_usd": 50.0,
             "optional_until": 0.8,
             "new_work_until": 0.95,
+            "author_share": 0.05,
             "prices_usd": {"mention_read": 0.005, "post": 0.015, "reply": 0.015, "media_upload": 0.0},
         },
     },

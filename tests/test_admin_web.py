@@ -1129,3 +1129,14 @@ def test_every_page_holds_hostile_data_at_desktop_and_phone_widths(
                 assert "wrote:" in page.locator(".tweet").inner_text()
             assert dialogs == []
             context.close()
+
+
+def test_an_alert_of_the_last_day_shows_on_the_dashboard(served: Served, client: Client) -> None:
+    from storage import alerts
+
+    client.log_in()
+    assert "alert" not in client.get("/admin/").text
+    with served.sessions.begin() as s:
+        alerts.raise_alert(s, kind="mention_gap", platform="x", message="x served 800 mentions: older ones <may> be lost")
+    page = client.get("/admin/").text
+    assert "1 alert in the last 24 hours" in page and "older ones &lt;may&gt; be lost" in page

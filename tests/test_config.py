@@ -35,10 +35,10 @@ def test_shipped_config_loads() -> None:
     [
         (lambda r: r["x"].pop("handle"), "missing key x.handle"),
         (lambda r: r.pop("x"), "missing key x (bot.platforms names x, which needs its section)"),
-        (lambda r: r["bot"].update(platforms=["x", "mastodon"]), "bot.platforms must be a list of platforms, each one of: memory, x"),
-        (lambda r: r["bot"].update(platforms=[]), "bot.platforms must be a list of platforms, each one of: memory, x, got: []"),
+        (lambda r: r["bot"].update(platforms=["x", "mastodon"]), "bot.platforms must be a list of platforms, each one of: bluesky, memory, x"),
+        (lambda r: r["bot"].update(platforms=[]), "bot.platforms must be a list of platforms, each one of: bluesky, memory, x, got: []"),
         (lambda r: r.update(memory={"handle": "a"}), "platform memory has no settings: remove its memory: section"),
-        (lambda r: r.update(budget={}), "unknown key budget (known: bot, database, queue, media, gallery, render, retention, web, paths, admin, memory, x)"),
+        (lambda r: r.update(budget={}), "unknown key budget (known: bot, database, queue, media, gallery, render, retention, web, paths, admin, bluesky, memory, x)"),
         (lambda r: r.pop("render"), "missing key render"),
         (lambda r: r["render"].update(size="big"), "render.size must be a whole number, got: 'big'"),
         (lambda r: r["render"].update(size=True), "render.size must be a whole number, got: True"),

@@ -49,7 +49,7 @@ def photos(samples: Path) -> dict[str, bytes]:
 
 def test_the_config_names_the_platform_and_an_unknown_one_is_refused_by_its_key() -> None:
     assert platforms.factory("memory") is not None
-    with pytest.raises(ConfigError, match="bot.platforms may list memory, x, got: 'myspace'"):
+    with pytest.raises(ConfigError, match="bot.platforms may list bluesky, memory, x, got: 'myspace'"):
         platforms.factory("myspace")
 
 

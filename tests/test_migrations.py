@@ -230,7 +230,7 @@ def test_0004_downgrades_to_the_rows_it_came_from(empty: Engine) -> None:
     assert after == before
 
 
-def test_0009_keeps_every_job_and_its_images_and_lets_them_go(empty: Engine) -> None:
+def test_0011_keeps_every_job_and_its_images_and_lets_them_go(empty: Engine) -> None:
     schema.upgrade(empty, "0005")
     with empty.begin() as c:
         _insert(c, "posts", platform="x", post_ref="1", author_ref="7", author_username="ann", text="@bot",
@@ -247,11 +247,11 @@ def test_0009_keeps_every_job_and_its_images_and_lets_them_go(empty: Engine) -> 
         _insert(c, "replies", id=1, platform="x", in_reply_to_ref="1", kind="result", optional=False, text="t",
                 job_id=1, alt_text="a", look_first=False, reply_ref=None, attempts=0, error=None, claimed_by=None,
                 claimed_until=None, not_before=None, created_at=_at(3), sent_at=None)
-    schema.upgrade(empty, "0008")
+    schema.upgrade(empty, "0010")
     with empty.connect() as c:
         before = _rows(c, "SELECT id, state, content_image, style_image, result_image FROM jobs ORDER BY id")
 
-    schema.upgrade(empty, "0009")  # SQLite copies the jobs table, which job_events and replies refer to
+    schema.upgrade(empty, "0011")  # SQLite copies the jobs table, which job_events and replies refer to
 
     with empty.connect() as c:
         assert _rows(c, "SELECT id, state, content_image, style_image, result_image FROM jobs ORDER BY id") == before
@@ -263,13 +263,13 @@ def test_0009_keeps_every_job_and_its_images_and_lets_them_go(empty: Engine) -> 
         s.get_one(Job, 1).style_image, s.get_one(Job, 1).style_painting = None, "the scream"
         s.get_one(Job, 2).content_image = s.get_one(Job, 2).style_image = s.get_one(Job, 2).result_image = None
 
-    schema.downgrade(empty, "0008")
+    schema.downgrade(empty, "0010")
 
     with empty.connect() as c:
         # The job to paint from a referenced painting has nothing to paint with: it failed, saying so.
         assert _rows(c, "SELECT id, state, content_image, style_image, result_image FROM jobs ORDER BY id") == [
             (1, "failed", b"photo-1", b"", None), (2, "replied", b"", b"", None)]
-        assert "migration 0009 undone" in _rows(c, "SELECT reason FROM job_events WHERE job_id = 1 ORDER BY id")[-1][0]
+        assert "migration 0011 undone" in _rows(c, "SELECT reason FROM job_events WHERE job_id = 1 ORDER BY id")[-1][0]
     schema.upgrade(empty)
 
 
@@ -305,3 +305,23 @@ def test_0007_downgrades_keeping_web_jobs_without_their_tokens(empty: Engine) ->
     with empty.connect() as c:
         assert _rows(c, "SELECT token_hash FROM jobs ORDER BY id") == [(None,), (None,)]
         assert _rows(c, "SELECT count(*) FROM api_keys") == [(0,)]
+
+
+def test_0010_makes_room_for_bluesky_uris_and_handles_and_downgrades_only_without_them(empty: Engine) -> None:
+    uri = "at://did:plc:ewvi7nxzyoun6zhxrhs64oiz/app.bsky.feed.post/3l6oveex3ii2l" + "x" * 300
+    handle = "a-rather-long-handle-for-someone." + "sub." * 40 + "bsky.social"
+    schema.upgrade(empty)
+    with Session(empty) as s, s.begin():
+        s.add(Post(platform="bluesky", post_ref=uri, author_ref="did:plc:" + "y" * 200, author_username=handle,
+                   text="@forger", outcome=Outcome.QUEUED))
+    with empty.connect() as c:
+        assert _rows(c, "SELECT post_ref, author_username FROM posts") == [(uri, handle)]
+
+    with pytest.raises(RuntimeError, match="posts.post_ref holds values of"):
+        schema.downgrade(empty, "0009")
+    with Session(empty) as s, s.begin():
+        s.execute(text("DELETE FROM posts"))
+    schema.downgrade(empty, "0009")
+    assert schema.current(empty) == "0009"
+    schema.upgrade(empty)
+    assert schema.current(empty) == schema.head()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
@@ -32,6 +32,12 @@ class WebContext:
     sessions: sessionmaker[Session]  # for what writes (a submitted job, an admin's action)
     reads: sessionmaker[Session]  # for what only reads (pages, status), so it holds no writer up on SQLite
     clock: Callable[[], float] = time.time
+
+
+def context(request: Request) -> WebContext:
+    """The ``WebContext`` of the app serving ``request``."""
+    found: WebContext = request.app.state.context
+    return found
 
 
 def create_app(

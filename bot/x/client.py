@@ -394,6 +394,10 @@ class XClient:
 
     # -- state ---------------------------------------------------------------------------------
 
+    def now(self) -> float:
+        """The client's clock (epoch seconds)."""
+        return self._clock()
+
     def blocked_until(self, kind: str) -> float | None:
         """Until when calls of ``kind`` ("read", "write") are refused here (a cap, a spent window)."""
         now = self._clock()
@@ -440,7 +444,13 @@ class XClient:
         if not isinstance(body, dict):
             raise XError(f"{route}: unexpected answer {body!r}", status=response.status_code)
         data = body.get("data")
-        self._record(route, response.status_code, response.headers, len(data) if isinstance(data, list) else int(bool(data)))
+        served = [
+            (str(p["id"]), str(p["author_id"]) if "author_id" in p else None)
+            for p in (data if isinstance(data, list) else [data] if isinstance(data, dict) else [])
+            if isinstance(p, dict) and "id" in p
+        ] if route.startswith("GET ") else []
+        self._record(route, response.status_code, response.headers,
+                     len(data) if isinstance(data, list) else int(bool(data)), served)
         return body
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -455,9 +465,11 @@ class XClient:
             response = exc.response
         return response
 
-    def _record(self, route: str, status: int | None, headers: Any, returned: int) -> None:
+    def _record(
+        self, route: str, status: int | None, headers: Any, returned: int, served: list[tuple[str, str | None]] | None = None
+    ) -> None:
         if self.ledger is not None:
-            self.ledger.record(route, status=status, headers=headers, returned=returned)
+            self.ledger.record(route, status=status, headers=headers, returned=returned, served=served or ())
 
     def _refuse_if_paused(self, route: str) -> None:
         now = self._clock()

@@ -10,7 +10,7 @@ as ``XUsageCapped`` (back next month, and the admin is told).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,7 +43,8 @@ class Ledger:
         self.sessions = sessions
         self.platform = platform
         self.prices = settings.prices_usd
-        self.budget = Budget(settings.monthly_usd, settings.optional_until, settings.new_work_until)
+        self.budget = Budget(settings.monthly_usd, settings.optional_until, settings.new_work_until,
+                             settings.author_share)
         self._alert = alert
         self._clock = clock
         self._said: set[str] = set()  # budget stops already told, so the log is not flooded
@@ -68,10 +69,20 @@ class Ledger:
             kind = "read" if route.startswith("GET ") else "write"
             raise XUsageCapped(decision.reason, kind=kind, period="Monthly", until=_next_month(now).timestamp())
 
-    def record(self, route: str, *, status: int | None, headers: Mapping[str, str], returned: int) -> None:
-        """Keep the call, its estimated cost and the window X reported."""
+    def record(
+        self, route: str, *, status: int | None, headers: Mapping[str, str], returned: int,
+        served: Sequence[tuple[str, str | None]] = (),
+    ) -> None:
+        """Keep the call, its estimated cost and the window X reported.
+
+        ``served``: the posts a read returned, (post id, author id). X bills a post once a UTC day
+        however often it serves it ("daily deduplication", docs.x.com "Usage and billing"), so a
+        post read again that day, in the poll's overlap, costs nothing.
+        """
         now = self._clock()
         with self.sessions.begin() as session:
+            if served and status is not None and status < 400 and self._billed_per_post(route):
+                returned = ledger.bill_reads(session, self.platform, served, unit_usd=self.prices.mention_read, now=now)
             cost = self.cost(route, status, returned)
             ledger.record_call(session, self.platform, route, status=status, cost_usd=cost, now=now)
             try:
@@ -82,6 +93,13 @@ class Ledger:
                 )
             except (KeyError, ValueError):
                 pass  # not every answer carries the headers
+
+    def window(self, route: str) -> tuple[int, int, float] | None:
+        """``route``'s window as X last reported it to any of the bot's processes: (limit,
+        remaining, reset at in epoch seconds); None before X reported one."""
+        with self.sessions() as session:
+            found = ledger.window(session, self.platform, route)
+            return None if found is None else (found.limit, found.remaining, found.reset_at.timestamp())
 
     def cap(self, route: str, *, until: float) -> None:
         """X said a usage cap is spent: no process of the bot calls ``route`` before ``until``."""
@@ -96,6 +114,10 @@ class Ledger:
             return self.prices.reply  # the bot only ever posts replies
         if route in ("POST /2/media/upload", "POST /2/media/upload/initialize"):
             return self.prices.media_upload
-        if route.startswith("GET /2/tweets") or route.startswith("GET /2/users/:id/"):
+        if self._billed_per_post(route):
             return self.prices.mention_read * returned
         return 0.0
+
+    @staticmethod
+    def _billed_per_post(route: str) -> bool:
+        return route.startswith("GET /2/tweets") or route.startswith("GET /2/users/:id/")

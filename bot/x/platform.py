@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from bot.errors import AuthError, Duplicate, Forbidden, Gone, PlatformError, RateLimited, Transient
 from bot.media import Downloader, Photo
 from bot.platform import Account, CallKind, Image, Limits, Media, MentionBatch, Post
-from bot.x.client import XClient
+from bot.x.client import CREATE_TWEET, XClient
 from bot.x.errors import (
     XAuthError,
     XDuplicate,
@@ -26,6 +27,7 @@ from bot.x.errors import (
     XUsageCapped,
 )
 from bot.x.snowflake import id_at, shifted
+from storage.jobs import PostWindow
 from storage.ledger import Need
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,9 @@ def _translated() -> Iterator[None]:
         raise translate(exc) from exc
 
 
+# X's windows are 15 minutes; a user may post 100 times in one (docs.x.com, "Rate limits").
+WINDOW_S = 900.0
+POSTS_PER_WINDOW = 100
 MEDIA_HOSTS = ("pbs.twimg.com",)  # where X serves photos (video.twimg.com serves videos)
 # A post's 280 characters, an image description's 1000, a photo's 5 MB.
 LIMITS = Limits(text=280, alt_text=1000, image_bytes=5 * 1024 * 1024)
@@ -104,6 +109,9 @@ class XPlatform:
     def cursor_after(self, read: Sequence[Post], held: Sequence[Post]) -> str:
         return str(min([max(int(p.id) for p in read), *(int(p.id) - 1 for p in held)]))
 
+    def mark_seen(self, cursor: str) -> None:
+        pass  # X keeps no read marker for the API
+
     def post(self, post_id: str) -> Post | None:
         with _translated():
             return self.client.tweet(post_id)
@@ -134,3 +142,16 @@ class XPlatform:
 
     def blocked_until(self, kind: CallKind) -> float | None:
         return self.client.blocked_until(kind)
+
+    def post_window(self) -> PostWindow:
+        """X's window for posts, as the bot's processes last saw it (the ledger's, shared), or as
+        this client saw it; before any post, a whole fresh one (100 per 15 minutes)."""
+        known = self.client.ledger.window(CREATE_TWEET) if self.client.ledger is not None else None
+        if known is None and CREATE_TWEET in self.client.rate_limits:
+            seen = self.client.rate_limits[CREATE_TWEET]
+            known = (seen.limit, seen.remaining, seen.reset_at)
+        now = self.client.now()
+        if known is None:
+            return PostWindow(POSTS_PER_WINDOW, POSTS_PER_WINDOW, datetime.fromtimestamp(now + WINDOW_S, UTC), WINDOW_S)
+        limit, remaining, reset_at = known
+        return PostWindow(limit or POSTS_PER_WINDOW, remaining, datetime.fromtimestamp(reset_at, UTC), WINDOW_S)

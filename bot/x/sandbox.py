@@ -587,8 +587,11 @@ class SandboxX:
             self._faults.setdefault(endpoint, []).extend([_Fault(status, rate_headers, detail)] * times)
 
     def slow(self, endpoint: str, seconds: float) -> None:
-        """Wait ``seconds`` (real time) before answering ``endpoint``, or "media" for media bytes."""
-        if endpoint != "media":
+        """Wait ``seconds`` (real time) before answering ``endpoint``, or "media" for media bytes,
+        or "media:<media_key>" for one photo's bytes (a slow host)."""
+        if endpoint.startswith("media:"):
+            self._stored_media(endpoint.removeprefix("media:"))
+        elif endpoint != "media":
             self._known(endpoint)
         with self._lock:
             if seconds > 0:
@@ -709,6 +712,7 @@ class SandboxX:
         media_path = _MEDIA_PATH.fullmatch(path)
         if method == "GET" and media_path:
             self._wait("media")
+            self._wait(f"media:{media_path[1]}")
             return self._media_bytes(media_path[1])
         for route in self._routes:
             args = route.match(method, path)

@@ -38,6 +38,8 @@ class BudgetSettings:
     monthly_usd: float = checked(price)
     optional_until: float = checked(fraction)
     new_work_until: float = checked(fraction)
+    # The most of the month's budget one author's posts count for towards those two stops.
+    author_share: float = checked(fraction)
 
 
 @dataclass(frozen=True)

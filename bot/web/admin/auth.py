@@ -23,7 +23,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from bot.web import WebContext
+from bot.web import context
 from bot.web.admin import passwords
 from bot.web.admin.settings import AdminSettings
 from storage import admins
@@ -60,11 +60,6 @@ class Login:
     account: str
     csrf: str
     token_hash: str
-
-
-def context(request: Request) -> WebContext:
-    found: WebContext = request.app.state.context
-    return found
 
 
 def settings(request: Request) -> AdminSettings:

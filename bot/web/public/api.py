@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from bot.gallery import Gallery
 from bot.media import sniff
 from bot.web import WebContext
+from bot.web import context as context_of
 from bot.web.public import intake, thumbnails
 from bot.web.public.callers import PLATFORM, Caller, RateLimit, identify
 from bot.web.public.errors import API, CODES, ApiError
@@ -47,11 +48,6 @@ class Public:
     watcher: Watcher
 
 
-def _context(request: Request) -> WebContext:
-    context: WebContext = request.app.state.context
-    return context
-
-
 def _public(request: Request) -> Public:
     public: Public = request.app.state.public
     return public
@@ -59,12 +55,12 @@ def _public(request: Request) -> Public:
 
 def caller(request: Request) -> Caller:
     """Who calls (a key's holder or an address), counted against the rate limit."""
-    found = identify(request, _context(request).reads)
+    found = identify(request, context_of(request).reads)
     _public(request).rate.check(found)
     return found
 
 
-Ctx = Annotated[WebContext, Depends(_context)]
+Ctx = Annotated[WebContext, Depends(context_of)]
 Who = Annotated[Caller, Depends(caller)]
 
 

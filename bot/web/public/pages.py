@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from bot.web import WebContext
+from bot.web import context
 from bot.web.public.api import slug
 
 HERE = Path(__file__).resolve().parent
@@ -21,8 +21,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _common(request: Request) -> dict[str, object]:
-    context: WebContext = request.app.state.context
-    web = context.config.web
+    web = context(request).config.web
     sizes = sorted({s for s in (256, 512, 768, 1024, web.default_size_px, web.max_size_px) if s <= web.max_size_px})
     return {
         "retention_days": web.retention_days,

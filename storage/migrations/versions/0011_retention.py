@@ -1,7 +1,7 @@
 """retention: gallery paintings referenced, images deletable, old ledger and event rows rolled up
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-02 01:30:00.000000
 
 A job names a gallery painting (``style_painting``) instead of storing a copy of it; its images
@@ -20,12 +20,12 @@ from alembic import op
 
 import storage.models
 
-revision = '0009'
-down_revision = '0008'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
-UNDONE = "migration 0009 undone: its gallery painting was referenced, not stored"
+UNDONE = "migration 0011 undone: its gallery painting was referenced, not stored"
 
 
 def upgrade() -> None:
