@@ -21,6 +21,7 @@ from bot.errors import ForgerError
 from bot.options import RenderOptions
 from storage import alerts, jobs, ledger, posts, reports, users
 from storage.admission import DAY
+from storage.db import database_size
 from storage.errors import IllegalTransition, ImagesDeleted
 from storage.models import Job, JobState, User, utcnow
 from storage.reports import ImageRole
@@ -129,6 +130,7 @@ class Stats:
     spent_by_platform: dict[str, float]  # this month, USD
     alerts_last_day: int = 0  # storage.alerts: e.g. mentions lost beyond a platform's reach
     latest_alert: str | None = None
+    database_bytes: int = 0  # how much room the database takes (``forger db prune`` keeps it in bounds)
 
 
 def to_json(value: Any) -> Any:
@@ -353,5 +355,6 @@ def stats(session: Session, *, budget_usd: float, now: datetime | None = None) -
         calls_by_platform=calls,
         spent_by_platform=ledger.spent_by_platform(session, now=now),
         alerts_last_day=len(recent_alerts),
+        database_bytes=database_size(session.connection()),
         latest_alert=recent_alerts[0].message if recent_alerts else None,
     )

@@ -573,14 +573,15 @@ def stats_command(ctx: click.Context, as_json: bool) -> None:
         click.echo("jobs: " + ", ".join(f"{n} {state}" for state, n in found.jobs_by_state.items()))
         click.echo(f"renders: {found.renders_last_hour} in the last hour, {found.renders_last_day} in 24 h; "
                    f"median render {_age(found.median_render_s)}, median wait {_age(found.median_wait_s)}")
-        click.echo(f"X API: {found.api_calls_this_month} calls this month, "
+        click.echo(f"platform APIs: {found.api_calls_this_month} calls this month, "
                    f"${found.spent_usd:.2f} of ${found.budget_usd:.2f} ({found.spent_usd / found.budget_usd:.0%})"
-                   if found.budget_usd else f"X API: {found.api_calls_this_month} calls this month")
+                   if found.budget_usd else f"platform APIs: {found.api_calls_this_month} calls this month")
         for w in found.windows:
             click.echo(f"  {w.endpoint}: {w.remaining}/{w.limit} left, resets {w.reset_at:%H:%M:%S} UTC"
                        + (f", capped until {w.capped_until:%Y-%m-%d %H:%M}" if w.capped_until else ""))
         if found.alerts_last_day:
             click.echo(f"alerts: {found.alerts_last_day} in 24 h; latest: {found.latest_alert}")
+        click.echo(f"database: {found.database_bytes / 1e6:.1f} MB")
 
     _emit(found, as_json, table)
 

@@ -161,7 +161,6 @@ class WebSettings:
     default_size_px: int = checked(between(32, 4096))
     anonymous_per_day: int = checked(between(0, 10000))
     requests_per_minute: int = checked(between(0, 100_000))
-    retention_days: int = checked(between(1, 3650))
     trust_proxy: bool = checked(anything)
 
 

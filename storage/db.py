@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -107,20 +108,30 @@ def session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[
     return sessionmaker(bind, expire_on_commit=False)
 
 
-def database_size(engine: Engine) -> int:
+def database_size(bind: Engine | Connection) -> int:
     """The database's size in bytes: PostgreSQL's ``pg_database_size``; an SQLite file's pages
-    (and its write-ahead log, where there is one), for the admin pages."""
-    with engine.connect() as connection:
-        if engine.dialect.name == "postgresql":
+    (and its write-ahead log, where there is one), for the admin pages. Given a connection (a
+    session's), it asks on that one: on SQLite another would wait for its transaction's lock."""
+    with _connected(bind) as connection:
+        if connection.dialect.name == "postgresql":
             return int(connection.scalar(text("SELECT pg_database_size(current_database())")) or 0)
         pages = int(connection.exec_driver_sql("PRAGMA page_count").scalar() or 0)
         page_size = int(connection.exec_driver_sql("PRAGMA page_size").scalar() or 0)
     size = pages * page_size
-    database = engine.url.database
+    database = connection.engine.url.database
     if database and database != ":memory:":
         wal = Path(f"{database}-wal")
         size += wal.stat().st_size if wal.is_file() else 0
     return size
+
+
+@contextmanager
+def _connected(bind: Engine | Connection) -> Iterator[Connection]:
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as connection:
+            yield connection
 
 
 def add_to_sums(session: Session, model: type[Any], sums: dict[tuple[Any, ...], dict[str, Any]], keys: Sequence[str]) -> None:

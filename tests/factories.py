@@ -61,7 +61,6 @@ _BASE: dict[str, Any] = {
         "default_size_px": 512,
         "anonymous_per_day": 3,
         "requests_per_minute": 600,
-        "retention_days": 7,
         "trust_proxy": False,
     },
     "admin": {"allowed_hosts": ["127.0.0.1", "localhost", "::1"], "session_lifetime_s": 28800},

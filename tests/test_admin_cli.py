@@ -186,7 +186,9 @@ def test_stats_as_json(forger: Forger, ids: Seeded) -> None:
     assert found["api_calls_this_month"] == 2 and found["spent_usd"] == pytest.approx(0.065)
     assert found["budget_usd"] == 50.0  # the x section's budget.monthly_usd
     assert found["windows"][0]["endpoint"] == "GET /2/users/:id/mentions"
-    assert "X API: 2 calls this month, $0.07 of $50.00" in forger.ok("stats")
+    assert found["database_bytes"] > 0
+    shown = forger.ok("stats")
+    assert "platform APIs: 2 calls this month, $0.07 of $50.00" in shown and "database: 0." in shown
 
 
 def test_a_web_port_already_taken_is_one_clear_line(forger: Forger) -> None:

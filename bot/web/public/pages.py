@@ -24,7 +24,7 @@ def _common(request: Request) -> dict[str, object]:
     web = context(request).config.web
     sizes = sorted({s for s in (256, 512, 768, 1024, web.default_size_px, web.max_size_px) if s <= web.max_size_px})
     return {
-        "retention_days": web.retention_days,
+        "retention_days": f"{context(request).config.retention.images_days:g}",
         "max_upload_mb": round(web.max_upload_bytes / 1024 / 1024, 1),
         "sizes": sizes,
         "default_size": web.default_size_px,
