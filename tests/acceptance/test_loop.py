@@ -29,7 +29,7 @@ from bot.x.sandbox import CREDENTIALS_ENV, DIALECTS, SandboxX
 from storage import cursors, jobs, platform_settings, replies
 from storage.models import JobState
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

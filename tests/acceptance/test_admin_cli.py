@@ -23,9 +23,9 @@ from storage import admins, jobs, posts, schema, users
 from storage.db import open_engine, session_factory
 from storage.models import Outcome
 from tests.factories import write_config
-from tests.test_admin_web import PAINTING, PASSWORD, PHOTO, RESULT, Seeded, seed
+from tests.integration.test_admin_web import PAINTING, PASSWORD, PHOTO, RESULT, Seeded, seed
 
-CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
 
 class Forger:
@@ -288,7 +288,7 @@ def test_a_bad_or_unreachable_database_is_one_clear_line(tmp_path: Path) -> None
 
     from bot.cli import main
 
-    shipped = (Path(__file__).resolve().parents[1] / "config.yaml").read_text()
+    shipped = (Path(__file__).resolve().parents[2] / "config.yaml").read_text()
     for url, message in [
         ("foo://x/y", "cannot use the database URL 'foo://x/y'"),
         ("mysql://u:secret@127.0.0.1/forger", "'mysql://u:***@127.0.0.1/forger': Forger keeps its data in SQLite or PostgreSQL, not mysql"),

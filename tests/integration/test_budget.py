@@ -19,7 +19,7 @@ from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
 from storage import ledger, replies
 from storage.models import ApiCall
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _forger(x: SandboxX, db_url: str, *, monthly_usd: float = 50.0) -> Forger:

@@ -16,7 +16,7 @@ from bot.x.demo import NEEDED, SAMPLES, demo_images
 from bot.errors import ForgerError
 from bot.gallery import BUNDLED
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_demo_takes_its_images_from_the_package() -> None:

@@ -19,7 +19,7 @@ from bot.rendering import ProgressFn, QuickRenderer, settings_for
 from bot.x.sandbox import CREDENTIALS_ENV, SandboxX
 from model.settings import RenderSettings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_users_options_become_render_settings() -> None:

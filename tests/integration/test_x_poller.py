@@ -28,7 +28,7 @@ from bot.x.sandbox import DIALECTS, ManualClock, SandboxX
 from storage import cursors, jobs, replies, users
 from storage.admission import Limits
 from storage.models import Outcome, Post, Reply
-from tests.test_sandbox import encoded_image
+from tests.integration.test_sandbox import encoded_image
 
 LIMITS = Limits(per_user_per_day=5, queue_limit=500)
 GALLERY = Gallery.load()

@@ -19,9 +19,9 @@ from bot.config import parse_config
 from bot.errors import ConfigError, MediaError, PhotoTooSmall
 from bot.media import Downloader, Photo, check_photo
 from bot.x.sandbox import SandboxX
-from tests.test_sandbox import encoded_image
+from tests.integration.test_sandbox import encoded_image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

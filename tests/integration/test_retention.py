@@ -27,7 +27,7 @@ from storage.db import database_size
 from storage.errors import ImagesDeleted
 from storage.models import ApiCall, ApiCallDay, Job, JobEvent, JobEventDay, JobState
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 KEEP = Retention(images_days=7, rollup_days=90)
 

@@ -130,7 +130,7 @@ def test_the_default_schedule_paints_the_style_and_keeps_the_photos_structure(
     )
     # A real photo and painting, as shipped (bot/samples, the gallery): the colour start's map
     # is fitted to natural pictures' colours, not to a few flat ones.
-    bot = pathlib.Path(__file__).resolve().parents[1] / "bot"
+    bot = pathlib.Path(__file__).resolve().parents[2] / "bot"
     photo = resize_to_longest(load_image(bot / "samples" / "coffee.jpg"), 128)
     painting = load_image(bot / "paintings" / "starry_night.jpg")
     seen: list[Progress] = []
@@ -343,7 +343,7 @@ JAX_SCRIPT = """
 import json, sys
 import numpy as np
 from model.render import StyleTransfer
-from tests.test_model_render import draw_painting, draw_photo, resize, tiny
+from tests.integration.test_model_render import draw_painting, draw_photo, resize, tiny
 painter = StyleTransfer.bundled()
 settings = tiny(size=32, iterations=(4,))
 picture = painter.render(draw_photo(), draw_painting(), settings)
@@ -367,7 +367,7 @@ def test_the_jax_backend_gives_the_same_losses_and_picture(painter: StyleTransfe
         capture_output=True,
         text=True,
         env=env,
-        cwd=pathlib.Path(__file__).parents[1],
+        cwd=pathlib.Path(__file__).parents[2],
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -391,7 +391,7 @@ from model.backend import COMPILED_PROGRAMS_MAX_BYTES, keep_compiled_programs
 assert keep_compiled_programs(sys.argv[1])
 assert jax.config.jax_compilation_cache_max_size == COMPILED_PROGRAMS_MAX_BYTES  # bounded, least used out first
 from model.render import StyleTransfer
-from tests.test_model_render import draw_painting, draw_photo, tiny
+from tests.integration.test_model_render import draw_painting, draw_photo, tiny
 StyleTransfer.bundled().render(draw_photo(), draw_painting(), tiny(size=32, scales=(0.5, 1.0), iterations=(2, 2)))
 """
 
@@ -404,7 +404,7 @@ def test_a_restarted_renderer_reuses_its_compiled_programs_on_jax(tmp_path: path
     for _ in range(2):  # two processes, one after the other: a bot and the same bot restarted
         result = subprocess.run(
             [sys.executable, "-c", CACHE_SCRIPT, str(tmp_path / "compiled")],
-            capture_output=True, text=True, env=env, cwd=pathlib.Path(__file__).parents[1], timeout=300,
+            capture_output=True, text=True, env=env, cwd=pathlib.Path(__file__).parents[2], timeout=300,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         # The programs, not the "-atime" files a bounded cache keeps of when each was last used.
@@ -427,7 +427,7 @@ def test_a_folder_for_compiled_programs_that_cannot_be_made_is_only_warned_of(tm
     result = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path / "a-file" / "compiled")],
         capture_output=True, text=True, env=dict(os.environ, KERAS_BACKEND="jax"),
-        cwd=pathlib.Path(__file__).parents[1], timeout=120,
+        cwd=pathlib.Path(__file__).parents[2], timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-1] == "False"
@@ -492,7 +492,7 @@ import sys
 from model.backend import keep_compiled_programs
 assert keep_compiled_programs(sys.argv[1])
 from model.render import StyleTransfer
-from tests.test_model_render import draw_painting, draw_photo, tiny
+from tests.integration.test_model_render import draw_painting, draw_photo, tiny
 StyleTransfer.bundled().render(draw_photo(), draw_painting(), tiny(size=64, scales=(0.5, 1.0), iterations=(2, 2)))
 """
 
@@ -506,7 +506,7 @@ def test_a_restarted_renderer_reuses_its_compiled_loss_on_tensorflow(tmp_path: p
     for _ in range(2):  # two processes, one after the other: a bot and the same bot restarted
         result = subprocess.run(
             [sys.executable, "-c", TENSORFLOW_CACHE_SCRIPT, str(tmp_path / "compiled")],
-            capture_output=True, text=True, env=env, cwd=pathlib.Path(__file__).parents[1], timeout=300,
+            capture_output=True, text=True, env=env, cwd=pathlib.Path(__file__).parents[2], timeout=300,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         kept.append({path.name: path.stat().st_mtime_ns for path in (tmp_path / "compiled").rglob("*.pb")})

@@ -22,7 +22,7 @@ from PIL import Image
 from model.errors import ImageError, ModelError
 from model.faces import FACE_STYLE, Face, FaceDetector, FaceWeights, box_overlap, face_weights
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # A frontal face as MTCNN reports one (the astronaut's, see test_the_astronaut_s_face_is_found).
 ASTRONAUT_FACE = Face(

@@ -41,7 +41,7 @@ from storage import admins, jobs, ledger, posts, schema, users
 from storage.db import open_engine, session_factory
 from storage.models import Job, JobState, Outcome, utcnow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
 HASHED = hash_password(PASSWORD)  # made once: each costs scrypt's 50 ms
 LIFETIME_S = 3600

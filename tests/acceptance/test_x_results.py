@@ -33,7 +33,7 @@ from model.settings import Progress
 from storage import jobs, replies
 from storage.models import Job, JobState, Reply, utcnow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GALLERY = Gallery.load()
 STARRY = GALLERY.named("starry night")
 

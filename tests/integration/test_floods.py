@@ -41,7 +41,7 @@ from storage.jobs import PostWindow
 from storage.ledger import Go, Need
 from storage.models import ApiCall, BilledRead, Post, Reply
 from tests.factories import make_config, on_sandbox, write_config
-from tests.test_sandbox import encoded_image
+from tests.integration.test_sandbox import encoded_image
 
 GALLERY = Gallery.load()
 BUDGET: BudgetSettings = make_config().section("x").budget  # $50 a month, 5 % each author

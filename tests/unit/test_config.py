@@ -13,7 +13,7 @@ from bot.x.settings import XCredentials
 from bot.errors import ConfigError
 from storage.db import open_engine
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

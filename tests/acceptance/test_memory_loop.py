@@ -25,7 +25,7 @@ from bot.rendering import QuickRenderer
 from storage import cursors, jobs, replies
 from storage.models import JobState
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.flops import cpu_peak, network_flops
-from tests.test_model_backend import EPYC_AVX2, GRAVITON, SAPPHIRE_RAPIDS
+from tests.unit.test_model_backend import EPYC_AVX2, GRAVITON, SAPPHIRE_RAPIDS
 
 
 def test_one_convolution_forward_and_back() -> None:

@@ -31,7 +31,7 @@ from tests.factories import make_config
 from model.images import decode_image
 from storage import jobs, posts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # What Pillow says of a bomb, and what a decoder says of a damaged file: never in a reply.
 INTERNALS = ("Image size", "exceeds limit", "decompression", "truncated", "cannot identify", "allowed", "is a damaged")
 

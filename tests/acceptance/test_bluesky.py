@@ -45,7 +45,7 @@ from tests.bluesky_world import Network, Person, jpeg, missing, start_network, w
 from tests.factories import make_config, write_config
 
 pytestmark = pytest.mark.bluesky
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ASKS = 6
 
 

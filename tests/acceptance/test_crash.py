@@ -27,7 +27,7 @@ from storage import jobs, posts
 from storage.db import open_engine, session_factory
 from storage.models import Job, JobState, Outcome
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 JOBS = 300
 WORKERS = 3
 LEASE_S = 5

@@ -33,7 +33,7 @@ from bot.x.platform import translate
 from bot.x.dialect import POSTS, SETTING, TWEETS, Dialect, DialectMemory
 from bot.x.sandbox import DIALECTS, ManualClock, SandboxX
 from storage import platform_settings
-from tests.test_sandbox import encoded_image
+from tests.integration.test_sandbox import encoded_image
 
 
 def decide(error: XError, attempts: int, **kwargs: Any) -> RetryDecision:
