@@ -219,7 +219,7 @@ def test_one_photo_and_a_paintings_name_is_painted_in_that_painting(
     assert painting is not None
     with forger.sessions() as s:
         job = jobs.by_post(s, "bluesky", ask)
-        assert job is not None and job.style_image == painting.image()
+        assert job is not None and job.style_painting == painting.key  # referenced, not copied
     assert forger.work() == 1
     reply = the_reply(bob, ask, bot)
     assert reply["record"]["text"] == compose.result_text(painting, username=bob.handle, number=job.id)
