@@ -226,7 +226,8 @@ def _serve(ctx: click.Context, *, poll: bool, work: bool, deliver: bool, rendere
     scheduler = build_scheduler(forger, poll=poll, work=work, deliver=deliver)
     scheduler.start()
     doing = " + ".join(name for name, on in (("poll", poll), ("work", work), ("deliver", deliver)) if on)
-    click.echo(f"forger: {f'serving {chr(44).join(handles)}' if handles else 'painting'} ({doing}); Ctrl-C stops")
+    serving = "serving " + ", ".join(handles) if handles else "painting"
+    click.echo(f"forger: {serving} ({doing}); Ctrl-C stops")
     try:
         stop.wait()
     except KeyboardInterrupt:

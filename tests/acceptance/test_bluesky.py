@@ -495,8 +495,12 @@ def test_forger_run_answers_on_x_and_bluesky_from_one_queue(
                      "a reply on each platform", timeout_s=60)
         finally:
             run.terminate()
-            out, err = run.communicate(timeout=30)
-        assert f"serving @forgerbot on x,@{bot.handle} on bluesky" in out.decode(), (out, err)
+            try:
+                out, err = run.communicate(timeout=30)
+            except subprocess.TimeoutExpired:  # it did not stop in time: kill it, and close its pipes
+                run.kill()
+                out, err = run.communicate()
+        assert f"serving @forgerbot on x, @{bot.handle} on bluesky" in out.decode(), (out, err)
         assert x.replies_to(on_x)[0].media_keys
         assert the_reply(alice, on_bluesky, bot)["record"]["embed"]["images"]
         engine = create_engine(f"sqlite:///{tmp_path / 'forger.sqlite3'}")
