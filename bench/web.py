@@ -32,7 +32,9 @@ import requests
 import yaml
 from PIL import Image
 
+from bot.gallery import Gallery
 from bot.rendering import QuickRenderer
+from bot.worker import style_of
 from bot.options import RenderOptions
 from storage import api_keys, jobs, schema
 from storage.db import open_engine, session_factory
@@ -65,6 +67,7 @@ def _worker(url: str, stop: mp.Event, out: mp.Queue) -> None:  # type: ignore[ty
     engine = open_engine(url)
     sessions = session_factory(engine)
     renderer = QuickRenderer(size=64, steps=1)
+    gallery = Gallery.load()
     latencies, painted = [], 0
     while not stop.is_set():
         started = time.perf_counter()
@@ -74,7 +77,7 @@ def _worker(url: str, stop: mp.Event, out: mp.Queue) -> None:  # type: ignore[ty
         if job is None:
             time.sleep(0.05)
             continue
-        result = renderer.render(job.content_image, job.style_image, options=RenderOptions(size=64))
+        result = renderer.render(job.content_image, style_of(job, gallery), options=RenderOptions(size=64))
         with sessions.begin() as s:
             jobs.mark_painted(s, job.id, worker="bench", result_image=result, render_s=0.01)
             jobs.mark_posted(s, job.id, reply_ref=None)

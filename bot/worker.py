@@ -135,7 +135,7 @@ def _paint(
         started = time.monotonic()
         try:
             options = RenderOptions.from_json(job.options)
-            style = _style(job, gallery)
+            style = style_of(job, gallery)
             if job.content_image is None or style is None:
                 what = "its photos were deleted" if job.content_image is None else f"no painting {job.style_painting!r}"
                 _fail(sessions, lease, job, f"nothing to paint: {what} (gallery or retention)", BROKEN)
@@ -167,7 +167,7 @@ def _paint(
     log.info("job %d: painted; its result is in the outbox", job.id)
 
 
-def _style(job: jobs.ClaimedJob, gallery: Gallery) -> bytes | None:
+def style_of(job: jobs.ClaimedJob, gallery: Gallery) -> bytes | None:
     """The style image of ``job``: its own, or the gallery painting it names (None if the gallery
     has it no more)."""
     if job.style_image is not None:
