@@ -7,6 +7,9 @@ so the core (``bot.retry``, the worker, the outbox) decides over these alone.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
 
 class ForgerError(Exception):
@@ -133,3 +136,16 @@ class TooManyPixels(MediaError):
         self, message: str, *, width: int | None = None, height: int | None = None, limit: int | None = None,
     ) -> None:
         super().__init__(message, problem=PhotoProblem.TOO_MANY_PIXELS, width=width, height=height, limit=limit)
+
+
+E = TypeVar("E", bound=Exception)
+
+
+@contextmanager
+def translated(kind: type[E], translate: Callable[[E], PlatformError]) -> Iterator[None]:
+    """Raise a platform's own ``kind`` of error as the core's ``PlatformError`` (``translate``),
+    at the platform's boundary: ``with translated(XError, translate): ...``."""
+    try:
+        yield
+    except kind as exc:
+        raise translate(exc) from exc

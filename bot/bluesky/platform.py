@@ -19,8 +19,8 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,7 +38,7 @@ from bot.bluesky.errors import (
 )
 from bot.bluesky.identity import Resolver
 from bot.bluesky.ledger import Ledger
-from bot.errors import AuthError, Forbidden, Gone, MediaError, PlatformError, RateLimited, Transient
+from bot.errors import AuthError, Forbidden, Gone, MediaError, PlatformError, RateLimited, Transient, translated
 from bot.media import Downloader, Photo
 from bot.platform import Account, CallKind, Image, Limits, Media, MentionBatch, Post
 from storage.ledger import Need
@@ -69,12 +69,8 @@ def translate(exc: BlueskyError) -> PlatformError:
     return PlatformError(message)
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except BlueskyError as exc:
-        raise translate(exc) from exc
+def _translated() -> AbstractContextManager[None]:
+    return translated(BlueskyError, translate)
 
 
 class BlueskyPlatform:

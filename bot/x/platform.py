@@ -8,11 +8,11 @@ this boundary, by one table (``translate``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
-from bot.errors import AuthError, Duplicate, Forbidden, Gone, PlatformError, RateLimited, Transient
+from bot.errors import AuthError, Duplicate, Forbidden, Gone, PlatformError, RateLimited, Transient, translated
 from bot.media import Downloader, Photo
 from bot.platform import Account, CallKind, Image, Limits, Media, MentionBatch, Post
 from bot.x.client import CREATE_TWEET, XClient
@@ -56,12 +56,8 @@ def translate(exc: XError) -> PlatformError:
     return PlatformError(message)
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except XError as exc:
-        raise translate(exc) from exc
+def _translated() -> AbstractContextManager[None]:
+    return translated(XError, translate)
 
 
 # X's windows are 15 minutes; a user may post 100 times in one (docs.x.com, "Rate limits").
