@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import BaseScheduler
 
 from bot.app import Forger
 from bot.errors import AuthError, PlatformError, RateLimited
 
 log = logging.getLogger(__name__)
 
+POLL_TICK_S = 1.0  # how often the poll job looks whether its time has come (``PollJob``)
 WORK_INTERVAL_S = 2.0  # how often an idle worker looks at the queue
 DELIVER_INTERVAL_S = 5.0  # how often the outbox looks for posts owed (results painted elsewhere)
 PRUNE_INTERVAL_S = 86_400.0  # how often the poller's process applies the retention (``bot.retention``)
@@ -32,25 +34,39 @@ class _SkipBusyWorker(logging.Filter):
 _SKIP_BUSY_WORKER = _SkipBusyWorker()
 
 
-def poll_job(forger: Forger, scheduler: BaseScheduler | None = None) -> None:
+class PollJob:
     """The scheduled poll; the platform's errors are logged and the next poll tries again.
 
-    The next poll comes when ``forger`` says: sooner while mentions come in full pages. (A read
-    refused for a spent window is refused by the platform without a request until its reset,
-    and the poll still sends the replies owed.)
+    The scheduler calls it every ``POLL_TICK_S``; it polls when its time has come, which ``forger``
+    sets after each poll: sooner while mentions come in full pages. (A read refused for a spent
+    window is refused by the platform without a request until its reset, and the poll still sends
+    the replies owed.) The job keeps its own time and never calls the scheduler: APScheduler's
+    ``shutdown(wait=True)`` holds the job stores' lock while it waits for running jobs, so a job
+    that asks the scheduler anything (``get_job``, ``modify_job``) as the process stops deadlocks.
     """
-    try:
-        forger.poll()
-    except RateLimited as exc:
-        log.warning("poll skipped: %s", exc)
-    except AuthError:
-        raise  # a configuration error: let the scheduler log it loudly
-    except PlatformError as exc:
-        log.warning("poll failed, will retry: %s", exc)
-    finally:
-        if scheduler is not None and scheduler.get_job("poll") is not None:
-            next_run = datetime.now(timezone.utc) + timedelta(seconds=forger.next_poll_s())
-            scheduler.modify_job("poll", next_run_time=next_run)
+
+    def __init__(self, forger: Forger, clock: Callable[[], float] = time.monotonic) -> None:
+        self.forger = forger
+        self.clock = clock
+        self.due = clock()
+
+    def next_s(self) -> float:
+        """Seconds until the next poll."""
+        return max(0.0, self.due - self.clock())
+
+    def __call__(self) -> None:
+        if self.clock() < self.due:
+            return
+        try:
+            self.forger.poll()
+        except RateLimited as exc:
+            log.warning("poll skipped: %s", exc)
+        except AuthError:
+            raise  # a configuration error: let the scheduler log it loudly
+        except PlatformError as exc:
+            log.warning("poll failed, will retry: %s", exc)
+        finally:
+            self.due = self.clock() + self.forger.next_poll_s()
 
 
 def work_job(forger: Forger) -> None:
@@ -87,10 +103,7 @@ def build_scheduler(
     )
     now = datetime.now(timezone.utc)
     if poll:
-        scheduler.add_job(
-            poll_job, "interval", args=[forger, scheduler], id="poll",
-            seconds=forger.config.bot.poll_interval_s, next_run_time=now,
-        )
+        scheduler.add_job(PollJob(forger), "interval", id="poll", seconds=POLL_TICK_S, next_run_time=now)
         scheduler.add_job(
             prune_job, "interval", args=[forger], id="prune", seconds=PRUNE_INTERVAL_S,
             next_run_time=now + timedelta(seconds=60),

@@ -28,7 +28,7 @@ from bot.gallery import Gallery
 from bot.media import Downloader
 from bot.poller import Pace, PollPolicy, PollReport
 from bot.rendering import QuickRenderer
-from bot.scheduler import build_scheduler, poll_job
+from bot.scheduler import PollJob
 from bot.worker import Lease, work_once
 from bot.x.client import MENTIONS, XClient
 from bot.x.ledger import Ledger
@@ -272,13 +272,18 @@ def test_the_scheduler_polls_sooner_after_a_busy_poll(tmp_path: Path) -> None:
         config = make_config(tmp_path, x=on_sandbox(x), bot={"poll_interval_s": 60, "busy_poll_interval_s": 15})
         forger = Forger.create(config, CREDENTIALS_ENV, renderer=QuickRenderer(size=32), upgrade=True)
         try:
-            scheduler = build_scheduler(forger, work=False)
+            now = [1000.0]
+            poll = PollJob(forger, clock=lambda: now[0])  # the job's own clock: when it polls next
             for n in range(100):
                 x.post("mallory", f"@forgerbot {n}")  # one how-to reply for them all
-            poll_job(forger, scheduler)  # a full page of new mentions
-            busy = (scheduler.get_job("poll").next_run_time - datetime.now(UTC)).total_seconds()
-            poll_job(forger, scheduler)  # nothing new
-            calm = (scheduler.get_job("poll").next_run_time - datetime.now(UTC)).total_seconds()
+            poll()  # a full page of new mentions
+            busy = poll.next_s()
+            now[0] += busy - 1
+            poll()  # not yet due: not a poll
+            assert poll.next_s() == 1
+            now[0] += 1
+            poll()  # nothing new
+            calm = poll.next_s()
         finally:
             forger.close()
     assert 10 < busy <= 15 and 55 < calm <= 60
