@@ -18,12 +18,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/forger demo $(DEMO_ARGS)
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), a test file to a process: its module
+# fixtures (a sandbox X, a Bluesky network, a browser) are set up once. TEST_WORKERS=0 runs it in one.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The tiers (tests/README.md): pure functions; storage and adapters against real servers; whole processes.
 test-unit test-integration test-acceptance: test-%: $(STAMP)
-	$(BIN)/python -m pytest tests/$* $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests/$* $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache
