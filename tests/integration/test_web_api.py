@@ -382,3 +382,24 @@ def test_event_streams_share_one_reader(engine: Engine, sessions: Sessions) -> N
     assert len(statements) <= 4 * 4, statements  # three or four ticks of two or three queries (and a BEGIN)
     assert all(states[0] == "queued" and states[-1] == "done" for states in seen.values()), seen
     assert app.state.public.watcher.ticks >= 3
+
+
+def test_status_polls_share_one_reading_of_the_queue(engine: Engine, sessions: Sessions) -> None:
+    app = create_app(web_config(), sessions)
+    with serving_app(app) as base:
+        key = new_key(sessions, per_day=10)
+        links = [submit(base, png(), key=key).json()["links"]["status"] for _ in range(3)]
+        time.sleep(1.1)  # the places read as they were submitted are a second old
+        statements: list[str] = []
+        count = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", count)
+        places = [[requests.get(link, timeout=10).json()["position"] for link in links] for _ in range(5)]
+        event.remove(engine, "before_cursor_execute", count)
+        assert paint(sessions) is not None
+        time.sleep(1.1)  # a place is at most a second old
+        after = [requests.get(link, timeout=10).json()["position"] for link in links]
+    assert places == [[1, 2, 3]] * 5
+    assert after == [None, 1, 2]
+    # Fifteen polls: one reading of every place (or two, across a second's turn), no count each.
+    reads = [sql for sql in statements if "ORDER BY jobs.priority DESC" in sql]
+    assert 1 <= len(reads) <= 2 and not any("count(" in sql.lower() for sql in statements), statements

@@ -16,7 +16,7 @@ from bot.web.public import api, errors, pages
 from bot.web.public.callers import RateLimit
 from bot.web.public.limits import UploadLimit
 from bot.web.public.events import Watcher
-from bot.web.public.status import RenderTimes
+from bot.web.public.status import QueuePlaces, RenderTimes
 
 STATIC = Path(__file__).resolve().parent / "static"
 EVENTS_TICK_S = 1.0  # how often the event streams' one reader looks at the database
@@ -26,7 +26,7 @@ def install(app: FastAPI, context: WebContext) -> None:
     web = context.config.web
     times = RenderTimes()
     app.state.public = api.Public(gallery=Gallery.load(context.config.gallery.extra_dirs),
-                                  rate=RateLimit(web.requests_per_minute), times=times,
+                                  rate=RateLimit(web.requests_per_minute), times=times, places=QueuePlaces(),
                                   watcher=Watcher(context.reads, times, interval_s=EVENTS_TICK_S))
     errors.install(app)
     app.add_middleware(UploadLimit, max_upload_bytes=web.max_upload_bytes)

@@ -29,7 +29,7 @@ from bot.web.public import intake, thumbnails
 from bot.web.public.callers import PLATFORM, Caller, RateLimit, identify
 from bot.web.public.errors import API, CODES, ApiError
 from bot.web.public.events import Watcher
-from bot.web.public.status import FINISHED, PaintingStatus, RenderTimes, describe, state_of, status_of
+from bot.web.public.status import FINISHED, PaintingStatus, QueuePlaces, RenderTimes, describe, state_of, status_of
 from storage import api_keys, jobs, users
 from storage.models import Job
 
@@ -40,11 +40,12 @@ STREAM_MAX_S = 3600.0  # a stream ends after this long; the client reconnects
 @dataclass(frozen=True)
 class Public:
     """What the public side keeps beside the ``WebContext``: the gallery, the rate limit, the
-    median render time (cached) and the event streams' one reader."""
+    median render time and the queue's places (cached) and the event streams' one reader."""
 
     gallery: Gallery
     rate: RateLimit
     times: RenderTimes
+    places: QueuePlaces
     watcher: Watcher
 
 
@@ -60,7 +61,12 @@ def caller(request: Request) -> Caller:
     return found
 
 
-Ctx = Annotated[WebContext, Depends(context_of)]
+async def _context(request: Request) -> WebContext:
+    # async: FastAPI runs a plain function dependency in a worker thread, a hop for nothing here.
+    return context_of(request)
+
+
+Ctx = Annotated[WebContext, Depends(_context)]
 Who = Annotated[Caller, Depends(caller)]
 
 
@@ -143,7 +149,7 @@ def _status(context: WebContext, public: Public, token: str, base: str) -> Paint
         job = jobs.glance_by_token(session, api_keys.digest(token)) if len(token) <= 64 else None
         if job is None:
             raise ApiError("not_found", "No such painting: the link is wrong, or the picture was deleted.")
-        return describe(session, job, token, base, public.times)
+        return describe(session, job, token, base, public.times, public.places)
 
 
 @router.get("/paintings/{token}", response_model=PaintingStatus, summary="A painting's state, place, ETA, progress",

@@ -87,14 +87,41 @@ class RenderTimes:
         return value
 
 
+class QueuePlaces:
+    """Every due job's place in the queue (``storage.jobs.positions``), read at most every
+    ``ttl_s``: one query a second answers every status poll, where each poll counting the jobs
+    ahead of its own was most of its cost. A job queued since the last read, or held back, is
+    counted on its own (``storage.jobs.glance_position``). A place is at most ``ttl_s`` old."""
+
+    def __init__(self, ttl_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s, self.clock = ttl_s, clock
+        self._places: dict[int, int] = {}
+        self._read_at = -math.inf
+        self._lock = threading.Lock()
+
+    def place(self, session: Session, job: jobs.Glance) -> int | None:
+        """``job``'s place (1: the next to be painted); None unless it is queued and due."""
+        if job.state is not JobState.QUEUED:
+            return None
+        with self._lock:
+            fresh = self.clock() - self._read_at < self.ttl_s
+        if not fresh:
+            places = jobs.positions(session)
+            with self._lock:
+                self._places, self._read_at = places, self.clock()
+        found = self._places.get(job.id)
+        return found if found is not None else jobs.glance_position(session, job)
+
+
 def state_of(job: Job | jobs.Glance) -> State:
     return _STATES[job.state]
 
 
-def describe(session: Session, job: jobs.Glance, token: str, base: str, times: RenderTimes) -> PaintingStatus:
+def describe(session: Session, job: jobs.Glance, token: str, base: str, times: RenderTimes, places: QueuePlaces
+             ) -> PaintingStatus:
     position = median = None
     if state_of(job) in ("queued", "painting"):
-        position = jobs.glance_position(session, job)
+        position = places.place(session, job)
         median = times.median_s(session)
     return status_of(job, token, base, position=position, median_s=median)
 
