@@ -8,7 +8,7 @@ polling its status, again and again, while a few threads upload 10 MB photos. Pr
 latency of the status requests, the uploads per second and the worker's claim latency. Runs on
 SQLite, or on PostgreSQL with ``--database URL``.
 
-    .venv/bin/python -m bench.web [--clients 200] [--seconds 30] [--uploads 20] [--database URL]
+    .venv/bin/python -m bench.web [--clients 200] [--seconds 30] [--uploads 20] [--database URL] [--web-workers N]
 """
 
 from __future__ import annotations
@@ -207,6 +207,7 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=20, help="10 MB photos uploaded meanwhile")
     parser.add_argument("--upload-threads", type=int, default=4)
     parser.add_argument("--database", default=None, help="an empty database's URL (default: a fresh SQLite file)")
+    parser.add_argument("--web-workers", type=int, default=1, help="processes serving the web app (web.workers)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
@@ -217,7 +218,8 @@ def main() -> None:
             key = api_keys.create(s, "bench", per_day=10_000_000)[1]
         engine.dispose()
         config = yaml.safe_load((ROOT / "config.yaml").read_text())
-        config["web"].update(requests_per_minute=0, max_upload_bytes=UPLOAD_BYTES + 1024 * 1024, max_size_px=256)
+        config["web"].update(requests_per_minute=0, max_upload_bytes=UPLOAD_BYTES + 1024 * 1024, max_size_px=256,
+                             workers=args.web_workers)
         config["queue"]["queue_limit"] = 1_000_000
         config_path = Path(folder) / "config.yaml"
         config_path.write_text(yaml.safe_dump(config))
@@ -271,7 +273,8 @@ def main() -> None:
         return f"{statistics.quantiles(values, n=100)[q - 1] * 1000:.1f}"
 
     backend = url.split(":", 1)[0]
-    print(f"{backend}, {args.clients} clients ({args.clients // 2 + args.clients % 2} on the stream, "
+    print(f"{backend}, {args.web_workers} web process(es), {args.clients} clients "
+          f"({args.clients // 2 + args.clients % 2} on the stream, "
           f"{args.clients // 2} polling every 0.5 s) for {elapsed:.0f} s; {os.cpu_count()} CPUs (shared: rough)")
     print(f"one request at a time, before the load: a static file p50 {idle[0]:.1f} ms, a status p50 {idle[1]:.1f} ms")
     print(f"status requests: {len(figures.status_s)}, p50 {ms(figures.status_s, 50)} ms, "

@@ -651,9 +651,10 @@ def _ask_password() -> str:
                             confirmation_prompt="Again, to be sure"))
 
 
-def _serve_web(config: Config, host: str | None, port: int, *, public: bool, admin: bool | None, name: str) -> None:
+def _serve_web(config: Config, host: str | None, port: int, *, public: bool, admin: bool | None, name: str,
+               workers: int | None = None) -> None:
     """Serve the web app; ``admin``: the admin side on (True), off (False), or on if a password is
-    stored (None)."""
+    stored (None). ``workers``: processes serving it (default: ``web.workers``)."""
     from bot.web import create_app
     from bot.web.admin import AdminSettings
     from bot.web.serve import listen, serve
@@ -676,13 +677,15 @@ def _serve_web(config: Config, host: str | None, port: int, *, public: bool, adm
             host = host or ("0.0.0.0" if os.environ.get("PORT") else "127.0.0.1")
             listening = listen(host, port)
         shown = f"[{host}]" if ":" in host else host
+        workers = workers or config.web.workers
         click.echo(f"forger {name}: serving on http://{shown}:{port}/" + (f" (admin pages: http://{shown}:{port}/admin/)"
                                                                           if settings else " (admin pages off: no password set)")
-                   + " ; Ctrl-C stops")
+                   + (f" in {workers} processes" if workers > 1 else "") + " ; Ctrl-C stops")
         if settings and host not in ("127.0.0.1", "localhost", "::1"):
             click.echo(f"forger {name}: listening on {host}, reachable from other machines; the admin pages answer "
                        f"only to the hosts {', '.join(settings.allowed_hosts)} (config admin.allowed_hosts)", err=True)
-        serve(app, listening, proxy_headers=config.web.trust_proxy)
+        serve(app, listening, proxy_headers=config.web.trust_proxy, workers=workers,
+              after_fork=lambda: engine.dispose(close=False))
     except KeyboardInterrupt:
         pass
     finally:
@@ -734,7 +737,8 @@ def web_command(ctx: click.Context, host: str | None, port: int, demo: bool) -> 
         config = _config(ctx)
         if demo:
             config, host = _web_demo(config), "127.0.0.1"
-    _serve_web(config, host, port, public=True, admin=None, name="web")
+    # The demo's worker is a thread of this process, which forked processes would not have.
+    _serve_web(config, host, port, public=True, admin=None, name="web", workers=1 if demo else None)
 
 
 def _web_demo(config: Config) -> Config:

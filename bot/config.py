@@ -162,6 +162,7 @@ class WebSettings:
     anonymous_per_day: int = checked(between(0, 10000))
     requests_per_minute: int = checked(between(0, 100_000))
     trust_proxy: bool = checked(anything)
+    workers: int = checked(between(1, 64))
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ _BASE: dict[str, Any] = {
         "anonymous_per_day": 3,
         "requests_per_minute": 600,
         "trust_proxy": False,
+        "workers": 1,
     },
     "admin": {"allowed_hosts": ["127.0.0.1", "localhost", "::1"], "session_lifetime_s": 28800},
     "paths": {"data_dir": "data"},

@@ -23,7 +23,7 @@ from tests.factories import make_config
 ROOT = Path(__file__).resolve().parents[1]
 
 WEB = dict(max_upload_bytes=512 * 1024, max_size_px=256, default_size_px=128, anonymous_per_day=2,
-           requests_per_minute=0, trust_proxy=False)
+           requests_per_minute=0, trust_proxy=False, workers=1)
 
 
 def web_config(**changes: object) -> Config:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import socket
+import time
+import traceback
+from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
@@ -35,6 +42,84 @@ def server(app: FastAPI, *, proxy_headers: bool = False) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def serve(app: FastAPI, listening: socket.socket, *, proxy_headers: bool = False) -> None:
-    """Run ``app`` on ``listening`` until interrupted."""
-    server(app, proxy_headers=proxy_headers).run(sockets=[listening])
+log = logging.getLogger(__name__)
+
+RESTART_PAUSE_S = 1.0  # a process that died within this of its start is started again after as long
+
+
+def serve(
+    app: FastAPI,
+    listening: socket.socket,
+    *,
+    proxy_headers: bool = False,
+    workers: int = 1,
+    after_fork: Callable[[], None] | None = None,
+) -> None:
+    """Run ``app`` on ``listening`` until interrupted (SIGINT or SIGTERM).
+
+    With ``workers`` > 1 this process forks that many, each serving ``app`` on the same socket
+    (the kernel shares the connections out), and watches them: one that dies is started again,
+    and a signal to this one stops them all. One Python process serves on one core at most (its
+    GIL); the app keeps nothing between requests that its processes must share, but each counts
+    its own rate limits. ``after_fork`` runs first in each (a database engine must drop the
+    connections it inherited: ``Engine.dispose(close=False)``).
+    """
+    if workers <= 1:
+        server(app, proxy_headers=proxy_headers).run(sockets=[listening])
+        return
+
+    def start() -> int:
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:  # the child: serve until uvicorn's own signal handlers stop it, never return
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if after_fork is not None:
+                after_fork()
+            server(app, proxy_headers=proxy_headers).run(sockets=[listening])
+            code = 0
+        except BaseException:  # noqa: BLE001 - said, then the process ends
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+
+    started: dict[int, float] = {}
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(started):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for _ in range(workers):
+            started[start()] = time.monotonic()
+        while started:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            began = started.pop(pid, None)
+            if began is None or stopping:
+                continue
+            log.error("web process %d ended (%s); starting another", pid, _ended(status))
+            if time.monotonic() - began < RESTART_PAUSE_S:
+                time.sleep(RESTART_PAUSE_S)  # not a loop of crashes as fast as the machine can fork
+            if not stopping:
+                started[start()] = time.monotonic()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ended(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
