@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from model.settings import STRENGTHS, Progress, RenderSettings, parse_strength
+from model.settings import SHALLOW_WEIGHT, STRENGTHS, Progress, RenderSettings, parse_strength
 from model.weights import VGG16_LAYERS, VGG19_LAYERS
 
 
@@ -19,7 +19,10 @@ def test_the_defaults_are_valid_and_use_vgg16_layers() -> None:
     assert settings.scales[-1] == 1.0 and len(settings.iterations) == len(settings.scales)
     assert settings.total_iterations == sum(settings.iterations) > 0
     assert set(settings.content_layers + settings.style_layers) <= set(VGG16_LAYERS)
-    assert settings.layer_weights == (1.0,) * len(settings.style_layers)
+    # Blocks 1 and 2 (palette and brushwork) weigh SHALLOW_WEIGHT, the deeper ones 1.
+    assert settings.layer_weights == (SHALLOW_WEIGHT, SHALLOW_WEIGHT, 1.0, 1.0, 1.0)
+    assert RenderSettings(style_layers=("block2_conv2", "block3_conv3")).layer_weights == (SHALLOW_WEIGHT, 1.0)
+    assert RenderSettings(style_layer_weights=(1, 2, 3, 4, 5)).layer_weights == (1, 2, 3, 4, 5)
 
 
 def test_coarse_to_fine_stages_are_fractions_of_the_size() -> None:
@@ -42,6 +45,7 @@ def test_neural_styles_defaults_are_its_published_ones() -> None:
     assert (settings.content_weight, settings.style_weight, settings.tv_weight) == (5.0, 100.0, 1e-3)
     assert settings.network == "vgg19" and not settings.feature_units
     assert settings.iterations == (1000,) and settings.init == "noise"
+    assert settings.layer_weights == (1.0,) * len(settings.style_layers)  # its layers weigh alike
     assert set(settings.style_layers) <= set(VGG19_LAYERS)
     # VGG19 has layers VGG16 lacks, and the settings check against the network asked for.
     assert RenderSettings.neural_style(style_layers=("block3_conv4",)).style_layers == ("block3_conv4",)
