@@ -1,4 +1,5 @@
-"""Serve the web app with uvicorn on a socket bound first, so that a port taken is one clear line."""
+"""Serve the web app with uvicorn on a socket bound first, so that a port taken is one clear line;
+in one process, or in several forked to serve the same socket."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from bot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+RESTART_PAUSE_S = 1.0  # a process that died within this of its start is started again after as long
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -40,11 +45,6 @@ def server(app: FastAPI, *, proxy_headers: bool = False) -> uvicorn.Server:
     config = uvicorn.Config(app, proxy_headers=proxy_headers, forwarded_allow_ips="*" if proxy_headers else None,
                             log_level="warning", access_log=False, timeout_graceful_shutdown=5)
     return uvicorn.Server(config)
-
-
-log = logging.getLogger(__name__)
-
-RESTART_PAUSE_S = 1.0  # a process that died within this of its start is started again after as long
 
 
 def serve(
