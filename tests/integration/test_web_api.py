@@ -373,33 +373,62 @@ def test_event_streams_share_one_reader(engine: Engine, sessions: Sessions) -> N
             time.sleep(0.05)
         count = lambda *args: statements.append(args[2])  # noqa: E731
         event.listen(engine, "before_cursor_execute", count)
-        time.sleep(3.2)  # six streams for three seconds: a reader each would make 18 reads or more
+        time.sleep(3.2)  # six streams for three seconds: a reader each would read their jobs 36 times or more
         event.remove(engine, "before_cursor_execute", count)
         while paint(sessions) is not None:
             pass
         for t in streams:
             t.join(30)
-    assert len(statements) <= 4 * 4, statements  # three or four ticks of two or three queries (and a BEGIN)
+    reads = [sql for sql in statements if "jobs.token_hash IN" in sql]
+    assert 6 <= len(reads) <= 8, statements  # a tick each half second, all six jobs in one query
+    assert not any("jobs.token_hash =" in sql for sql in statements)
     assert all(states[0] == "queued" and states[-1] == "done" for states in seen.values()), seen
     assert app.state.public.watcher.ticks >= 3
 
 
-def test_status_polls_share_one_reading_of_the_queue(engine: Engine, sessions: Sessions) -> None:
+def test_status_polls_are_answered_from_one_reading(engine: Engine, sessions: Sessions) -> None:
     app = create_app(web_config(), sessions)
     with serving_app(app) as base:
         key = new_key(sessions, per_day=10)
         links = [submit(base, png(), key=key).json()["links"]["status"] for _ in range(3)]
-        time.sleep(1.1)  # the places read as they were submitted are a second old
+        assert [requests.get(link, timeout=10).json()["position"] for link in links] == [1, 2, 3]  # read afresh
+        time.sleep(0.6)  # the reader has read the three polled jobs since
         statements: list[str] = []
         count = lambda *args: statements.append(args[2])  # noqa: E731
         event.listen(engine, "before_cursor_execute", count)
         places = [[requests.get(link, timeout=10).json()["position"] for link in links] for _ in range(5)]
         event.remove(engine, "before_cursor_execute", count)
         assert paint(sessions) is not None
-        time.sleep(1.1)  # a place is at most a second old
-        after = [requests.get(link, timeout=10).json()["position"] for link in links]
+        time.sleep(0.8)  # a poll's answer was read at most 0.75 s before it
+        after = [requests.get(link, timeout=10).json() for link in links]
+        # Cancelled here, its poll says so at once, whatever the reader read before.
+        assert requests.delete(links[2], headers={"X-API-Key": key}, timeout=10).json()["state"] == "cancelled"
+        cancelled = requests.get(links[2], timeout=10).json()["state"]
     assert places == [[1, 2, 3]] * 5
-    assert after == [None, 1, 2]
-    # Fifteen polls: one reading of every place (or two, across a second's turn), no count each.
-    reads = [sql for sql in statements if "ORDER BY jobs.priority DESC" in sql]
-    assert 1 <= len(reads) <= 2 and not any("count(" in sql.lower() for sql in statements), statements
+    assert [(a["state"], a["position"]) for a in after] == [("done", None), ("queued", 1), ("queued", 2)]
+    assert cancelled == "cancelled"
+    # Fifteen polls: no query of their own, only the reader's ticks (the three jobs in one query,
+    # the queue's places in another), one or two in the time they took.
+    assert not any("jobs.token_hash =" in sql or "count(" in sql.lower() for sql in statements), statements
+    ticks = [sql for sql in statements if "jobs.token_hash IN" in sql]
+    assert len(ticks) <= 2, statements
+
+
+def test_a_polling_key_is_read_once_a_second(engine: Engine, sessions: Sessions) -> None:
+    app = create_app(web_config(), sessions)
+    with serving_app(app) as base:
+        key = new_key(sessions, per_day=10)
+        link = submit(base, png(), key=key).json()["links"]["status"]
+        statements: list[str] = []
+        count = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", count)
+        for _ in range(10):
+            assert requests.get(link, headers={"X-API-Key": key}, timeout=10).status_code == 200
+        event.remove(engine, "before_cursor_execute", count)
+        with sessions.begin() as s:
+            found = api_keys.by_secret(s, key)
+            assert found is not None
+            api_keys.revoke(s, found)
+        time.sleep(1.05)  # a key read a second ago is read again
+        refused(requests.get(link, headers={"X-API-Key": key}, timeout=10), 401, "bad_key")
+    assert len([sql for sql in statements if "FROM api_keys" in sql]) <= 2, statements

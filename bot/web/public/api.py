@@ -3,6 +3,10 @@
 A job's URLs carry an unguessable token (only its hash is stored): whoever holds the token sees
 the painting (a share link), only its caller may cancel it. The routes are documented in the
 OpenAPI document at ``/api/v1/openapi.json``.
+
+Following a painting costs the database next to nothing: its event streams and status polls are
+answered from one reading of all the followed jobs per tick (``events.Watcher``), and a polling
+key is read once a second (``callers.KnownKeys``), on the event loop without a thread's hop.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from bot.media import sniff
 from bot.web import WebContext
 from bot.web import context as context_of
 from bot.web.public import intake, thumbnails
-from bot.web.public.callers import PLATFORM, Caller, RateLimit, identify
+from bot.web.public.callers import PLATFORM, Caller, KnownKeys, RateLimit, identify
 from bot.web.public.errors import API, CODES, ApiError
 from bot.web.public.events import Watcher
 from bot.web.public.status import FINISHED, PaintingStatus, QueuePlaces, RenderTimes, describe, state_of, status_of
@@ -40,12 +44,14 @@ STREAM_MAX_S = 3600.0  # a stream ends after this long; the client reconnects
 @dataclass(frozen=True)
 class Public:
     """What the public side keeps beside the ``WebContext``: the gallery, the rate limit, the
-    median render time and the queue's places (cached) and the event streams' one reader."""
+    median render time, the queue's places and the API keys (cached), and the one reader of the
+    event streams and status polls."""
 
     gallery: Gallery
     rate: RateLimit
     times: RenderTimes
     places: QueuePlaces
+    keys: KnownKeys
     watcher: Watcher
 
 
@@ -55,9 +61,20 @@ def _public(request: Request) -> Public:
 
 
 def caller(request: Request) -> Caller:
-    """Who calls (a key's holder or an address), counted against the rate limit."""
-    found = identify(request, context_of(request).reads)
-    _public(request).rate.check(found)
+    """Who calls (a key's holder or an address, its key read afresh), counted against the rate limit."""
+    public = _public(request)
+    found = identify(request, context_of(request).reads, public.keys)
+    public.rate.check(found)
+    return found
+
+
+async def poller(request: Request) -> Caller:
+    """Who follows a painting: as ``caller``, but a key read in the last second is not read again."""
+    public = _public(request)
+    found = public.keys.recent(request)
+    if found is None:
+        found = await run_in_threadpool(identify, request, context_of(request).reads, public.keys)
+    public.rate.check(found)
     return found
 
 
@@ -68,6 +85,7 @@ async def _context(request: Request) -> WebContext:
 
 Ctx = Annotated[WebContext, Depends(_context)]
 Who = Annotated[Caller, Depends(caller)]
+Poller = Annotated[Caller, Depends(poller)]
 
 
 def _refusals(*codes: str) -> dict[int | str, dict[str, Any]]:
@@ -154,8 +172,21 @@ def _status(context: WebContext, public: Public, token: str, base: str) -> Paint
 
 @router.get("/paintings/{token}", response_model=PaintingStatus, summary="A painting's state, place, ETA, progress",
             responses=_refusals("not_found", *COMMON))
-def status(token: str, request: Request, context: Ctx, who: Who) -> PaintingStatus:
-    return _status(context, _public(request), token, str(request.base_url))
+async def status(token: str, request: Request, context: Ctx, who: Poller) -> PaintingStatus:
+    """The painting as the database held it at most 0.75 s ago: a job polled lately is read with
+    every other such job, twice a second, and its polls answered from that reading."""
+    public, base = _public(request), str(request.base_url)
+    if len(token) <= 64:  # a job polled lately: from the last tick's reading of the database
+        token_hash = api_keys.digest(token)
+        reading = public.watcher.latest(token_hash)
+        if reading is not None:
+            job = reading.jobs.get(token_hash)
+            if job is None:
+                raise ApiError("not_found", "No such painting: the link is wrong, or the picture was deleted.")
+            return status_of(job, token, base, position=reading.positions.get(job.id), median_s=reading.median_s)
+    found = await run_in_threadpool(_status, context, public, token, base)
+    public.watcher.polled(api_keys.digest(token))
+    return found
 
 
 @router.get("/paintings/{token}/events", summary="The painting's status as server-sent events, until it ends",
@@ -164,7 +195,7 @@ def status(token: str, request: Request, context: Ctx, who: Who) -> PaintingStat
                       "description": "`event: status` with the same JSON as GET of the painting, each time it "
                                      "changes; the stream ends once the painting is done, failed or cancelled."},
                 **_refusals("not_found", *COMMON)})
-async def events(token: str, request: Request, context: Ctx, who: Who) -> StreamingResponse:
+async def events(token: str, request: Request, context: Ctx, who: Poller) -> StreamingResponse:
     base = str(request.base_url)
     public = _public(request)
     first = await run_in_threadpool(_status, context, public, token, base)  # a wrong token is refused, not streamed
@@ -243,7 +274,14 @@ def photo(token: str, context: Ctx, who: Who) -> Response:
 
 @router.delete("/paintings/{token}", response_model=PaintingStatus, summary="Cancel a painting (its caller only)",
                responses=_refusals("not_found", "not_yours", "finished", "cancelled", *COMMON))
-def cancel(token: str, request: Request, context: Ctx, who: Who) -> PaintingStatus:
+async def cancel(token: str, request: Request, context: Ctx, who: Who) -> PaintingStatus:
+    await run_in_threadpool(_cancel, context, token, who)
+    public = _public(request)
+    public.watcher.changed(api_keys.digest(token))  # its polls read it afresh
+    return await run_in_threadpool(_status, context, public, token, str(request.base_url))
+
+
+def _cancel(context: WebContext, token: str, who: Caller) -> None:
     with context.sessions.begin() as session:
         job = _job(session, token)
         owner = users.get(session, job.user_id) if job.user_id is not None else None
@@ -255,7 +293,6 @@ def cancel(token: str, request: Request, context: Ctx, who: Who) -> PaintingStat
         if state in FINISHED:
             raise ApiError("finished", "This painting is finished; it can no longer be cancelled.")
         jobs.cancel(session, job.id, reason="cancelled by its caller on the web")
-    return _status(context, _public(request), token, str(request.base_url))
 
 
 @router.get("/gallery", response_model=list[GalleryPainting], summary="The gallery's paintings",

@@ -39,18 +39,64 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def identify(request: Request, reads: sessionmaker[Session]) -> Caller:
-    """The caller of ``request``; ``bad_key`` for a key never made or revoked."""
+def identify(request: Request, reads: sessionmaker[Session], keys: KnownKeys | None = None) -> Caller:
+    """The caller of ``request``; ``bad_key`` for a key never made or revoked. The key is read
+    afresh, and what was read is kept in ``keys`` for the polls that follow."""
     secret = presented_key(request)
     if secret is None:
-        address = request.client.host if request.client else "unknown"
-        return Caller(user_ref=f"ip:{address}", name=f"web {address}"[:64])
+        return _by_address(request)
     with reads() as session:
         key = api_keys.by_secret(session, secret)
-    if key is None or key.revoked_at is not None:
+    found = None if key is None or key.revoked_at is not None else Caller(
+        user_ref=f"key:{key.id}", name=f"key {key.name}"[:64], key_id=key.id, per_day=key.per_day,
+        priority=key.priority)
+    if keys is not None:
+        keys.keep(secret, found)
+    return _checked(found)
+
+
+def _by_address(request: Request) -> Caller:
+    address = request.client.host if request.client else "unknown"
+    return Caller(user_ref=f"ip:{address}", name=f"web {address}"[:64])
+
+
+def _checked(found: Caller | None) -> Caller:
+    if found is None:
         raise ApiError("bad_key", "That API key is not valid (unknown, or revoked).")
-    return Caller(user_ref=f"key:{key.id}", name=f"key {key.name}"[:64], key_id=key.id, per_day=key.per_day,
-                  priority=key.priority)
+    return found
+
+
+class KnownKeys:
+    """The API keys read in the last ``ttl_s``, by secret, with their callers (None: unknown or
+    revoked), so that a script polling its painting twice a second is not looked up each time.
+    Only reads (``recent``) use them: a key revoked in another process may still read for up to
+    ``ttl_s``, never submit. At most ``most`` keys are kept."""
+
+    def __init__(self, ttl_s: float = 1.0, most: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s, self.most, self.clock = ttl_s, most, clock
+        self._known: dict[str, tuple[float, Caller | None]] = {}
+        self._lock = threading.Lock()
+
+    def keep(self, secret: str, caller: Caller | None) -> None:
+        now = self.clock()
+        with self._lock:
+            if len(self._known) >= self.most:
+                self._known = {k: v for k, v in self._known.items() if now - v[0] < self.ttl_s}
+                if len(self._known) >= self.most:
+                    self._known.clear()
+            self._known[secret] = (now, caller)
+
+    def recent(self, request: Request) -> Caller | None:
+        """The caller of ``request`` as read in the last ``ttl_s`` (``bad_key`` if its key was
+        then refused); None if its key must be read."""
+        secret = presented_key(request)
+        if secret is None:
+            return _by_address(request)
+        with self._lock:
+            found = self._known.get(secret)
+        if found is None or self.clock() - found[0] >= self.ttl_s:
+            return None
+        return _checked(found[1])
 
 
 class RateLimit:
