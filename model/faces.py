@@ -37,8 +37,8 @@ LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 Box = tuple[float, float, float, float]  # x, y, width, height
 Point = tuple[float, float]  # x, y
 
-# The style weight on faces, against 1 elsewhere (the renderer weighs the faces' own Gram
-# matrices by it). At 0.3 the astronaut's landmarks moved further with faces on (0.058 eye
+# The style weight on faces at the deeper style layers, against 1 elsewhere (the renderer weighs
+# the faces' own Gram matrices there by it; at blocks 1 and 2 faces share the picture's). At 0.3 the astronaut's landmarks moved further with faces on (0.058 eye
 # distances) than off (0.015): her face's own Gram matrix asks it alone to hold all of The
 # Starry Night's textures, which the whole picture's Gram matrix did not.
 FACE_STYLE = 0.15
@@ -62,9 +62,11 @@ _MOUTH_FULL, _MOUTH_FEATHER = 0.2, 0.25
 _MIN_EYE_DISTANCE = 0.3
 
 # A face whose eyes are closer than this, in pixels of the picture, is small: block4_conv2 (one
-# position per 8 pixels) sees fewer than 3 positions between its eyes. The renderer keeps such
+# position per 8 pixels) sees fewer than 4 positions between its eyes. The renderer keeps such
 # faces' detail at a shallower layer too. Only there: that term slows the painting of the rest.
-SMALL_FACE = 24.0
+# At 24 px the synthetic group's larger face (eyes 27-29 px apart at 480-512 px) was not small,
+# and its landmarks moved 0.043-0.059 eye distances; small, 0.010-0.024 (bench/NOTES.md).
+SMALL_FACE = 32.0
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from model.losses import (
 )
 from model.network import build_extractor, check_weights, deprocess, preprocess
 from model.optimisers import EarlyStop, Loss, adam, lbfgs
-from model.settings import Progress, RenderSettings
+from model.settings import SHALLOW_BLOCKS, Progress, RenderSettings
 from model.weights import NETWORKS, load_weights
 
 log = logging.getLogger(__name__)
@@ -53,18 +53,32 @@ log = logging.getLogger(__name__)
 #  content maps, style regions, faces' detail) -> (loss, d loss / d pixels)
 ValueAndGrad = Callable[..., tuple[Tensor, Tensor]]
 
+# Faces (``model.faces``) take the painting's palette and brushwork as the rest does: at the
+# style layers of ``SHALLOW_BLOCKS`` they are part of the picture's one Gram matrix. At the deeper
+# layers, whose textures would rearrange eyes and mouths, they are painted apart, with less style
+# (``FACE_STYLE``, Gatys et al. 2017's spatial control); and their content weighs more
+# (``face_weights``). Measured on the astronaut and a synthetic group (her beside a half-size
+# copy) x The Starry Night, 512 px, normal and high strength: with faces apart at every layer and
+# L-BFGS's steps shortened on them, a face kept the colours it started from (the photo's, moved
+# to the painting's), bluish and pasted-in beside the painted rest, and the group's large face
+# was not found again at high strength; painted with the rest at blocks 1 and 2, and stepping
+# as the rest, every face was found again and looked painted (bench/NOTES.md).
+#
 # Small faces (``model.faces.SMALL_FACE``) keep their fine detail through an extra content term
-# at this shallow layer, on those faces only, this many times the content weight:
-# block4_conv2 alone sees them as a few positions, and lets their eyes and mouth go. Large faces
-# go without: the term is stiff, and L-BFGS then paints the rest of the picture more slowly.
-# Measured at 256 px, 20 + 10 iterations: the astronaut's style loss outside her face, against
-# faces off, was 2% lower without this term on her face, 4% higher with it at weight 1 and 27%
-# higher at weight 3.
-FACE_DETAIL_LAYER = "block2_conv2"
-FACE_DETAIL_WEIGHT = 3.0
-# L-BFGS steps on faces are shortened by the content weight to the power 0.5, plus this on small
-# faces (``_face_preconditioner``).
-SMALL_FACE_EXTRA_DAMPING = 1.0
+# at this layer, on those faces only, this many times the content weight: block4_conv2 alone
+# sees them as a few positions, and lets their eyes and mouth go. Large faces go without: the
+# term is stiff, and L-BFGS then paints the rest of the picture more slowly. L-BFGS's steps on
+# small faces are shortened by their content weight to the power ``SMALL_FACE_DAMPING``
+# (``_face_preconditioner``); on large faces they are as long as anywhere. The group's small
+# face (eyes 14 px apart), at normal / high strength, in eye distances its landmarks moved:
+# block2_conv2 x3, power 1: 0.075 / 0.070; block1_conv2 x3, power 1: 0.059 / 0.063; power 0.5:
+# 0.043 / 0.054; power 0: 0.031 / not found; block1_conv2 x10, power 1: 0.040 / 0.049; x20,
+# power 1: 0.046 / 0.041; x10, power 0.5: 0.012-0.014 / 0.041-0.059 over two runs; x20, power
+# 0.5 (these): 0.017-0.033 / 0.021-0.035 at 480, 512 and 544 px. The photo moved to the
+# painting's colours, as renders start, moves them 0.029 already; blurred by 1 px, 0.027.
+FACE_DETAIL_LAYER = "block1_conv2"
+FACE_DETAIL_WEIGHT = 20.0
+SMALL_FACE_DAMPING = 0.5
 
 
 @dataclass(frozen=True)
@@ -454,26 +468,20 @@ def computes_in(settings: RenderSettings) -> str:
     return "bfloat16" if on_gpu() or cpu_has_bfloat16() else "float32"
 
 
-def _face_preconditioner(faces: FaceWeights) -> np.ndarray:
-    """L-BFGS's per-pixel first inverse-Hessian shape for a picture with faces: (1, H, W, 1).
+def _face_preconditioner(faces: FaceWeights) -> np.ndarray | None:
+    """L-BFGS's per-pixel first inverse-Hessian shape for a picture with small faces: (1, H, W, 1).
 
-    Faces weigh more content, so the loss is stiffer there, and one scalar step size fitted to
-    the stiffest pixels crawls everywhere else: the rest of the picture was painted less far
-    than with faces off. Steps shortened on faces by the square root of their content weight (1
-    away from faces) let it keep pace; on small faces, by its power 1.5, which holds their few
-    pixels of eyes and mouth in place. Measured with ``bench.faces`` (The Starry Night, 448, 512
-    and 576 px), landmarks then rounded to whole pixels: the group's small face's landmarks
-    moved 0.055-0.071 eye distances at 512 px with no preconditioner or the square root alone
-    there, 0.034-0.049 with this; the power 2.5 did no better (0.020-0.089 over 448-576 px,
-    normal and high strengths); the style loss outside the faces against faces off (geometric
-    mean over the sizes) was 0.977-0.978 for the astronaut and 0.956-0.970 for the group with
-    this, where the power 1 on small faces gave the group 1.016 at high strength. With sub-pixel landmarks, every face moves 0.011-0.040
-    eye distances at the three sizes and both strengths. At one size the style ratio swings by
-    several per cent with any change to the optimiser's path: computing this map as
-    ``1 / sqrt`` instead of ``** -0.5`` moved the astronaut's at 512 px from 0.998 to 1.058.
+    A small face's few pixels of eyes and mouth weigh a lot of content (``FACE_DETAIL_WEIGHT``
+    at a shallow layer), so the loss is stiff there, and one scalar step size fitted to the
+    stiffest pixels would crawl everywhere else. Steps shortened on small faces by their content
+    weight (to the power ``SMALL_FACE_DAMPING``; 1 away from them) hold those pixels in place
+    and let the rest keep pace. None where no face is small: large faces step as the rest, and
+    take the painting's colours as it does (shortened by the square root of their content
+    weight, they kept the colours they started from).
     """
-    exponent = 0.5 + SMALL_FACE_EXTRA_DAMPING * faces.detail  # 1.5 on small faces, 0.5 on the others
-    return (faces.content ** -exponent)[None, ..., None]
+    if not faces.detail.any():
+        return None
+    return (faces.content ** -(SMALL_FACE_DAMPING * faces.detail))[None, ..., None]
 
 
 def _at_layer(faces: FaceWeights, layer: str) -> FaceWeights:
@@ -528,9 +536,14 @@ def _total_loss(
             content = content + FACE_DETAIL_WEIGHT * content_loss(
                 features[FACE_DETAIL_LAYER], detail_target, detail_map
             )
-        if style_regions:  # faces painted apart, with less style (Gatys et al. 2017)
+        if style_regions:  # faces: with the rest at the shallow layers, apart at the deep ones
             style = sum(
-                layer_weights[index] * regional_style_loss(features[layer], target, region, FACE_STYLE)
+                layer_weights[index]
+                * (
+                    style_loss(features[layer], target)
+                    if layer.split("_")[0] in SHALLOW_BLOCKS
+                    else regional_style_loss(features[layer], target, region, FACE_STYLE)
+                )
                 for index, (layer, target, region) in enumerate(zip(style_layers, style_targets, style_regions))
             )
         else:

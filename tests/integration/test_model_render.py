@@ -22,11 +22,12 @@ import model.render as render_module
 from model.backend import cpu_has_bfloat16, on_gpu
 from model.colour import match_colour_histogram, rgb_to_yiq
 from model.errors import ImageError, WeightsError
+from model.faces import SMALL_FACE, Face, face_weights, feature_scale
 from model.images import load_image, resize_for_render, resize_to_longest
 from model.losses import gram_matrix, style_loss
 from model.network import build_extractor, preprocess
 from model.optimisers import Optimised
-from model.render import StyleTransfer
+from model.render import SMALL_FACE_DAMPING, StyleTransfer
 from model.settings import Progress, RenderSettings
 from model.weights import VGG16_LAYERS, bundled_vgg16_path, load_vgg16
 
@@ -565,13 +566,33 @@ def test_faces_found_are_painted_closer_to_the_photo(painter: StyleTransfer) -> 
     assert change_in_face(protected) < 0.8 * change_in_face(plain)
 
 
+def test_faces_share_the_pictures_palette_and_are_painted_apart_deeper(painter: StyleTransfer) -> None:
+    """At blocks 1 and 2 (the palette and brushwork) a face is part of the picture's one Gram
+    matrix, as with faces off; deeper, it is painted apart, with less style."""
+    photo, painting = draw_photo(), draw_painting()
+    face = Face(box=(20.0, 10.0, 24.0, 28.0), confidence=1.0)  # no landmarks: a face protected whole
+    picture = preprocess(np.asarray(painter.render(photo, painting, tiny(iterations=(2,)))))[np.newaxis]
+
+    def style_only(layers: tuple[str, ...], faces: bool) -> float:
+        settings = tiny(style_layers=layers, content_weight=0.0, tv_weight=0.0)
+        prepared, paintings = render_module._Inputs(photo, photo, [painting], (1.0,), photo).at(64, 1.0)
+        weights = face_weights(prepared.shape[1:3], [face]) if faces else None
+        loss = painter._objective(settings).loss_and_gradient(prepared, paintings, (1.0,), settings, weights)
+        return float(loss(picture)[0])
+
+    shallow, deep = ("block1_conv1", "block2_conv1"), ("block4_conv1",)
+    assert style_only(shallow, faces=True) == pytest.approx(style_only(shallow, faces=False), rel=1e-5)
+    assert style_only(deep, faces=True) != pytest.approx(style_only(deep, faces=False), rel=1e-2)
+
+
 @pytest.mark.slow
-def test_l_bfgs_is_given_shorter_steps_on_faces_at_every_stage(
+def test_l_bfgs_is_given_shorter_steps_on_small_faces_at_every_stage(
     painter: StyleTransfer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     skimage_data = pytest.importorskip("skimage.data")
     portrait = resize_to_longest(skimage_data.astronaut(), 128)  # NASA, public domain
     [face] = painter.find_faces(portrait)
+    assert feature_scale(face) < SMALL_FACE  # her eyes a few pixels apart at 128 px: a small face
     given: list[np.ndarray | None] = []
     real_lbfgs = render_module.lbfgs
 
@@ -589,7 +610,7 @@ def test_l_bfgs_is_given_shorter_steps_on_faces_at_every_stage(
         assert preconditioner is not None and preconditioner.shape == (1, size, size, 1)
         x, y, width, height = (round(v * size / 128) for v in face.box)
         centre = preconditioner[0, y + height // 2, x + width // 2, 0]
-        assert centre <= 3.0**-0.5 + 1e-6  # shorter on the face: its content weighs 3 or more
+        assert centre <= 3.0**-SMALL_FACE_DAMPING + 1e-6  # shorter on the face: its content weighs 3 or more
         assert preconditioner[0, 0, 0, 0] == 1.0 and preconditioner.max() == 1.0  # as usual away from it
 
 
