@@ -9,6 +9,8 @@ latency of the status requests, the uploads per second and the worker's claim la
 SQLite, or on PostgreSQL with ``--database URL``.
 
     .venv/bin/python -m bench.web [--clients 200] [--seconds 30] [--uploads 20] [--database URL] [--web-workers N]
+
+The web app runs in ``--web-workers`` processes, by default one per core of this machine.
 """
 
 from __future__ import annotations
@@ -207,7 +209,8 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=20, help="10 MB photos uploaded meanwhile")
     parser.add_argument("--upload-threads", type=int, default=4)
     parser.add_argument("--database", default=None, help="an empty database's URL (default: a fresh SQLite file)")
-    parser.add_argument("--web-workers", type=int, default=1, help="processes serving the web app (web.workers)")
+    parser.add_argument("--web-workers", type=int, default=os.cpu_count() or 1,
+                        help="processes serving the web app (web.workers; default: one per core, as the README advises)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
