@@ -63,9 +63,9 @@ _MIN_EYE_DISTANCE = 0.3
 
 # A face whose eyes are closer than this, in pixels of the picture, is small: block4_conv2 (one
 # position per 8 pixels) sees fewer than 4 positions between its eyes. The renderer keeps such
-# faces' detail at a shallower layer too. Only there: that term slows the painting of the rest.
-# At 24 px the synthetic group's larger face (eyes 27-29 px apart at 480-512 px) was not small,
-# and its landmarks moved 0.043-0.059 eye distances; small, 0.010-0.024 (bench/NOTES.md).
+# faces' eyes and mouth at a shallower layer too. Only there: that term slows the painting of the
+# rest. At 24 px the synthetic group's larger face (eyes 27-29 px apart at 480-512 px) was not
+# small, and its landmarks moved 0.043-0.059 eye distances; small, 0.019-0.041 (bench/NOTES.md).
 SMALL_FACE = 32.0
 
 
@@ -214,8 +214,9 @@ class FaceWeights:
     # How much each pixel belongs to a face (eyes and mouth included), 0..1; derived from
     # ``style`` when not given.
     region: np.ndarray = field(default=None, compare=False)  # type: ignore[arg-type]
-    # How much each pixel belongs to a small face, one the deep content layer sees as too few
-    # positions to keep its eyes (``face_weights``' ``small_face``), 0..1; none when not given.
+    # How much each pixel belongs to the eyes or mouth of a small face, one the deep content
+    # layer sees as too few positions to keep them (``face_weights``' ``small_face``), 0..1;
+    # none when not given.
     detail: np.ndarray = field(default=None, compare=False)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
@@ -281,8 +282,8 @@ def face_weights(
     content ``face_content`` (1 or more); on the eyes and mouth ``feature_style`` and
     ``feature_content``; the feathers blend each into the weight around it, and away from faces
     both are exactly 1. Faces cut by the edge are clipped; where faces overlap, the strongest
-    protection wins. Faces whose eyes are less than ``small_face`` pixels apart
-    (``feature_scale``) are also marked in the ``detail`` map.
+    protection wins. The eyes and mouth of faces whose eyes are less than ``small_face`` pixels
+    apart (``feature_scale``) are also marked in the ``detail`` map.
 
     Returns None when there are no faces: the caller renders as it would without them.
     Raises ``ValueError`` on a shape or a weight out of its range.
@@ -293,12 +294,12 @@ def face_weights(
         return None
     face = np.zeros(shape, np.float64)  # how much of a face each pixel is, 0..1
     features = np.zeros(shape, np.float64)  # how much of an eye or a mouth
-    small = np.zeros(shape, np.float64)  # how much of a small face
+    small = np.zeros(shape, np.float64)  # how much of a small face's eyes or mouth
     for each in faces:
         _paint_face(face, each)
         _paint_features(features, each)
-        if feature_scale(each) < small_face:
-            _paint_face(small, each)
+        if feature_scale(each) < small_face:  # its eyes and mouth: the skin is painted as the rest
+            _paint_features(small, each)
     # Each mask moves its weight from 1 towards its target; the stronger protection wins.
     style = np.minimum(1 - face * (1 - face_style), 1 - features * (1 - feature_style))
     content = np.maximum(1 + face * (face_content - 1), 1 + features * (feature_content - 1))

@@ -64,17 +64,21 @@ ValueAndGrad = Callable[..., tuple[Tensor, Tensor]]
 # was not found again at high strength; painted with the rest at blocks 1 and 2, and stepping
 # as the rest, every face was found again and looked painted (bench/NOTES.md).
 #
-# Small faces (``model.faces.SMALL_FACE``) keep their fine detail through an extra content term
-# at this layer, on those faces only, this many times the content weight: block4_conv2 alone
-# sees them as a few positions, and lets their eyes and mouth go. Large faces go without: the
-# term is stiff, and L-BFGS then paints the rest of the picture more slowly. L-BFGS's steps on
-# small faces are shortened by their content weight to the power ``SMALL_FACE_DAMPING``
-# (``_face_preconditioner``); on large faces they are as long as anywhere. The group's small
+# Small faces (``model.faces.SMALL_FACE``) keep their eyes and mouth through an extra content
+# term at this layer, on those only, this many times the content weight: block4_conv2 alone
+# sees them as a few positions, and lets them go. Large faces go without: the term is stiff,
+# and L-BFGS then paints the rest of the picture more slowly. L-BFGS's steps there are
+# shortened by their content weight to the power ``SMALL_FACE_DAMPING``
+# (``_face_preconditioner``); on large faces they are as long as anywhere. The term and the
+# shortening once covered a small face's whole ellipse: its skin then stayed smooth as the
+# photo's, pasted-in, with the eyes and mouth no better kept (the group's faces, normal and high,
+# 480 and 512 px: 0.010-0.033 eye distances whole, 0.019-0.041 eyes and mouth). The group's small
 # face (eyes 14 px apart), at normal / high strength, in eye distances its landmarks moved:
 # block2_conv2 x3, power 1: 0.075 / 0.070; block1_conv2 x3, power 1: 0.059 / 0.063; power 0.5:
 # 0.043 / 0.054; power 0: 0.031 / not found; block1_conv2 x10, power 1: 0.040 / 0.049; x20,
 # power 1: 0.046 / 0.041; x10, power 0.5: 0.012-0.014 / 0.041-0.059 over two runs; x20, power
-# 0.5 (these): 0.017-0.033 / 0.021-0.035 at 480, 512 and 544 px. The photo moved to the
+# 0.5 (these): 0.017-0.033 / 0.021-0.035 at 480, 512 and 544 px (all on its whole ellipse).
+# The photo moved to the
 # painting's colours, as renders start, moves them 0.029 already; blurred by 1 px, 0.027.
 FACE_DETAIL_LAYER = "block1_conv2"
 FACE_DETAIL_WEIGHT = 20.0
@@ -473,9 +477,9 @@ def _face_preconditioner(faces: FaceWeights) -> np.ndarray | None:
 
     A small face's few pixels of eyes and mouth weigh a lot of content (``FACE_DETAIL_WEIGHT``
     at a shallow layer), so the loss is stiff there, and one scalar step size fitted to the
-    stiffest pixels would crawl everywhere else. Steps shortened on small faces by their content
-    weight (to the power ``SMALL_FACE_DAMPING``; 1 away from them) hold those pixels in place
-    and let the rest keep pace. None where no face is small: large faces step as the rest, and
+    stiffest pixels would crawl everywhere else. Steps shortened there by their content weight
+    (to the power ``SMALL_FACE_DAMPING``; 1 away from them) hold those pixels in place and let
+    the rest keep pace. None where no face is small: large faces step as the rest, and
     take the painting's colours as it does (shortened by the square root of their content
     weight, they kept the colours they started from).
     """

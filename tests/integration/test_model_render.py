@@ -608,9 +608,9 @@ def test_l_bfgs_is_given_shorter_steps_on_small_faces_at_every_stage(
     assert len(given) == 4 and given[2] is None and given[3] is None  # faces off: plain steps
     for preconditioner, size in zip(given[:2], (64, 128)):
         assert preconditioner is not None and preconditioner.shape == (1, size, size, 1)
-        x, y, width, height = (round(v * size / 128) for v in face.box)
-        centre = preconditioner[0, y + height // 2, x + width // 2, 0]
-        assert centre <= 3.0**-SMALL_FACE_DAMPING + 1e-6  # shorter on the face: its content weighs 3 or more
+        eye_x, eye_y = (int(v * size / 128) for v in face.landmarks["left_eye"])
+        on_eye = preconditioner[0, eye_y, eye_x, 0]
+        assert on_eye <= 6.0**-SMALL_FACE_DAMPING + 1e-6  # shorter on its eye: its content weighs 6 or more
         assert preconditioner[0, 0, 0, 0] == 1.0 and preconditioner.max() == 1.0  # as usual away from it
 
 

@@ -176,14 +176,22 @@ def test_a_small_face_is_protected_and_feathered_to_its_size() -> None:
     assert weights.style[0, 0] == 1.0
 
 
-def test_only_small_faces_are_marked_for_detail() -> None:
+def test_only_small_faces_eyes_and_mouths_are_marked_for_detail() -> None:
     # Eyes 0.4 of the face's size apart: 12 px for a 30 px face, 36 px for a 90 px one.
     small, large = centred_face(200, 200, size=30), moved(centred_face(200, 200, size=90), 200)
     weights = made(face_weights((200, 400), [small, large]))
 
-    assert at(weights.detail, box_centre(small)) == 1.0
-    assert at(weights.detail, box_centre(large)) == 0.0
-    assert np.array_equal(weights.detail > 0, (weights.region > 0) & (np.arange(400) < 200))
+    for landmark in ("left_eye", "right_eye", "mouth_left"):
+        assert at(weights.detail, small.landmarks[landmark]) == 1.0
+        assert at(weights.detail, large.landmarks[landmark]) == 0.0
+    # Not the skin between them: a small face is painted there as the rest is.
+    x, y, width, height = small.box
+    assert at(weights.detail, (x + width / 2, y + 0.25 * width)) == 0.0  # the forehead
+    assert at(weights.region, (x + width / 2, y + 0.25 * width)) > 0.99
+    # Where the eyes and mouth are most protected, and only on the small face.
+    alone = made(face_weights((200, 400), [small]))
+    features = alone.content == alone.content.max()
+    assert np.all(weights.detail[features] == 1.0) and not weights.detail[:, 200:].any()
     # "Small" is in pixels of the picture: at a third of the size, the large face is small too.
     assert made(face_weights((200, 400), [large], small_face=40.0)).detail.max() == 1.0
     assert not made(face_weights((200, 400), [small], small_face=10.0)).detail.any()
