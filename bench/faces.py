@@ -27,7 +27,7 @@ render's size (the faces the render itself protects):
 Targets: with faces on, every face found again with a shift of at most 0.05 at the normal and
 high strengths (the issue's), and the whole picture's style loss at most ``MAX_STYLE_RATIO``
 times that with faces off. The issue asks for the whole picture's style within 0.03 of faces
-off on the eval yardstick's score (``../shared/eval``, outside the project); on the four renders
+off on the team's eval yardstick's score (kept outside the project); on the four renders
 of 2026-12-02 (bench/NOTES.md) the yardstick's scores moved by 0.003-0.019 while this ratio was
 0.994-1.049. Faces share the picture's palette at the shallow layers, so the rest alone matches
 the painting a little less than with faces off: the loss outside the faces is shown, not judged.

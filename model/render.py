@@ -78,8 +78,8 @@ ValueAndGrad = Callable[..., tuple[Tensor, Tensor]]
 # 0.043 / 0.054; power 0: 0.031 / not found; block1_conv2 x10, power 1: 0.040 / 0.049; x20,
 # power 1: 0.046 / 0.041; x10, power 0.5: 0.012-0.014 / 0.041-0.059 over two runs; x20, power
 # 0.5 (these): 0.017-0.033 / 0.021-0.035 at 480, 512 and 544 px (all on its whole ellipse).
-# The photo moved to the
-# painting's colours, as renders start, moves them 0.029 already; blurred by 1 px, 0.027.
+# The photo moved to the painting's colours, as renders start, moves them 0.029 already;
+# blurred by 1 px, 0.027.
 FACE_DETAIL_LAYER = "block1_conv2"
 FACE_DETAIL_WEIGHT = 20.0
 SMALL_FACE_DAMPING = 0.5

@@ -28,8 +28,8 @@ def install(app: FastAPI, context: WebContext) -> None:
     web = context.config.web
     times = RenderTimes()
     app.state.public = api.Public(gallery=Gallery.load(context.config.gallery.extra_dirs),
-                                  rate=RateLimit(web.requests_per_minute), times=times, places=QueuePlaces(), keys=KnownKeys(),
-                                  watcher=Watcher(context.reads, times, interval_s=WATCH_TICK_S))
+                                  rate=RateLimit(web.requests_per_minute), times=times, places=QueuePlaces(),
+                                  keys=KnownKeys(), watcher=Watcher(context.reads, times, interval_s=WATCH_TICK_S))
     errors.install(app)
     app.add_middleware(UploadLimit, max_upload_bytes=web.max_upload_bytes)
     app.include_router(api.router)
