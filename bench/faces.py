@@ -166,7 +166,8 @@ def outside_faces(shape: tuple[int, int], faces: Sequence[Any]) -> np.ndarray:
 
 
 class MaskedStyleLoss:
-    """The style loss of pictures of one render size, counting only positions away from faces.
+    """The style loss of pictures of one render size, each position weighed by a mask (all
+    ones: the whole picture; 0 on faces: the rest).
 
     Measured as the renderer measures it: its own network, feature units and Gram targets (the
     renderer's private ``_inputs``, ``_objective`` and ``_Objective._units_and_targets``, so

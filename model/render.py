@@ -44,7 +44,7 @@ from model.losses import (
 )
 from model.network import build_extractor, check_weights, deprocess, preprocess
 from model.optimisers import EarlyStop, Loss, adam, lbfgs
-from model.settings import SHALLOW_BLOCKS, Progress, RenderSettings
+from model.settings import Progress, RenderSettings, is_shallow
 from model.weights import NETWORKS, load_weights
 
 log = logging.getLogger(__name__)
@@ -545,7 +545,7 @@ def _total_loss(
                 layer_weights[index]
                 * (
                     style_loss(features[layer], target)
-                    if layer.split("_")[0] in SHALLOW_BLOCKS
+                    if is_shallow(layer)
                     else regional_style_loss(features[layer], target, region, FACE_STYLE)
                 )
                 for index, (layer, target, region) in enumerate(zip(style_layers, style_targets, style_regions))

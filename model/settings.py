@@ -33,6 +33,11 @@ SHALLOW_BLOCKS = ("block1", "block2")
 SHALLOW_WEIGHT = 8.0
 
 
+def is_shallow(layer: str) -> bool:
+    """Whether ``layer`` (such as "block2_conv1") is in one of ``SHALLOW_BLOCKS``."""
+    return layer.split("_")[0] in SHALLOW_BLOCKS
+
+
 # The largest picture (longest side, px) and painting scale accepted: a typo beyond them is a
 # clear error, not a render that runs out of memory (``forger render --size`` has the same bound).
 MAX_SIZE = 8192
@@ -226,7 +231,7 @@ class RenderSettings:
     def layer_weights(self) -> tuple[float, ...]:
         """The weight of each style layer: ``style_layer_weights``, or by block (``SHALLOW_WEIGHT``)."""
         return self.style_layer_weights or tuple(
-            SHALLOW_WEIGHT if layer.split("_")[0] in SHALLOW_BLOCKS else 1.0 for layer in self.style_layers
+            SHALLOW_WEIGHT if is_shallow(layer) else 1.0 for layer in self.style_layers
         )
 
     def stage_sizes(self) -> tuple[int, ...]:

@@ -575,9 +575,10 @@ def test_faces_share_the_pictures_palette_and_are_painted_apart_deeper(painter: 
 
     def style_only(layers: tuple[str, ...], faces: bool) -> float:
         settings = tiny(style_layers=layers, content_weight=0.0, tv_weight=0.0)
-        prepared, paintings = render_module._Inputs(photo, photo, [painting], (1.0,), photo).at(64, 1.0)
+        inputs = painter._inputs(photo, painting, settings)
+        prepared, paintings = inputs.at(settings.size, settings.style_scale)
         weights = face_weights(prepared.shape[1:3], [face]) if faces else None
-        loss = painter._objective(settings).loss_and_gradient(prepared, paintings, (1.0,), settings, weights)
+        loss = painter._objective(settings).loss_and_gradient(prepared, paintings, inputs.blend, settings, weights)
         return float(loss(picture)[0])
 
     shallow, deep = ("block1_conv1", "block2_conv1"), ("block4_conv1",)

@@ -155,10 +155,14 @@ def _read(upload: UploadFile, limit: int) -> bytes:
     return upload.file.read(limit + 1)
 
 
+def _not_found() -> ApiError:
+    return ApiError("not_found", "No such painting: the link is wrong, or the picture was deleted.")
+
+
 def _job(session: Session, token: str) -> Job:
     job = jobs.by_token(session, api_keys.digest(token)) if len(token) <= 64 else None
     if job is None:
-        raise ApiError("not_found", "No such painting: the link is wrong, or the picture was deleted.")
+        raise _not_found()
     return job
 
 
@@ -166,7 +170,7 @@ def _status(context: WebContext, public: Public, token: str, base: str) -> Paint
     with context.reads() as session:
         job = jobs.glance_by_token(session, api_keys.digest(token)) if len(token) <= 64 else None
         if job is None:
-            raise ApiError("not_found", "No such painting: the link is wrong, or the picture was deleted.")
+            raise _not_found()
         return describe(session, job, token, base, public.times, public.places)
 
 
@@ -176,17 +180,18 @@ async def status(token: str, request: Request, context: Ctx, who: Poller) -> Pai
     """The painting as the database held it at most 0.75 s ago: a job polled lately is read with
     every other such job, twice a second, and its polls answered from that reading."""
     public, base = _public(request), str(request.base_url)
-    if len(token) <= 64:  # a job polled lately: from the last tick's reading of the database
-        token_hash = api_keys.digest(token)
-        reading = public.watcher.latest(token_hash)
-        if reading is not None:
-            job = reading.jobs.get(token_hash)
-            if job is None:
-                raise ApiError("not_found", "No such painting: the link is wrong, or the picture was deleted.")
-            return status_of(job, token, base, position=reading.positions.get(job.id), median_s=reading.median_s)
-    found = await run_in_threadpool(_status, context, public, token, base)
-    public.watcher.polled(api_keys.digest(token))
-    return found
+    if len(token) > 64:
+        raise _not_found()
+    token_hash = api_keys.digest(token)
+    reading = public.watcher.latest(token_hash)  # a job polled lately: from the last tick's reading
+    if reading is None:
+        found = await run_in_threadpool(_status, context, public, token, base)
+        public.watcher.polled(token_hash)
+        return found
+    job = reading.jobs.get(token_hash)
+    if job is None:
+        raise _not_found()
+    return status_of(job, token, base, position=reading.positions.get(job.id), median_s=reading.median_s)
 
 
 @router.get("/paintings/{token}/events", summary="The painting's status as server-sent events, until it ends",
