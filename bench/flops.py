@@ -46,12 +46,13 @@ def network_flops(height: int, width: int, layers: Sequence[str], net: Network =
 
 @dataclass(frozen=True)
 class Peak:
-    """The cores' peak float32 arithmetic: cores x clock x operations per cycle, and what was assumed."""
+    """The cores' peak arithmetic in ``precision``: cores x clock x operations per cycle, and what was assumed."""
 
     cores: int
     ghz: float
     flops_per_cycle: int
     assumed: str  # which instructions and units the operations per cycle assume
+    precision: str = "float32"
 
     @property
     def gflops(self) -> float:
@@ -59,11 +60,11 @@ class Peak:
 
     def describe(self) -> str:
         return (f"{self.cores} cores x {self.ghz:.3f} GHz (nominal, /proc/cpuinfo) x {self.flops_per_cycle} "
-                f"float32 FLOP/cycle ({self.assumed}) = {self.gflops:.1f} GFLOP/s")
+                f"{self.precision} FLOP/cycle ({self.assumed}) = {self.gflops:.1f} GFLOP/s")
 
 
-def cpu_peak(cpuinfo: str, cpus: int) -> Peak | None:
-    """The float32 peak of the ``cpus`` logical CPUs this process may use, from /proc/cpuinfo's text.
+def cpu_peak(cpuinfo: str, cpus: int, precision: str = "float32") -> Peak | None:
+    """The peak in ``precision`` of the ``cpus`` logical CPUs this process may use, from /proc/cpuinfo's text.
 
     Operations per cycle from the flags: AVX-512 with two FMA units, 64 (2 units x 16 lanes x a
     multiply and an add; a CPU with one unit, or AMD's Zen 4, which splits 512-bit operations
@@ -72,6 +73,10 @@ def cpu_peak(cpuinfo: str, cpus: int) -> Peak | None:
     reports its host's base clock; turbo is not counted). Logical CPUs are counted as cores
     unless "siblings" and "cpu cores" say they are hyperthreads, which share a core's units.
     None where the flags or the clock cannot be read (no /proc/cpuinfo, no AVX2 and FMA).
+
+    In bfloat16: with AMX, 1024 per cycle (Intel's figure for its tile unit); with AVX-512 BF16,
+    twice float32's (a VDPBF16PS sums 32 products in pairs into 16 float32 lanes); without
+    either, float32's (bfloat16 is computed in float32).
     """
     flags: set[str] = set()
     megahertz = siblings = physical = None
@@ -93,7 +98,11 @@ def cpu_peak(cpuinfo: str, cpus: int) -> Peak | None:
         per_cycle, assumed = 32, "AVX2 + FMA, two 256-bit FMA units assumed"
     else:
         return None
+    if precision == "bfloat16" and "amx_bf16" in flags:
+        per_cycle, assumed = 1024, "AMX tiles"
+    elif precision == "bfloat16" and "avx512_bf16" in flags:
+        per_cycle, assumed = 2 * per_cycle, f"AVX-512 BF16, twice float32's: {assumed}"
     cores = cpus
     if siblings and physical and siblings > physical:  # hyperthreads: two logical CPUs a core
         cores = max(1, cpus * physical // siblings)
-    return Peak(cores, megahertz / 1000, per_cycle, assumed)
+    return Peak(cores, megahertz / 1000, per_cycle, assumed, precision)

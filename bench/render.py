@@ -30,8 +30,9 @@ For each size, in a fresh process (so that peak memory is that size's own):
    How near the machine's limit that is: the floating-point operations of one pass of the
    network forward and back to the pixels (``bench.flops.network_flops``: the convolutions
    the renderer's extractor computes, counted once), over the network's time alone and over
-   a whole iteration's, in GFLOP/s, against the cores' float32 peak (``bench.flops.cpu_peak``:
-   cores x nominal clock x operations per cycle from the CPU's flags; the output says which).
+   a whole iteration's, in GFLOP/s, against the cores' peak in the precision it computes in
+   (``bench.flops.cpu_peak``: cores x nominal clock x operations per cycle from the CPU's flags,
+   bfloat16's twice float32's with AVX-512 BF16; the output says which).
 2. The baseline: the optimiser of the TensorFlow tutorial "Neural style transfer" (Adam, lr 0.02
    for pixels in 0..1, beta1 0.99, epsilon 0.1, ``--baseline-steps`` steps from the content image)
    minimising Forger's default objective at full size, on the same network and images.
@@ -182,7 +183,7 @@ def _ms_per_iteration(painter: Any, content: np.ndarray, style: np.ndarray, sett
 
 def _speed(figures: dict) -> dict:
     """GFLOP/s of the network alone and of a whole iteration, and their shares of the cores' peak
-    (float32's, whatever the network computes in; none on a GPU, or where the CPU's is unknown)."""
+    in the precision the network computes in (none on a GPU, or where the CPU's is unknown)."""
     from bench.flops import cpu_peak
     from model.backend import on_gpu, read_cpuinfo
 
@@ -191,7 +192,7 @@ def _speed(figures: dict) -> dict:
     if figures["ms_per_iteration"]:
         speed["gflops_iteration"] = round(1000 * flops / figures["ms_per_iteration"], 1)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    peak = None if on_gpu() else cpu_peak(read_cpuinfo(), cpus)
+    peak = None if on_gpu() else cpu_peak(read_cpuinfo(), cpus, figures["precision"])
     if peak is not None:
         speed.update(peak_gflops=round(peak.gflops, 1), peak=peak.describe())
         for kind in ("network", "iteration"):

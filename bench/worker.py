@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("images", nargs="*", type=pathlib.Path, help="PHOTO PAINTING pairs (default: three shipped pairs)")
     parser.add_argument("--size", type=int, default=512, help="longest side, px (default 512)")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench-output"))
+    parser.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="what the network computes in (default auto: model.render.computes_in)")
     args = parser.parse_args()
     if len(args.images) % 2:
         parser.error("images come in PHOTO PAINTING pairs")
@@ -46,10 +48,11 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from model import RenderSettings, load_image, save_image
-    from model.render import StyleTransfer
+    from model.render import StyleTransfer, computes_in
 
     painter = StyleTransfer.bundled()
-    settings = RenderSettings(size=args.size)
+    settings = RenderSettings(size=args.size, precision=args.precision)
+    print(f"precision: {computes_in(settings)}", flush=True)
     print(f"start-up (imports, weights): {time.perf_counter() - started:.1f} s", flush=True)
     for number, (photo, painting) in enumerate(pairs, 1):
         began = time.perf_counter()

@@ -4,9 +4,9 @@ The picture starts as the photo (or noise, or a given image) and an optimiser (`
 moves its pixels to lower a weighted sum of three losses (``model.losses``) seen through a VGG:
 keep the photo's features at the content layers, take on the paintings' Gram matrices at the style
 layers, stay smooth. It is painted coarse to fine (``RenderSettings`` says how). Only the
-value-and-gradient function is backend-specific (an XLA-compiled ``tf.function`` with a tape, or
-``jax.jit(jax.value_and_grad)``); the losses are ``keras.ops``. The picture stays on the backend's
-device from the start of a stage to its end.
+value-and-gradient function is backend-specific (a ``tf.function`` with a tape, XLA-compiled in
+float32, or ``jax.jit(jax.value_and_grad)``); the losses are ``keras.ops``. The picture stays on
+the backend's device from the start of a stage to its end.
 """
 
 from __future__ import annotations
@@ -455,9 +455,10 @@ class StyleTransfer:
             # Unique, in order; the faces' detail layer too (with the default layers it lies on
             # the way to deeper ones, so it costs nothing).
             layers = tuple(dict.fromkeys((*content_layers, *style_layers, FACE_DETAIL_LAYER)))
-            extractor = build_extractor(self._weights, layers, NETWORKS[self.network], precision)
+            xla = compiled_by_xla(precision)
+            extractor = build_extractor(self._weights, layers, NETWORKS[self.network], precision, xla)
             loss = _total_loss(extractor, layers, content_layers, style_layers)
-            self._objectives[key] = _Objective(extractor, layers, _compile(loss), _forward(extractor))
+            self._objectives[key] = _Objective(extractor, layers, _compile(loss, xla), _forward(extractor))
         return self._objectives[key]
 
 
@@ -470,6 +471,23 @@ def computes_in(settings: RenderSettings) -> str:
     if settings.precision != "auto":
         return settings.precision
     return "bfloat16" if on_gpu() or cpu_has_bfloat16() else "float32"
+
+
+def compiled_by_xla(precision: str) -> bool:
+    """Whether the loss computing in ``precision`` is compiled by XLA: yes, except for bfloat16
+    on TensorFlow on a CPU with bfloat16 instructions (``cpu_has_bfloat16``), where it is a
+    graph of oneDNN's kernels.
+
+    XLA's CPU backend computes bfloat16 convolutions in float32, no faster; oneDNN computes
+    them natively. On 2 AVX-512 BF16 cores the loss's pass forward and back at 512 x 336 px
+    took 821 ms in bfloat16 with XLA, 846 ms in float32 with XLA, and 378 ms in bfloat16 as a
+    graph. In float32 XLA stays: with oneDNN and XLA held to AVX2 on the same machine, it was
+    1306 ms against a graph's 1461 ms. Without bfloat16 instructions TensorFlow's graph
+    computes bfloat16 with Eigen, far slower still (13.5 s at 512 px, oneDNN off).
+    """
+    if check_backend() == "jax" or precision == "float32" or on_gpu():
+        return True
+    return not cpu_has_bfloat16()
 
 
 def _face_preconditioner(faces: FaceWeights) -> np.ndarray | None:
@@ -579,22 +597,22 @@ def _forward(extractor: keras.Model) -> Callable[[np.ndarray], list[Tensor]]:
     return lambda pixels: forward(variables, pixels)
 
 
-def _compile(loss: Callable[..., Tensor]) -> ValueAndGrad:
+def _compile(loss: Callable[..., Tensor], xla: bool = True) -> ValueAndGrad:
     """``loss``'s value and gradient with respect to its first argument, compiled for the backend.
 
-    A new picture size compiles anew, the same size does not. On TensorFlow the Python code is
-    traced at most three times (its first size, then with the height, then the width, left open):
-    a bot's photos come in many sizes, and tracing took 3.5-4.1 s of each new one's render on 2
-    cores, 1.1-1.5 s with L-BFGS's own steps (``model.backend.compiled``) traced alone.
+    A new picture size compiles anew, the same size does not. On TensorFlow, with ``xla``, the
+    Python code is traced at most three times (its first size, then with the height, then the
+    width, left open), XLA compiling each size: a bot's photos come in many sizes, and tracing
+    took 3.5-4.1 s of each new one's render on 2 cores, 1.1-1.5 s with L-BFGS's own steps
+    (``model.backend.compiled``) traced alone. Without ``xla`` (bfloat16 on TensorFlow,
+    ``compiled_by_xla``), a graph is traced for each picture size, as L-BFGS's steps are, in
+    0.5-1 s at 512 px: with the size left open, oneDNN's kernels know less, and the bfloat16
+    pass took 850-980 ms at 512 x 336 px against 485 ms.
     """
     backend = check_backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        # XLA: 15% less time per iteration at 512 px (2.26 s against 2.66 s on 2 cores), for 1-2 s
-        # more compiling per picture size.
-        # AutoGraph off: the loss has no Python loops or branches on tensors to convert.
-        @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
         def value_and_grad(pixels: Tensor, *rest: Any) -> tuple[Tensor, Tensor]:
             # Watch the pixels only: the weights are constants here, no gradient for them.
             with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -602,7 +620,13 @@ def _compile(loss: Callable[..., Tensor]) -> ValueAndGrad:
                 value = loss(pixels, *rest)
             return value, tape.gradient(value, pixels)
 
-        return value_and_grad
+        # AutoGraph off: the loss has no Python loops or branches on tensors to convert.
+        if not xla:  # a graph per picture size, as tf.function traces by default
+            return tf.function(value_and_grad, autograph=False, reduce_retracing=False)
+        # XLA: 15% less time per iteration at 512 px (2.26 s against 2.66 s on 2 cores), for 1-2 s
+        # more compiling per picture size.
+        return tf.function(value_and_grad, jit_compile=True, autograph=False, reduce_retracing=True)
     import jax
 
     return jax.jit(jax.value_and_grad(loss))
+

@@ -49,6 +49,18 @@ def test_the_peak_of_avx512_cores_counts_hyperthreads_as_one_core() -> None:
     assert peak.gflops == pytest.approx(4 * 2.0 * 64)
 
 
+def test_the_bfloat16_peak_counts_its_instructions() -> None:
+    zen = EPYC_AVX2.replace("flags\t\t: ", "flags\t\t: avx512f avx512_bf16 ", 1)
+    assert cpu_peak(zen, cpus=2).flops_per_cycle == 64  # type: ignore[union-attr]
+    in_bfloat16 = cpu_peak(zen, cpus=2, precision="bfloat16")
+    assert in_bfloat16 is not None and in_bfloat16.flops_per_cycle == 128
+    assert "bfloat16 FLOP/cycle (AVX-512 BF16" in in_bfloat16.describe()
+    # Computed in float32 where the CPU has no bfloat16 instructions.
+    assert cpu_peak(EPYC_AVX2, cpus=2, precision="bfloat16").flops_per_cycle == 32  # type: ignore[union-attr]
+    amx = cpu_peak(SAPPHIRE_RAPIDS, cpus=2, precision="bfloat16")
+    assert amx is not None and amx.flops_per_cycle == 1024
+
+
 def test_no_peak_without_a_clock_or_vector_units() -> None:
     assert cpu_peak("", cpus=2) is None
     assert cpu_peak(GRAVITON, cpus=2) is None  # no x86 flags, no clock

@@ -83,9 +83,11 @@ def style_distance(
 
 
 def tiny(**changes: Any) -> RenderSettings:
-    """Settings for a render of seconds: one scale, no early stop, no face detection."""
+    """Settings for a render of seconds: one scale, no early stop, no face detection, in
+    float32 (what "auto" computes in depends on the machine: bfloat16 where the CPU has it)."""
     defaults: dict[str, Any] = {
-        "size": 64, "scales": (1.0,), "iterations": (25,), "early_stop": 0.0, "faces": "off"
+        "size": 64, "scales": (1.0,), "iterations": (25,), "early_stop": 0.0, "faces": "off",
+        "precision": "float32",
     }
     return RenderSettings(**{**defaults, **changes})
 
@@ -346,7 +348,7 @@ import numpy as np
 from model.render import StyleTransfer
 from tests.integration.test_model_render import draw_painting, draw_photo, resize, tiny
 painter = StyleTransfer.bundled()
-settings = tiny(size=32, iterations=(4,))
+settings = tiny(size=32, iterations=(4,), precision="float32")
 picture = painter.render(draw_photo(), draw_painting(), settings)
 losses = [painter.loss(image, draw_photo(), draw_painting(), settings)
           for image in (picture, resize(draw_photo()))]
@@ -374,7 +376,7 @@ def test_the_jax_backend_gives_the_same_losses_and_picture(painter: StyleTransfe
     assert result.returncode == 0, result.stderr[-3000:]
     on_jax = json.loads(result.stdout)
 
-    settings = tiny(size=32, iterations=(4,))
+    settings = tiny(size=32, iterations=(4,), precision="float32")
     picture = painter.render(draw_photo(), draw_painting(), settings)
     losses = [painter.loss(image, draw_photo(), draw_painting(), settings) for image in (picture, resize(draw_photo()))]
 
@@ -650,6 +652,39 @@ def test_a_bfloat16_render_is_as_good_by_the_float32_loss(painter: StyleTransfer
     assert half < 0.5 * start  # it painted
     # No worse by the float32 loss (its two paths part after a few steps: 0.2-3% apart, either way).
     assert half <= full * 1.02
+
+
+@pytest.mark.slow
+def test_on_a_cpu_with_bfloat16_instructions_its_loss_is_a_graph_per_size_with_onednns_pooling(
+    weights: dict[str, tuple[np.ndarray, np.ndarray]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if keras.backend.backend() != "tensorflow" or on_gpu():
+        pytest.skip("bfloat16 runs as a graph on TensorFlow on a CPU only")
+    # Where the CPU has no bfloat16 instructions the graph runs on Eigen's kernels: slowly, and
+    # the same.
+    monkeypatch.setattr(render_module, "cpu_has_bfloat16", lambda: True)
+    assert render_module.compiled_by_xla("bfloat16") is False
+    assert render_module.compiled_by_xla("float32") is True
+    painter = StyleTransfer(weights)  # its own: a fresh compiled loss
+    photo, painting = draw_photo(), draw_painting()
+    settings = tiny(precision="bfloat16", iterations=(3,))
+
+    def traces_after(height: int, width: int) -> int:
+        picture = painter.render(draw_photo(height, width), painting, settings)
+        assert picture.shape == (height, width, 3)
+        (objective,) = painter._objectives.values()
+        return int(objective.value_and_grad.experimental_get_tracing_count())
+
+    # A graph for each size, none with its size left open (oneDNN's kernels are slower so);
+    # a size met again is not traced again.
+    assert [traces_after(48, 64), traces_after(40, 64), traces_after(48, 64), traces_after(64, 36)] == [1, 2, 2, 3]
+    (objective,) = painter._objectives.values()
+    pools = [layer for layer in objective.extractor.layers if layer.name.endswith("_pool")]
+    assert pools and not any(pool.for_xla for pool in pools)
+    # The same loss as float32's, to bfloat16's rounding.
+    picture = painter.render(photo, painting, settings)
+    half = painter.loss(picture, photo, painting, settings)
+    assert half == pytest.approx(painter.loss(picture, photo, painting, replace(settings, precision="float32")), rel=0.01)
 
 
 def test_from_256_px_on_the_short_side_is_painted_rounded_to_16_px(painter: StyleTransfer) -> None:
