@@ -129,8 +129,9 @@ def test_the_default_schedule_paints_the_style_and_keeps_the_photos_structure(
     # their weights), on a small picture: the figures users get, in miniature.
     defaults = RenderSettings()
     assert (defaults.scales, defaults.iterations, defaults.style_weight, defaults.start_colours) == (
-        (0.5, 1.0), (30, 4), 5e4, "painting"
+        (0.5, 1.0), (45, 5), 5e4, "painting"
     )
+    assert (defaults.content_layers, defaults.content_weight) == (("block3_conv1", "block4_conv2"), 0.5)
     # A real photo and painting, as shipped (bot/samples, the gallery): the colour start's map
     # is fitted to natural pictures' colours, not to a few flat ones.
     bot = pathlib.Path(__file__).resolve().parents[2] / "bot"
@@ -140,10 +141,10 @@ def test_the_default_schedule_paints_the_style_and_keeps_the_photos_structure(
 
     picture = painter.render(photo, painting, replace(defaults, size=128, faces="off"), seen.append)
 
-    # Half size, then four iterations at full size (too few for the early stop's window of 10,
+    # Half size, then five iterations at full size (too few for the early stop's window of 10,
     # which may only shorten the first stage).
     sizes = [p.size for p in seen]
-    assert sizes[-4:] == [128] * 4 and 0 < sizes.count(64) <= 30 and len(sizes) == sizes.count(64) + 4
+    assert sizes[-5:] == [128] * 5 and 0 < sizes.count(64) <= 45 and len(sizes) == sizes.count(64) + 5
     painting_seen = resize_to_longest(painting, 128)
     before = style_distance(weights, photo, painting_seen)
     after = style_distance(weights, picture, painting_seen)
