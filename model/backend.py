@@ -72,7 +72,8 @@ def on_gpu() -> bool:
 # The CPU flags (Linux's /proc/cpuinfo) of native bfloat16 arithmetic: AVX-512 BF16 (Intel
 # from Cooper Lake, AMD from Zen 4) and AMX (Intel from Sapphire Rapids). Without them bfloat16
 # is emulated, slowly: on 2 AVX2 cores (AMD EPYC) a 128 px render was 1.5x slower than in
-# float32. With them it is not yet measured here: no machine we have had offers them.
+# float32. With them, on 2 AMD EPYC cores with AVX-512 BF16, the loss's pass at 512 x 336 px
+# took 378 ms against float32's 846 ms, run by oneDNN (``model.render.compiled_by_xla``).
 BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 

@@ -25,7 +25,7 @@ def test_shipped_config_loads() -> None:
     config = load_config(ROOT / "config.yaml")
     assert config.bot.platforms == ("x",) and config.section("x").handle == "forgerbot"
     assert config.render.settings.size == 512
-    assert config.render.settings.iterations == (45, 5)
+    assert config.render.settings.iterations == (45, 10)
     assert config.render.weights_path is None
     assert config.database.url.startswith("sqlite:///")
 
