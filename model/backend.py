@@ -136,7 +136,10 @@ def keep_compiled_programs(directory: str | os.PathLike[str]) -> bool:
     this, a restarted bot pays that once per shape, not once per process.
 
     On TensorFlow, XLA's persistent cache keeps the loss's program (the one ``tf.function`` with
-    ``jit_compile``; the optimiser's steps are graphs, traced, not compiled). It is set through
+    ``jit_compile``; the optimiser's steps are graphs, traced, not compiled). In bfloat16 on a
+    CPU with bfloat16 instructions the loss is a graph too (``model.render.compiled_by_xla``):
+    nothing is kept, and each process traces it again (2.3 s of a first 512 px render, both
+    stages, on 2 cores). It is set through
     ``TF_XLA_FLAGS``, which TensorFlow reads once, when it first needs its XLA flags (not on
     import: set after it, they were taken): call this before the first render. A fresh
     process's first 128 px render (2 stages, 4 + 2 iterations) took 24.6-26.3 s without it and

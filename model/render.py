@@ -604,8 +604,8 @@ def _compile(loss: Callable[..., Tensor], xla: bool = True) -> ValueAndGrad:
     Python code is traced at most three times (its first size, then with the height, then the
     width, left open), XLA compiling each size: a bot's photos come in many sizes, and tracing
     took 3.5-4.1 s of each new one's render on 2 cores, 1.1-1.5 s with L-BFGS's own steps
-    (``model.backend.compiled``) traced alone. Without ``xla`` (bfloat16 on TensorFlow,
-    ``compiled_by_xla``), a graph is traced for each picture size, as L-BFGS's steps are, in
+    (``model.backend.compiled``) traced alone. Without ``xla`` (bfloat16 on a CPU with bfloat16
+    instructions, ``compiled_by_xla``), a graph is traced for each picture size, as L-BFGS's steps are, in
     0.5-1 s at 512 px: with the size left open, oneDNN's kernels know less, and the bfloat16
     pass took 850-980 ms at 512 x 336 px against 485 ms.
     """
@@ -629,4 +629,3 @@ def _compile(loss: Callable[..., Tensor], xla: bool = True) -> ValueAndGrad:
     import jax
 
     return jax.jit(jax.value_and_grad(loss))
-
