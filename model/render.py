@@ -597,7 +597,7 @@ def _forward(extractor: keras.Model) -> Callable[[np.ndarray], list[Tensor]]:
     return lambda pixels: forward(variables, pixels)
 
 
-def _compile(loss: Callable[..., Tensor], xla: bool = True) -> ValueAndGrad:
+def _compile(loss: Callable[..., Tensor], xla: bool) -> ValueAndGrad:
     """``loss``'s value and gradient with respect to its first argument, compiled for the backend.
 
     A new picture size compiles anew, the same size does not. On TensorFlow, with ``xla``, the
